@@ -1,0 +1,47 @@
+# forgelab: `make demo` brings up the example lab; `make test` runs every test.
+export PATH := $(PATH):/usr/local/go/bin
+GO ?= go
+STATE_DIR ?= $(or $(FORGELAB_STATE_DIR),/var/lib/forgelab)
+FORGELAB := ./bin/forgelab --state-dir $(STATE_DIR)
+
+.PHONY: setup build test unit image demo demo-down bench clean
+
+setup:
+	.ci/setup
+
+build:
+	$(GO) build -o bin/forgelab ./cmd/forgelab
+
+# Unit tests only: no VMs, no root needed.
+unit:
+	$(GO) vet ./...
+	$(GO) test -short ./...
+
+# Everything, VM and network tests included. Tests that boot VMs share one
+# image in $(STATE_DIR)/images (built on first use).
+test: setup build
+	$(GO) vet ./...
+	FORGELAB_STATE_DIR=$(STATE_DIR) FORGELAB_BIN=$(CURDIR)/bin/forgelab \
+	  $(GO) test -count=1 -timeout 50m -p 1 ./... 
+
+image: setup build
+	$(FORGELAB) image build debian-12
+
+# The main job on built-in defaults: image (built if missing), the
+# quickstart lab up, and a look at it working.
+demo: setup build
+	CGO_ENABLED=0 $(GO) build -ldflags='-s -w' -o examples/quickstart/bin/demo ./examples/quickstart
+	$(FORGELAB) create examples/quickstart.toml
+	$(FORGELAB) exec quickstart a -- ping -c 3 -q b.ab
+	$(FORGELAB) exec quickstart a -- 'ip -brief address'
+	$(FORGELAB) workload --wait quickstart
+	@echo "quickstart is running. Try: $(FORGELAB) ssh quickstart a   |   make demo-down"
+
+demo-down: build
+	$(FORGELAB) destroy quickstart
+
+bench: setup build
+	bench/boot.sh
+
+clean:
+	rm -rf bin examples/quickstart/bin

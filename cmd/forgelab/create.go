@@ -1,0 +1,78 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/forgelab/forgelab/hypervisor"
+	"github.com/forgelab/forgelab/labs"
+)
+
+func createCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "create",
+		Usage:     "boot a lab's VMs, wire its links, and return when every host answers SSH",
+		ArgsUsage: "LAB.toml",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "accel", Usage: "kvm, tcg or auto (detect)", Value: "auto"},
+			&cli.IntFlag{Name: "parallel", Usage: "VMs booting at once (0: fit the CPUs)"},
+			&cli.DurationFlag{Name: "timeout", Usage: "per-host wait for SSH (0: 2m under KVM, 6m under TCG)"},
+		},
+		Action: func(c *cli.Context) error {
+			if err := needArgs(c, 1, "LAB.toml"); err != nil {
+				return err
+			}
+			spec, err := labs.Load(c.Args().First())
+			if err != nil {
+				return err
+			}
+			if abs, err := filepath.Abs(spec.File); err == nil {
+				spec.File = abs
+			}
+			accel, reason, err := chooseAccel(c.String("accel"))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(os.Stderr, "accelerator: %s (%s)\n", accel, reason)
+			if err := hypervisor.CheckQEMU(); err != nil {
+				return err
+			}
+			m, done, err := manager(c)
+			if err != nil {
+				return err
+			}
+			defer done()
+			start := time.Now()
+			st, err := m.Create(c.Context, spec, labs.CreateOptions{
+				Accel: accel, AccelReason: reason, Parallel: c.Int("parallel"), ReadyTimeout: c.Duration("timeout"),
+			})
+			if err != nil {
+				return fmt.Errorf("create %s: %w", spec.Lab.Name, err)
+			}
+			fmt.Fprintf(os.Stderr, "lab %s is ready (%d hosts) in %s\n", st.Lab, len(st.Plan.Hosts), time.Since(start).Round(100*time.Millisecond))
+			info, err := m.Inspect(st.Lab)
+			if err != nil {
+				return err
+			}
+			printInfo(info)
+			fmt.Printf("\nforgelab ssh %s %s    # log in\nforgelab destroy %s   # remove everything\n", st.Lab, st.Plan.Hosts[0].Name, st.Lab)
+			return nil
+		},
+	}
+}
+
+func chooseAccel(flag string) (hypervisor.Accel, string, error) {
+	accel, forced, err := hypervisor.ParseAccel(flag)
+	if err != nil {
+		return "", "", err
+	}
+	if forced {
+		return accel, "forced with --accel", nil
+	}
+	a, why := hypervisor.DetectAccel(hypervisor.DefaultProbe())
+	return a, why, nil
+}

@@ -1,0 +1,311 @@
+package main
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// fabricChecks runs the link acceptance checks on a booted lab whose link
+// ab joins a and b, and bc joins b and c. It leaves every link as it found
+// it (no impairment, up, healed).
+func fabricChecks(t *testing.T, lab string, info inspectJSON) {
+	bAB := addrOn(info, "b", "ab", false)
+	cBC := addrOn(info, "c", "bc", false)
+	reset := func(t *testing.T) {
+		t.Helper()
+		mustForgelab(t, "link", "set", lab, "ab", "--clear")
+		mustForgelab(t, "link", "up", lab, "ab")
+		mustForgelab(t, "heal", lab)
+	}
+
+	t.Run("delay 20ms each way adds 40ms RTT", func(t *testing.T) {
+		defer reset(t)
+		base := medianRTT(t, lab, "a", bAB, 100)
+		mustForgelab(t, "link", "set", lab, "ab", "--delay", "20ms")
+		delayed := medianRTT(t, lab, "a", bAB, 100)
+		added := delayed - base
+		t.Logf("median RTT %.2f ms without delay, %.2f ms with: +%.2f ms", base, delayed, added)
+		if math.Abs(added-40) > 2 {
+			t.Errorf("20 ms each way added %.2f ms to the median RTT, want 40 ± 2", added)
+		}
+	})
+
+	t.Run("loss 10% over 1000 packets", func(t *testing.T) {
+		defer reset(t)
+		mustForgelab(t, "link", "set", lab, "ab", "--from", "a", "--loss", "10%")
+		out := mustForgelab(t, "exec", lab, "a", "--", fmt.Sprintf("sudo ping -n -q -c 1000 -i 0.005 -W 1 %s || true", bAB))
+		sent, recv := pingCounts(t, out)
+		lost := sent - recv
+		// Binomial(1000, 0.1): 99.9 % of outcomes lie in [69, 131].
+		lo, hi := binomialInterval(sent, 0.10, 3.29)
+		t.Logf("lost %d of %d (99.9%% interval [%d, %d])", lost, sent, lo, hi)
+		if sent != 1000 || lost < lo || lost > hi {
+			t.Errorf("lost %d of %d, want within [%d, %d]", lost, sent, lo, hi)
+		}
+	})
+
+	t.Run("rate 10mbit", func(t *testing.T) {
+		defer reset(t)
+		mustForgelab(t, "link", "set", lab, "ab", "--rate", "10mbit")
+		mustForgelab(t, "exec", lab, "b", "--", "iperf3 -s -1 -D")
+		time.Sleep(500 * time.Millisecond)
+		out := mustForgelab(t, "exec", lab, "a", "--", fmt.Sprintf("iperf3 -c %s -t 6 -O 1 -J", bAB))
+		var res struct {
+			End struct {
+				SumReceived struct {
+					Bits float64 `json:"bits_per_second"`
+				} `json:"sum_received"`
+			} `json:"end"`
+		}
+		if err := json.Unmarshal([]byte(out), &res); err != nil {
+			t.Fatalf("iperf3 output: %v\n%s", err, out)
+		}
+		mbit := res.End.SumReceived.Bits / 1e6
+		t.Logf("iperf3 TCP at rate 10mbit: %.2f Mbit/s", mbit)
+		if mbit < 9.0 || mbit > 10.5 {
+			t.Errorf("rate 10mbit carried %.2f Mbit/s, want 9.0-10.5", mbit)
+		}
+	})
+
+	t.Run("change during a ping is visible within 100ms", func(t *testing.T) {
+		defer reset(t)
+		pcap := filepath.Join(t.TempDir(), "ab.pcap")
+		capture := exec.Command(binPath, "--state-dir", stateDir(), "capture", lab, "ab", "-w", pcap)
+		if err := capture.Start(); err != nil {
+			t.Fatal(err)
+		}
+		ping := exec.Command(binPath, "--state-dir", stateDir(), "exec", lab, "a", "--", fmt.Sprintf("sudo ping -n -q -c 400 -i 0.01 %s", bAB))
+		if err := ping.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Second)
+		issued := time.Now()
+		mustForgelab(t, "link", "set", lab, "ab", "--from", "a", "--delay", "50ms")
+		ping.Wait()
+		capture.Process.Signal(os.Interrupt)
+		capture.Wait()
+		first, err := firstSlowEcho(pcap, 40*time.Millisecond)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lag := first.Sub(issued)
+		t.Logf("first echo request delayed by the change left a %s after `link set` was started", lag.Round(time.Millisecond))
+		if lag > 100*time.Millisecond {
+			t.Errorf("change took effect %s after link set started, want within 100ms", lag)
+		}
+	})
+
+	t.Run("partition then heal", func(t *testing.T) {
+		defer reset(t)
+		mustForgelab(t, "partition", lab, "a", "b,c")
+		if r := forgelab(t, "exec", lab, "a", "--", fmt.Sprintf("ping -n -c 3 -i 0.2 -W 1 %s", bAB)); r.code == 0 || !strings.Contains(r.stdout, "100% packet loss") {
+			t.Errorf("a reached b during the partition:\n%s", r.stdout)
+		}
+		if r := forgelab(t, "exec", lab, "b", "--", fmt.Sprintf("ping -n -c 3 -i 0.2 -W 1 %s", cBC)); r.code != 0 {
+			t.Errorf("b could not reach c inside its group:\n%s", r.stdout)
+		}
+		mustForgelab(t, "heal", lab)
+		if r := forgelab(t, "exec", lab, "a", "--", fmt.Sprintf("ping -n -c 5 -i 0.2 -W 1 %s", bAB)); r.code != 0 || !strings.Contains(r.stdout, " 0% packet loss") {
+			t.Errorf("after heal a does not fully reach b:\n%s", r.stdout)
+		}
+	})
+
+	t.Run("link down and up", func(t *testing.T) {
+		defer reset(t)
+		mustForgelab(t, "link", "down", lab, "ab")
+		if r := forgelab(t, "exec", lab, "a", "--", fmt.Sprintf("ping -n -c 2 -W 1 %s", bAB)); r.code == 0 {
+			t.Errorf("ping crossed a link that is down:\n%s", r.stdout)
+		}
+		mustForgelab(t, "link", "up", lab, "ab")
+		if r := forgelab(t, "exec", lab, "a", "--", fmt.Sprintf("ping -n -c 2 -W 2 %s", bAB)); r.code != 0 {
+			t.Errorf("ping fails after link up:\n%s", r.stdout)
+		}
+	})
+
+	t.Run("nic cut and restore", func(t *testing.T) {
+		mustForgelab(t, "nic", "down", lab, "b", "ab")
+		out := mustForgelab(t, "exec", lab, "b", "--", "cat /sys/class/net/$(ip -o link | awk -F': ' '/"+macOn(info, "b", "ab")+"/ {print $2}')/carrier 2>/dev/null || ip -o link")
+		mustForgelab(t, "nic", "up", lab, "b", "ab")
+		if strings.TrimSpace(out) != "0" {
+			t.Errorf("b's NIC on ab still has carrier after nic down: %q", out)
+		}
+		r := forgelab(t, "exec", lab, "a", "--", fmt.Sprintf("for i in $(seq 20); do ping -n -c 1 -W 1 %s && exit 0; done; exit 1", bAB))
+		if r.code != 0 {
+			t.Errorf("ping fails after nic up:\n%s", r.stdout)
+		}
+	})
+
+	t.Run("host pause and resume", func(t *testing.T) {
+		mustForgelab(t, "host", "pause", lab, "b")
+		r := forgelab(t, "exec", lab, "a", "--", fmt.Sprintf("ping -n -c 2 -W 1 %s", bAB))
+		mustForgelab(t, "host", "resume", lab, "b")
+		if r.code == 0 {
+			t.Errorf("a paused host answered ping:\n%s", r.stdout)
+		}
+		if got := strings.TrimSpace(mustForgelab(t, "exec", lab, "b", "--", "hostname")); got != "b" {
+			t.Errorf("b after resume: %q", got)
+		}
+	})
+
+	t.Run("link show and event log", func(t *testing.T) {
+		var st struct {
+			Shaper string
+			Links  []struct {
+				Name       string
+				Up         bool
+				Directions []struct {
+					From     string
+					Counters *struct {
+						RxPackets uint64 `json:"rx_packets"`
+					}
+				}
+			}
+		}
+		if err := json.Unmarshal([]byte(mustForgelab(t, "link", "show", "-o", "json", lab)), &st); err != nil {
+			t.Fatal(err)
+		}
+		if len(st.Links) != 3 {
+			t.Fatalf("link show: %d links", len(st.Links))
+		}
+		for _, l := range st.Links {
+			if l.Name == "ab" && (len(l.Directions) != 2 || l.Directions[0].Counters == nil && st.Shaper == "userspace" || !l.Up) {
+				t.Errorf("link ab in show: %+v", l)
+			}
+		}
+		events, err := os.ReadFile(filepath.Join(stateDir(), "labs", lab, "events.log"))
+		if err != nil || !strings.Contains(string(events), "partition") || !strings.Contains(string(events), "link set ab") {
+			t.Errorf("event log lacks the changes (%v):\n%s", err, events)
+		}
+	})
+
+	t.Run("bad quality changes nothing", func(t *testing.T) {
+		before := mustForgelab(t, "link", "show", "-o", "json", lab)
+		for _, args := range [][]string{
+			{"link", "set", lab, "ab", "--delay", "-5ms"},
+			{"link", "set", lab, "ab", "--loss", "150%"},
+			{"link", "set", lab, "nosuch", "--delay", "5ms"},
+			{"link", "set", lab, "ab", "--from", "c", "--delay", "5ms"},
+		} {
+			if r := forgelab(t, args...); r.code == 0 || r.stderr == "" {
+				t.Errorf("forgelab %v accepted (exit %d)", args, r.code)
+			} else {
+				t.Logf("forgelab %s: %s", strings.Join(args[3:], " "), strings.TrimSpace(r.stderr))
+			}
+		}
+		if after := mustForgelab(t, "link", "show", "-o", "json", lab); stripCounters(after) != stripCounters(before) {
+			t.Errorf("refused changes changed the links:\nbefore %s\nafter %s", before, after)
+		}
+	})
+}
+
+var countersRE = regexp.MustCompile(`(?s)"counters": \{.*?\}`)
+
+func stripCounters(s string) string { return countersRE.ReplaceAllString(s, "") }
+
+func macOn(info inspectJSON, host, link string) string {
+	for _, h := range info.Hosts {
+		if h.Name == host {
+			for _, n := range h.NICs {
+				if n.Link == link {
+					return n.MAC
+				}
+			}
+		}
+	}
+	return ""
+}
+
+var rttRE = regexp.MustCompile(`time=([0-9.]+) ms`)
+
+// medianRTT pings n times and returns the median round trip in ms.
+func medianRTT(t *testing.T, lab, from, addr string, n int) float64 {
+	t.Helper()
+	out := mustForgelab(t, "exec", lab, from, "--", fmt.Sprintf("sudo ping -n -c %d -i 0.02 %s", n, addr))
+	var rtts []float64
+	for _, m := range rttRE.FindAllStringSubmatch(out, -1) {
+		v, _ := strconv.ParseFloat(m[1], 64)
+		rtts = append(rtts, v)
+	}
+	if len(rtts) < n*9/10 {
+		t.Fatalf("only %d of %d replies:\n%s", len(rtts), n, out)
+	}
+	sort.Float64s(rtts)
+	return rtts[len(rtts)/2]
+}
+
+var pingStatsRE = regexp.MustCompile(`(\d+) packets transmitted, (\d+) received`)
+
+func pingCounts(t *testing.T, out string) (int, int) {
+	t.Helper()
+	m := pingStatsRE.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no ping statistics in:\n%s", out)
+	}
+	a, _ := strconv.Atoi(m[1])
+	b, _ := strconv.Atoi(m[2])
+	return a, b
+}
+
+// binomialInterval is the normal approximation of the interval holding a
+// binomial count with the given z.
+func binomialInterval(n int, p, z float64) (int, int) {
+	mean := float64(n) * p
+	sd := math.Sqrt(float64(n) * p * (1 - p))
+	return int(math.Floor(mean - z*sd)), int(math.Ceil(mean + z*sd))
+}
+
+// firstSlowEcho reads a pcap and returns the capture time of the first
+// ICMP echo request whose reply came at least slow later.
+func firstSlowEcho(path string, slow time.Duration) (time.Time, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if len(data) < 24 {
+		return time.Time{}, fmt.Errorf("pcap %s is %d bytes", path, len(data))
+	}
+	le := binary.LittleEndian
+	nano := le.Uint32(data[0:4]) == 0xa1b23c4d
+	requests := map[uint32]time.Time{}
+	for off := 24; off+16 <= len(data); {
+		sec, frac, incl := le.Uint32(data[off:]), le.Uint32(data[off+4:]), int(le.Uint32(data[off+8:]))
+		ts := time.Unix(int64(sec), int64(frac)*1000)
+		if nano {
+			ts = time.Unix(int64(sec), int64(frac))
+		}
+		pkt := data[off+16 : min(off+16+incl, len(data))]
+		off += 16 + incl
+		// Ethernet + IPv4 + ICMP echo: type at 14+ihl, id and seq after.
+		if len(pkt) < 42 || binary.BigEndian.Uint16(pkt[12:14]) != 0x0800 || pkt[23] != 1 {
+			continue
+		}
+		ihl := int(pkt[14]&0x0f) * 4
+		icmp := pkt[14+ihl:]
+		if len(icmp) < 8 {
+			continue
+		}
+		key := uint32(binary.BigEndian.Uint16(icmp[4:6]))<<16 | uint32(binary.BigEndian.Uint16(icmp[6:8]))
+		switch icmp[0] {
+		case 8:
+			if _, seen := requests[key]; !seen {
+				requests[key] = ts
+			}
+		case 0:
+			if req, ok := requests[key]; ok && ts.Sub(req) >= slow {
+				return req, nil
+			}
+		}
+	}
+	return time.Time{}, fmt.Errorf("no echo in %s took %s or more (%d requests)", path, slow, len(requests))
+}

@@ -1,0 +1,41 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/forgelab/forgelab/labs"
+)
+
+func validateCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "validate",
+		Usage:     "check a lab file and show what create would make",
+		ArgsUsage: "LAB.toml",
+		Action: func(c *cli.Context) error {
+			if err := needArgs(c, 1, "LAB.toml"); err != nil {
+				return err
+			}
+			spec, err := labs.Load(c.Args().First())
+			if err != nil {
+				return err
+			}
+			p, err := labs.NewPlan(spec)
+			if err != nil {
+				return err
+			}
+			if err := labs.CheckSoftware(spec, p); err != nil {
+				return err
+			}
+			fmt.Printf("%s: lab %s is valid: %d hosts, %d links (id %s)\n", spec.File, spec.Lab.Name, len(p.Hosts), len(p.Links), p.ID)
+			for _, h := range p.Hosts {
+				fmt.Printf("  host %-10s %d cpu %5d MiB  image %s  mgmt %s\n", h.Name, h.CPUs, h.MemoryMiB, h.Image, h.MgmtIP)
+			}
+			for _, l := range p.Links {
+				fmt.Printf("  link %-10s %v  %s %s\n", l.Name, l.Endpoints, l.Subnet4, l.Subnet6)
+			}
+			return nil
+		},
+	}
+}

@@ -1,0 +1,101 @@
+package hypervisor
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"libvirt.org/go/libvirt"
+	"libvirt.org/go/libvirtxml"
+)
+
+// HostAction is a fault or power action on a VM.
+type HostAction string
+
+const (
+	ActionStop   HostAction = "stop"   // ACPI power-off, forced after a grace period
+	ActionStart  HostAction = "start"  // boot a stopped VM
+	ActionKill   HostAction = "kill"   // pull the plug
+	ActionPause  HostAction = "pause"  // freeze the vCPUs (the host looks hung)
+	ActionResume HostAction = "resume" // thaw
+	ActionReboot HostAction = "reboot" // reset, like a watchdog
+)
+
+// HostActions lists the actions in a stable order, for help texts.
+var HostActions = []HostAction{ActionStop, ActionStart, ActionKill, ActionPause, ActionResume, ActionReboot}
+
+// Do applies a power or fault action to a domain.
+func (c *Conn) Do(ctx context.Context, name string, a HostAction) error {
+	dom, err := c.c.LookupDomainByName(name)
+	if err != nil {
+		return fmt.Errorf("look up domain %s: %w", name, err)
+	}
+	defer dom.Free()
+	switch a {
+	case ActionStop:
+		if active, _ := dom.IsActive(); !active {
+			return nil
+		}
+		return c.Shutdown(ctx, name, 30*time.Second)
+	case ActionStart:
+		if active, _ := dom.IsActive(); active {
+			return nil
+		}
+		err = dom.Create()
+	case ActionKill:
+		if active, _ := dom.IsActive(); !active {
+			return nil
+		}
+		err = dom.Destroy()
+	case ActionPause:
+		err = dom.Suspend()
+	case ActionResume:
+		err = dom.Resume()
+	case ActionReboot:
+		err = dom.Reset(0)
+	default:
+		return fmt.Errorf("unknown host action %q (use %v)", a, HostActions)
+	}
+	if err != nil {
+		return fmt.Errorf("%s domain %s: %w", a, name, err)
+	}
+	return nil
+}
+
+// SetNICLink cuts (up=false) or restores a NIC's carrier, found by MAC. The
+// guest sees its link go down, as when a cable is pulled; libvirt does
+// this through QEMU's set_link.
+func (c *Conn) SetNICLink(ctx context.Context, name, mac string, up bool) error {
+	dom, err := c.c.LookupDomainByName(name)
+	if err != nil {
+		return fmt.Errorf("look up domain %s: %w", name, err)
+	}
+	defer dom.Free()
+	desc, err := dom.GetXMLDesc(0)
+	if err != nil {
+		return fmt.Errorf("read domain %s: %w", name, err)
+	}
+	var d libvirtxml.Domain
+	if err := d.Unmarshal(desc); err != nil {
+		return fmt.Errorf("parse domain %s: %w", name, err)
+	}
+	for _, iface := range d.Devices.Interfaces {
+		if iface.MAC == nil || iface.MAC.Address != mac {
+			continue
+		}
+		state := "up"
+		if !up {
+			state = "down"
+		}
+		iface.Link = &libvirtxml.DomainInterfaceLink{State: state}
+		x, err := iface.Marshal()
+		if err != nil {
+			return err
+		}
+		if err := dom.UpdateDeviceFlags(x, libvirt.DOMAIN_DEVICE_MODIFY_LIVE); err != nil {
+			return fmt.Errorf("set link %s of %s %s: %w", mac, name, state, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("domain %s has no NIC with MAC %s", name, mac)
+}

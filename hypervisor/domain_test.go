@@ -1,0 +1,71 @@
+package hypervisor
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs from golden file; got:\n%s", name, got)
+	}
+}
+
+func TestDomainXMLGolden(t *testing.T) {
+	base := DomainConfig{
+		Name: "fl-1a2b-a", Title: "forgelab quickstart/a", VCPUs: 1, MemoryMiB: 512,
+		Disk: "/var/lib/forgelab/labs/quickstart/a.qcow2", Seed: "/var/lib/forgelab/labs/quickstart/a-seed.iso",
+		SerialLog: "/var/lib/forgelab/labs/quickstart/a-serial.log",
+		NICs: []NIC{
+			{MAC: "52:54:00:00:00:01", Network: "fl-1a2b-mgmt", Tap: "fl1a2bh00m"},
+			{MAC: "52:54:00:00:00:02", Bridge: "fl1a2bl00", Tap: "fl1a2bh00n00"},
+			{MAC: "52:54:00:00:00:03", Tap: "fl1a2bh00n01", TapExisting: true},
+			{MAC: "52:54:00:00:00:04", UDP: &UDPEndpoint{LocalAddr: "127.0.0.1", LocalPort: 40001, RemoteAddr: "127.0.0.1", RemotePort: 40002}},
+		},
+	}
+	tcg := base
+	tcg.Accel, tcg.TBCacheMiB = TCG, 128
+	kvm := base
+	kvm.Accel = KVM
+	for name, cfg := range map[string]DomainConfig{"domain-tcg.xml": tcg, "domain-kvm.xml": kvm} {
+		got, err := DomainXML(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		golden(t, name, got+"\n")
+	}
+}
+
+func TestDomainXMLRejectsNICWithoutBackend(t *testing.T) {
+	_, err := DomainXML(DomainConfig{Name: "x", Disk: "/d", NICs: []NIC{{MAC: "52:54:00:00:00:09"}}})
+	if err == nil {
+		t.Fatal("a NIC with no backend was accepted")
+	}
+}
+
+func TestNetworkXMLGolden(t *testing.T) {
+	got, err := NetworkXML(NATNetwork{
+		Name: "fl-1a2b-mgmt", Bridge: "fl1a2b-m", Gateway: "10.213.7.1", Netmask: "255.255.255.0",
+		Domain: "quickstart.lab",
+		Hosts:  []DHCPHost{{MAC: "52:54:00:00:00:01", IP: "10.213.7.10", Name: "a"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "network.xml", got+"\n")
+}

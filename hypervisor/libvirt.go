@@ -1,0 +1,306 @@
+package hypervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	"libvirt.org/go/libvirt"
+)
+
+// DefaultURI is the system libvirt daemon; lab VMs need its networking.
+const DefaultURI = "qemu:///system"
+
+// Conn is a connection to libvirtd.
+type Conn struct {
+	c   *libvirt.Connect
+	uri string
+}
+
+// Connect opens uri and turns the usual failures into advice.
+func Connect(uri string) (*Conn, error) {
+	if uri == "" {
+		uri = DefaultURI
+	}
+	c, err := libvirt.NewConnect(uri)
+	if err != nil {
+		return nil, fmt.Errorf("connect to libvirt at %s: %w (%s)", uri, err, connectAdvice())
+	}
+	return &Conn{c: c, uri: uri}, nil
+}
+
+func connectAdvice() string {
+	if _, err := exec.LookPath("libvirtd"); err != nil {
+		return "libvirt is not installed: apt-get install libvirt-daemon-system qemu-system-x86 qemu-utils"
+	}
+	return "libvirtd is not running: start it with `virtlogd -d && libvirtd -d` (or `systemctl start libvirtd`)"
+}
+
+// CheckQEMU says how to fix a missing QEMU before any domain is defined.
+func CheckQEMU() error {
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		return errors.New("qemu-system-x86_64 not found: apt-get install qemu-system-x86 qemu-utils")
+	}
+	if _, err := exec.LookPath("qemu-img"); err != nil {
+		return errors.New("qemu-img not found: apt-get install qemu-utils")
+	}
+	return nil
+}
+
+func (c *Conn) Close() error {
+	_, err := c.c.Close()
+	return err
+}
+
+func isNotFound(err error, code libvirt.ErrorNumber) bool {
+	var lerr libvirt.Error
+	return errors.As(err, &lerr) && lerr.Code == code
+}
+
+// StartDomain defines and starts a domain from cfg. A domain left defined
+// by a failed start is undefined again, so the caller's record stays true.
+func (c *Conn) StartDomain(ctx context.Context, cfg DomainConfig) error {
+	xml, err := DomainXML(cfg)
+	if err != nil {
+		return err
+	}
+	dom, err := c.c.DomainDefineXML(xml)
+	if err != nil {
+		return fmt.Errorf("define domain %s: %w", cfg.Name, err)
+	}
+	defer dom.Free()
+	if err := dom.Create(); err != nil {
+		dom.Undefine()
+		return fmt.Errorf("start domain %s: %w", cfg.Name, err)
+	}
+	return nil
+}
+
+// RemoveDomain stops and undefines a domain. A domain that does not exist
+// is not an error: destroy runs again after a crash.
+func (c *Conn) RemoveDomain(ctx context.Context, name string) error {
+	dom, err := c.c.LookupDomainByName(name)
+	if err != nil {
+		if isNotFound(err, libvirt.ERR_NO_DOMAIN) {
+			return nil
+		}
+		return fmt.Errorf("look up domain %s: %w", name, err)
+	}
+	defer dom.Free()
+	if active, _ := dom.IsActive(); active {
+		if err := dom.Destroy(); err != nil && !isNotFound(err, libvirt.ERR_OPERATION_INVALID) {
+			return fmt.Errorf("stop domain %s: %w", name, err)
+		}
+	}
+	flags := libvirt.DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.DOMAIN_UNDEFINE_SNAPSHOTS_METADATA | libvirt.DOMAIN_UNDEFINE_NVRAM
+	if err := dom.UndefineFlags(flags); err != nil && !isNotFound(err, libvirt.ERR_NO_DOMAIN) {
+		return fmt.Errorf("undefine domain %s: %w", name, err)
+	}
+	return nil
+}
+
+// DomainState is a short word for a domain's state, "absent" when missing.
+func (c *Conn) DomainState(name string) (string, error) {
+	dom, err := c.c.LookupDomainByName(name)
+	if err != nil {
+		if isNotFound(err, libvirt.ERR_NO_DOMAIN) {
+			return "absent", nil
+		}
+		return "", fmt.Errorf("look up domain %s: %w", name, err)
+	}
+	defer dom.Free()
+	st, _, err := dom.GetState()
+	if err != nil {
+		return "", fmt.Errorf("state of domain %s: %w", name, err)
+	}
+	return stateWord(st), nil
+}
+
+func stateWord(st libvirt.DomainState) string {
+	switch st {
+	case libvirt.DOMAIN_RUNNING:
+		return "running"
+	case libvirt.DOMAIN_BLOCKED:
+		return "blocked"
+	case libvirt.DOMAIN_PAUSED:
+		return "paused"
+	case libvirt.DOMAIN_SHUTDOWN:
+		return "shutting-down"
+	case libvirt.DOMAIN_SHUTOFF:
+		return "shut-off"
+	case libvirt.DOMAIN_CRASHED:
+		return "crashed"
+	case libvirt.DOMAIN_PMSUSPENDED:
+		return "suspended"
+	}
+	return "unknown"
+}
+
+// DomainPID returns the QEMU process id of a running domain, read from
+// libvirt's pid file, so boot CPU can be measured.
+func DomainPID(name string) (int, error) {
+	data, err := os.ReadFile("/run/libvirt/qemu/" + name + ".pid")
+	if err != nil {
+		return 0, err
+	}
+	var pid int
+	_, err = fmt.Sscanf(strings.TrimSpace(string(data)), "%d", &pid)
+	return pid, err
+}
+
+// QEMULog returns the tail of libvirt's QEMU log for a domain (QEMU's own
+// stderr: accelerator failures show up here, not on the serial console).
+func QEMULog(name string, maxBytes int) string {
+	return tailFile("/var/log/libvirt/qemu/"+name+".log", maxBytes)
+}
+
+func tailFile(path string, maxBytes int) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return ""
+	}
+	off := st.Size() - int64(maxBytes)
+	if off < 0 {
+		off = 0
+	}
+	buf := make([]byte, st.Size()-off)
+	n, _ := f.ReadAt(buf, off)
+	return string(buf[:n])
+}
+
+// TailFile returns at most maxBytes from the end of a file ("" if absent).
+func TailFile(path string, maxBytes int) string { return tailFile(path, maxBytes) }
+
+// StartNetwork defines and starts a NAT network.
+func (c *Conn) StartNetwork(ctx context.Context, n NATNetwork) error {
+	xml, err := NetworkXML(n)
+	if err != nil {
+		return err
+	}
+	net, err := c.c.NetworkDefineXML(xml)
+	if err != nil {
+		return fmt.Errorf("define network %s: %w", n.Name, err)
+	}
+	defer net.Free()
+	if err := net.Create(); err != nil {
+		net.Undefine()
+		return fmt.Errorf("start network %s: %w", n.Name, err)
+	}
+	return nil
+}
+
+// RemoveNetwork stops and undefines a network; missing is not an error.
+func (c *Conn) RemoveNetwork(ctx context.Context, name string) error {
+	net, err := c.c.LookupNetworkByName(name)
+	if err != nil {
+		if isNotFound(err, libvirt.ERR_NO_NETWORK) {
+			return nil
+		}
+		return fmt.Errorf("look up network %s: %w", name, err)
+	}
+	defer net.Free()
+	if active, _ := net.IsActive(); active {
+		if err := net.Destroy(); err != nil {
+			return fmt.Errorf("stop network %s: %w", name, err)
+		}
+	}
+	if err := net.Undefine(); err != nil && !isNotFound(err, libvirt.ERR_NO_NETWORK) {
+		return fmt.Errorf("undefine network %s: %w", name, err)
+	}
+	return nil
+}
+
+// NetworkExists reports whether a libvirt network of that name is defined.
+func (c *Conn) NetworkExists(name string) (bool, error) {
+	net, err := c.c.LookupNetworkByName(name)
+	if err != nil {
+		if isNotFound(err, libvirt.ERR_NO_NETWORK) {
+			return false, nil
+		}
+		return false, err
+	}
+	net.Free()
+	return true, nil
+}
+
+// Networks lists the IPv4 subnets of all defined libvirt networks (so a
+// new lab's management subnet can avoid them).
+func (c *Conn) NetworkXMLs() ([]string, error) {
+	nets, err := c.c.ListAllNetworks(0)
+	if err != nil {
+		return nil, fmt.Errorf("list networks: %w", err)
+	}
+	var out []string
+	for _, n := range nets {
+		if x, err := n.GetXMLDesc(0); err == nil {
+			out = append(out, x)
+		}
+		n.Free()
+	}
+	return out, nil
+}
+
+// DomainNames lists all defined domains whose name starts with prefix.
+func (c *Conn) DomainNames(prefix string) ([]string, error) {
+	doms, err := c.c.ListAllDomains(0)
+	if err != nil {
+		return nil, fmt.Errorf("list domains: %w", err)
+	}
+	var out []string
+	for _, d := range doms {
+		if n, err := d.GetName(); err == nil && strings.HasPrefix(n, prefix) {
+			out = append(out, n)
+		}
+		d.Free()
+	}
+	return out, nil
+}
+
+// NetworkNames lists all defined networks whose name starts with prefix.
+func (c *Conn) NetworkNames(prefix string) ([]string, error) {
+	nets, err := c.c.ListAllNetworks(0)
+	if err != nil {
+		return nil, fmt.Errorf("list networks: %w", err)
+	}
+	var out []string
+	for _, n := range nets {
+		if name, err := n.GetName(); err == nil && strings.HasPrefix(name, prefix) {
+			out = append(out, name)
+		}
+		n.Free()
+	}
+	return out, nil
+}
+
+// Shutdown asks the guest to power off (ACPI), then kills it after grace.
+func (c *Conn) Shutdown(ctx context.Context, name string, grace time.Duration) error {
+	dom, err := c.c.LookupDomainByName(name)
+	if err != nil {
+		return fmt.Errorf("look up domain %s: %w", name, err)
+	}
+	defer dom.Free()
+	if err := dom.Shutdown(); err != nil {
+		return fmt.Errorf("shut down domain %s: %w", name, err)
+	}
+	deadline := time.Now().Add(grace)
+	for time.Now().Before(deadline) {
+		if active, _ := dom.IsActive(); !active {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return dom.Destroy()
+}

@@ -1,0 +1,437 @@
+package images
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+)
+
+// What the debian-12 image changes in a freshly debootstrapped tree. Every
+// item is here for a reason, given next to it; the boot-time ones were each
+// measured under TCG (see the package's build notes in the report/README).
+
+type debianConfig struct {
+	fsUUID, mirror, kernel string
+}
+
+// kernelCmdline: serial console only (no VGA console to emulate), classic
+// ethN names (cloud-init renames NICs by MAC anyway), rw root so nothing has
+// to remount it, quiet so the emulated UART is not the bottleneck.
+func kernelCmdline(fsUUID string) string {
+	return "root=UUID=" + fsUUID + " rw console=ttyS0,115200 net.ifnames=0 quiet"
+}
+
+// cloudInitCfg keeps cloud-init in charge of the instance (users, ssh keys,
+// host keys, hostname, network) and drops what costs boot time: the config
+// stage does not run (cloud-config.service is masked); the final stage keeps
+// runcmd and user scripts but runs at idle CPU priority, after SSH is up.
+const cloudInitCfg = `# forgelab: NoCloud seed disk (volume id cidata) only; trimmed module lists.
+datasource_list: [ NoCloud, None ]
+
+cloud_init_modules:
+ - seed_random
+ - bootcmd
+ - write-files
+ - set_hostname
+ - update_hostname
+ - update_etc_hosts
+ - users-groups
+ - ssh
+
+# The config stage is skipped (cloud-config.service is masked).
+cloud_config_modules: []
+
+cloud_final_modules:
+ - runcmd
+ - scripts-vendor
+ - scripts-per-once
+ - scripts-per-boot
+ - scripts-per-instance
+ - scripts-user
+ - power-state-change
+`
+
+// netplanShim: cloud-init runs "netplan generate" in its local stage; the
+// Python front end of netplan costs about 3 s under TCG and only execs the C
+// generator, so plain "netplan generate" goes straight to it.
+const netplanShim = `#!/bin/sh
+# forgelab: plain "netplan generate" (what cloud-init runs at boot) goes
+# straight to the C generator; the Python front end costs seconds under
+# emulation. Everything else is the real netplan.
+if [ "$#" -eq 1 ] && [ "$1" = generate ]; then
+	exec /usr/libexec/netplan/generate
+fi
+exec /usr/sbin/netplan "$@"
+`
+
+// growroot replaces cloud-init's growpart and resizefs modules (about 0.8 s
+// per boot under TCG even with nothing to do): shell built-ins only, unless
+// the disk is larger than the partition.
+const growrootScript = `#!/bin/sh
+# forgelab: grow the root partition and file system when the VM's disk is
+# larger than the image (what cloud-init's growpart and resizefs do),
+# costing only shell built-ins when there is nothing to grow.
+set -eu
+majmin=
+while read -r _ _ mm _ mp _; do
+	if [ "$mp" = / ]; then majmin=$mm; fi
+done < /proc/self/mountinfo
+[ -n "$majmin" ] && [ -e "/sys/dev/block/$majmin/partition" ] || exit 0
+cd -P "/sys/dev/block/$majmin"
+part=${PWD##*/}
+read -r pn < partition
+read -r start < start
+read -r size < size
+cd -P ..
+disk=${PWD##*/}
+read -r total < size
+# less than 8 MiB unused after the partition: nothing to do
+[ $((total - start - size)) -gt 16384 ] || exit 0
+growpart "/dev/$disk" "$pn"
+resize2fs "/dev/$part"
+`
+
+const growrootUnit = `[Unit]
+Description=Grow the root partition and file system to the disk
+DefaultDependencies=no
+After=local-fs.target systemd-tmpfiles-setup.service
+Before=sysinit.target shutdown.target
+Conflicts=shutdown.target
+
+[Service]
+Type=oneshot
+Environment=TMPDIR=/run
+ExecStart=/usr/local/sbin/forgelab-growroot
+RemainAfterExit=yes
+
+[Install]
+WantedBy=sysinit.target
+`
+
+// maskedUnits cost boot time and do nothing a lab VM needs.
+var maskedUnits = []string{
+	// background jobs
+	"apt-daily.timer", "apt-daily-upgrade.timer", "dpkg-db-backup.timer", "e2scrub_all.timer",
+	"e2scrub_reap.service", "fstrim.timer", "man-db.timer", "logrotate.timer",
+	// file systems and modules nobody uses here (static device nodes still
+	// autoload fuse, loop, tun on first open)
+	"modprobe@drm.service", "modprobe@dm_mod.service", "modprobe@efi_pstore.service",
+	"modprobe@fuse.service", "modprobe@loop.service", "modprobe@configfs.service",
+	"sys-kernel-config.mount", "sys-kernel-debug.mount", "sys-kernel-tracing.mount",
+	"sys-fs-fuse-connections.mount", "dev-hugepages.mount",
+	"proc-sys-fs-binfmt_misc.automount", "proc-sys-fs-binfmt_misc.mount", "systemd-binfmt.service",
+	"systemd-pstore.service",
+	// one-shots that do nothing useful on a fresh VM: root is mounted rw by
+	// the kernel, the kernel RNG needs no seed file, the journal stays in
+	// memory, nobody reads utmp boot records, and /run/nologin is never made
+	"systemd-remount-fs.service", "systemd-random-seed.service", "systemd-journal-flush.service",
+	"systemd-update-utmp.service", "systemd-update-utmp-runlevel.service", "systemd-user-sessions.service",
+	// VGA console login: the serial console has one
+	"getty@tty1.service",
+	// cloud-init's config stage (see cloudInitCfg)
+	"cloud-config.service",
+}
+
+// maskedGenerators run at every boot and every daemon-reload. cloud-init's
+// generator (a shell script running ds-identify) is replaced by enabling
+// cloud-init.target statically.
+var maskedGenerators = []string{
+	"systemd-cryptsetup-generator", "systemd-integritysetup-generator", "systemd-veritysetup-generator",
+	"systemd-hibernate-resume-generator", "systemd-gpt-auto-generator", "systemd-system-update-generator",
+	"systemd-run-generator", "systemd-rc-local-generator", "cloud-init-generator",
+}
+
+// blacklistedModules: nested KVM under emulation, legacy devices, and the IDE
+// driver (forgelab attaches disks and the seed on virtio; probing the PIIX
+// IDE controller of the pc machine costs about a second under TCG).
+var blacklistedModules = []string{
+	"kvm", "kvm_amd", "kvm_intel", "powernow_k8", "floppy", "pcspkr",
+	"ata_piix", "ata_generic", "pata_acpi",
+}
+
+// initramfsModules: the initramfs loads only disk drivers (MODULES=list).
+var initramfsModules = []string{"virtio_pci", "virtio_blk", "virtio_scsi", "sd_mod"}
+
+func configureDebianTree(root string, c debianConfig) error {
+	t := tree{root}
+	var errs []error
+	do := func(err error) { errs = append(errs, err) }
+
+	// Kernel and boot loader: /vmlinuz and /initrd.img follow kernel
+	// upgrades (linux-update-symlinks), and grub.cfg boots them directly.
+	do(t.symlink("vmlinuz", "boot/vmlinuz-"+c.kernel))
+	do(t.symlink("initrd.img", "boot/initrd.img-"+c.kernel))
+	do(t.write("etc/kernel-img.conf", "do_symlinks = yes\nlink_in_boot = no\n", 0o644))
+	do(t.write("boot/grub/grub.cfg", "# forgelab: no menu, no timeout\n"+
+		"linux /vmlinuz "+kernelCmdline(c.fsUUID)+"\ninitrd /initrd.img\nboot\n", 0o644))
+	do(t.write("etc/fstab", "# forgelab: the kernel mounts the root read-write (root=UUID=... rw)\n"+
+		"UUID="+c.fsUUID+" / ext4 rw,errors=remount-ro 0 0\n", 0o644))
+
+	// Identity: every VM makes its own machine-id and gets its host key and
+	// hostname from the seed.
+	for _, k := range t.glob("etc/ssh/ssh_host_*") {
+		do(t.remove(k))
+	}
+	do(t.write("etc/machine-id", "", 0o444))
+	do(t.remove("var/lib/dbus/machine-id"))
+	do(t.write("etc/hostname", "debian\n", 0o644))
+	do(t.write("etc/hosts", "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n", 0o644))
+	if fi, err := os.Lstat(t.abs("etc/resolv.conf")); err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+		do(t.write("etc/resolv.conf", "", 0o644)) // debootstrap copied the build host's
+	}
+	security := "http://deb.debian.org/debian-security"
+	if strings.HasSuffix(c.mirror, "/debian") {
+		security = c.mirror + "-security"
+	}
+	do(t.write("etc/apt/sources.list", fmt.Sprintf("deb %[1]s %[2]s main\ndeb %[1]s %[2]s-updates main\ndeb %[3]s %[2]s-security main\n",
+		c.mirror, debianSuite, security), 0o644))
+	do(t.write("etc/dpkg/dpkg.cfg.d/forgelab-nodoc", "# forgelab: keep the image small\n"+
+		"path-exclude /usr/share/doc/*\npath-include /usr/share/doc/*/copyright\npath-exclude /usr/share/man/*\n"+
+		"path-exclude /usr/share/info/*\npath-exclude /usr/share/locale/*\npath-include /usr/share/locale/locale.alias\n", 0o644))
+
+	// cloud-init
+	do(t.write("etc/cloud/cloud.cfg.d/90-forgelab.cfg", cloudInitCfg, 0o644))
+	do(t.write("etc/cloud/ds-identify.cfg", "policy: enabled\n", 0o644))
+	do(t.symlink("etc/systemd/system/multi-user.target.wants/cloud-init.target", "/lib/systemd/system/cloud-init.target"))
+	// What the masked generator would have left for `cloud-init status`.
+	do(t.write("etc/tmpfiles.d/forgelab-cloud-init.conf", "f /run/cloud-init/enabled 0644 root root -\n", 0o644))
+	do(t.remove("etc/systemd/system/cloud-init.target.wants/cloud-config.service"))
+	do(t.write("etc/systemd/system/cloud-final.service.d/forgelab.conf",
+		"# forgelab: user scripts run in the gaps; the first SSH login goes first\n[Service]\nNice=19\nCPUSchedulingPolicy=idle\nIOSchedulingClass=idle\n", 0o644))
+	do(t.write("usr/local/sbin/netplan", netplanShim, 0o755))
+
+	// Network: systemd-networkd (netplan renders for it); wait-online is
+	// satisfied by any one link, and quickly gives up.
+	do(t.symlink("etc/systemd/system/multi-user.target.wants/systemd-networkd.service", "/lib/systemd/system/systemd-networkd.service"))
+	do(t.symlink("etc/systemd/system/sockets.target.wants/systemd-networkd.socket", "/lib/systemd/system/systemd-networkd.socket"))
+	do(t.symlink("etc/systemd/system/network-online.target.wants/systemd-networkd-wait-online.service", "/lib/systemd/system/systemd-networkd-wait-online.service"))
+	do(t.symlink("etc/systemd/system/dbus-org.freedesktop.network1.service", "/lib/systemd/system/systemd-networkd.service"))
+	do(t.write("etc/systemd/system/systemd-networkd-wait-online.service.d/forgelab.conf",
+		"[Service]\nExecStart=\nExecStart=/lib/systemd/systemd-networkd-wait-online --any --timeout=15\n", 0o644))
+
+	// SSH: only the seed's ed25519 host key, keys only, no self-test
+	// before start (it costs a full sshd start-up under TCG).
+	do(t.write("etc/ssh/sshd_config.d/forgelab.conf", "# forgelab\nHostKey /etc/ssh/ssh_host_ed25519_key\n"+
+		"PasswordAuthentication no\nKbdInteractiveAuthentication no\nUseDNS no\n", 0o644))
+	do(t.write("etc/systemd/system/ssh.service.d/forgelab.conf", "[Service]\nExecStartPre=\n", 0o644))
+
+	// Boot trims.
+	for _, u := range maskedUnits {
+		do(t.symlink("etc/systemd/system/"+u, "/dev/null"))
+	}
+	for _, w := range []string{"timers.target.wants", "multi-user.target.wants", "sysinit.target.wants", "getty.target.wants"} {
+		for _, u := range maskedUnits {
+			do(t.remove("etc/systemd/system/" + w + "/" + u))
+		}
+	}
+	for _, g := range maskedGenerators {
+		do(t.symlink("etc/systemd/system-generators/"+g, "/dev/null"))
+	}
+	do(t.symlink("etc/tmpfiles.d/systemd-nologin.conf", "/dev/null"))
+	do(t.remove("etc/modules-load.d/modules.conf")) // comments only; skips systemd-modules-load
+	do(t.write("etc/systemd/journald.conf.d/forgelab.conf", "[Journal]\nStorage=volatile\nRuntimeMaxUse=32M\n", 0o644))
+	do(t.removeAll("var/log/journal"))
+	do(t.write("usr/local/sbin/forgelab-growroot", growrootScript, 0o755))
+	do(t.write("etc/systemd/system/forgelab-growroot.service", growrootUnit, 0o644))
+	do(t.symlink("etc/systemd/system/sysinit.target.wants/forgelab-growroot.service", "/etc/systemd/system/forgelab-growroot.service"))
+	var bl strings.Builder
+	bl.WriteString("# forgelab: not needed in a lab VM, and each costs boot time under emulation\n")
+	for _, m := range blacklistedModules {
+		bl.WriteString("blacklist " + m + "\n")
+	}
+	do(t.write("etc/modprobe.d/forgelab.conf", bl.String(), 0o644))
+	// Daemons installed as tools, not started at boot (babeld has only a
+	// System V script: drop its start links; `systemctl start babeld` works).
+	for _, l := range t.glob("etc/rc[2-5].d/S[0-9][0-9]babeld") {
+		do(t.remove(l))
+	}
+
+	// initramfs: just the disk drivers.
+	if err := t.edit("etc/initramfs-tools/initramfs.conf", func(s string) string {
+		s = regexp.MustCompile(`(?m)^MODULES=.*$`).ReplaceAllString(s, "MODULES=list")
+		return regexp.MustCompile(`(?m)^COMPRESS=.*$`).ReplaceAllString(s, "COMPRESS=gzip")
+	}); err != nil {
+		do(err)
+	}
+	do(t.write("etc/initramfs-tools/modules", "# forgelab: disk drivers (MODULES=list)\n"+strings.Join(initramfsModules, "\n")+"\n", 0o644))
+	return errors.Join(errs...)
+}
+
+// trimDebianTree removes what a lab VM does not read: documentation (the
+// copyright files stay), manuals, translations, apt's lists and caches, and
+// the logs of the build itself.
+func trimDebianTree(root string) error {
+	t := tree{root}
+	var errs []error
+	for _, d := range t.glob("usr/share/doc/*") {
+		if fi, err := os.Lstat(t.abs(d)); err == nil && fi.IsDir() {
+			ents, _ := os.ReadDir(t.abs(d))
+			for _, e := range ents {
+				if e.Name() != "copyright" {
+					errs = append(errs, t.removeAll(d+"/"+e.Name()))
+				}
+			}
+		}
+	}
+	for _, pat := range []string{"usr/share/man/*", "usr/share/info/*", "usr/share/lintian/*",
+		"var/cache/apt/*.bin", "var/cache/apt/archives/*.deb", "var/cache/debconf/*-old", "var/lib/dpkg/*-old",
+		"var/log/*.log", "var/log/apt/*", "tmp/*", "var/tmp/*"} {
+		for _, p := range t.glob(pat) {
+			errs = append(errs, t.removeAll(p))
+		}
+	}
+	for _, p := range t.glob("usr/share/locale/*") {
+		if filepath.Base(p) != "locale.alias" {
+			errs = append(errs, t.removeAll(p))
+		}
+	}
+	for _, p := range t.glob("var/lib/apt/lists/*") {
+		if b := filepath.Base(p); b != "lock" && b != "partial" {
+			errs = append(errs, t.removeAll(p))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// finishDebianTree marks /etc and /var as up to date with /usr, so the
+// ConditionNeedsUpdate units (sysusers, ldconfig, hwdb, catalog) skip at boot.
+func finishDebianTree(root string) error {
+	now := time.Now()
+	for _, p := range []string{"etc/.updated", "var/.updated"} {
+		if err := (tree{root}).write(p, "# forgelab: image build\n", 0o644); err != nil {
+			return err
+		}
+		if err := os.Chtimes(filepath.Join(root, p), now, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// tree edits files below root without ever following a symlink out of it:
+// every parent directory must be a real directory or a relative symlink
+// (merged /usr's lib -> usr/lib), and the file itself is replaced, never
+// written through.
+type tree struct{ root string }
+
+func (t tree) abs(p string) string { return filepath.Join(t.root, filepath.FromSlash(p)) }
+
+func (t tree) checkParents(p string) error {
+	parts := strings.Split(filepath.ToSlash(filepath.Clean(p)), "/")
+	cur := t.root
+	for _, part := range parts[:len(parts)-1] {
+		if part == ".." {
+			return fmt.Errorf("%s: path leaves the tree", p)
+		}
+		cur = filepath.Join(cur, part)
+		fi, err := os.Lstat(cur)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // created below as real directories
+		}
+		if err != nil {
+			return err
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			target, err := os.Readlink(cur)
+			if err != nil {
+				return err
+			}
+			if filepath.IsAbs(target) || strings.HasPrefix(filepath.Clean(target), "..") {
+				return fmt.Errorf("%s: parent %s is a symlink to %s", p, cur, target)
+			}
+		} else if !fi.IsDir() {
+			return fmt.Errorf("%s: parent %s is not a directory", p, cur)
+		}
+	}
+	return nil
+}
+
+func (t tree) prepare(p string) error {
+	if err := t.checkParents(p); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(t.abs(p)), 0o755); err != nil {
+		return err
+	}
+	return t.remove(p)
+}
+
+func (t tree) write(p, content string, mode os.FileMode) error {
+	if err := t.prepare(p); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(t.abs(p), os.O_CREATE|os.O_EXCL|os.O_WRONLY, mode)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(content); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(mode); err != nil { // umask
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func (t tree) edit(p string, fn func(string) string) error {
+	if err := t.checkParents(p); err != nil {
+		return err
+	}
+	fi, err := os.Lstat(t.abs(p))
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s: not a regular file", p)
+	}
+	b, err := os.ReadFile(t.abs(p))
+	if err != nil {
+		return err
+	}
+	return t.write(p, fn(string(b)), fi.Mode().Perm())
+}
+
+func (t tree) symlink(p, target string) error {
+	if err := t.prepare(p); err != nil {
+		return err
+	}
+	return os.Symlink(target, t.abs(p))
+}
+
+func (t tree) remove(p string) error {
+	if err := t.checkParents(p); err != nil {
+		return err
+	}
+	err := os.Remove(t.abs(p))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+func (t tree) removeAll(p string) error {
+	if err := t.checkParents(p); err != nil {
+		return err
+	}
+	return os.RemoveAll(t.abs(p))
+}
+
+// glob returns tree-relative paths matching pattern.
+func (t tree) glob(pattern string) []string {
+	m, _ := filepath.Glob(t.abs(pattern))
+	out := make([]string, 0, len(m))
+	for _, p := range m {
+		rel, err := filepath.Rel(t.root, p)
+		if err == nil {
+			out = append(out, filepath.ToSlash(rel))
+		}
+	}
+	return out
+}

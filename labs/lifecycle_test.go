@@ -1,0 +1,323 @@
+package labs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/forgelab/forgelab/hypervisor"
+	"github.com/forgelab/forgelab/netfabric/userspace"
+)
+
+// fakeWorld stands in for libvirt, netlink and the image store, and keeps
+// what exists so a test can assert that nothing leaked.
+type fakeWorld struct {
+	mu        sync.Mutex
+	domains   map[string]hypervisor.DomainConfig
+	networks  map[string]hypervisor.NATNetwork
+	netdevs   map[string]bool
+	failStart string // domain name whose start fails
+	failReady string // host that never becomes ready
+	otherNets []string
+}
+
+func newFakeWorld() *fakeWorld {
+	return &fakeWorld{domains: map[string]hypervisor.DomainConfig{}, networks: map[string]hypervisor.NATNetwork{}, netdevs: map[string]bool{}}
+}
+
+func (f *fakeWorld) StartNetwork(ctx context.Context, n hypervisor.NATNetwork) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.networks[n.Name] = n
+	f.netdevs[n.Bridge] = true
+	return nil
+}
+func (f *fakeWorld) RemoveNetwork(ctx context.Context, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if n, ok := f.networks[name]; ok {
+		delete(f.netdevs, n.Bridge)
+	}
+	delete(f.networks, name)
+	return nil
+}
+func (f *fakeWorld) StartDomain(ctx context.Context, cfg hypervisor.DomainConfig) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if cfg.Name == f.failStart {
+		return fmt.Errorf("start domain %s: injected failure", cfg.Name)
+	}
+	f.domains[cfg.Name] = cfg
+	for _, n := range cfg.NICs {
+		f.netdevs[n.Tap] = true
+	}
+	return nil
+}
+func (f *fakeWorld) RemoveDomain(ctx context.Context, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if cfg, ok := f.domains[name]; ok {
+		for _, n := range cfg.NICs {
+			delete(f.netdevs, n.Tap)
+		}
+	}
+	delete(f.domains, name)
+	return nil
+}
+func (f *fakeWorld) DomainState(name string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.domains[name]; ok {
+		return "running", nil
+	}
+	return "absent", nil
+}
+func (f *fakeWorld) NetworkXMLs() ([]string, error) { return f.otherNets, nil }
+func (f *fakeWorld) EnsureBridge(name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.netdevs[name] = true
+	return nil
+}
+func (f *fakeWorld) DeleteLink(name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.netdevs, name)
+	return nil
+}
+
+func (f *fakeWorld) leftovers() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for d := range f.domains {
+		out = append(out, "domain "+d)
+	}
+	for n := range f.networks {
+		out = append(out, "network "+n)
+	}
+	for n := range f.netdevs {
+		out = append(out, "netdev "+n)
+	}
+	return strings.Join(out, ", ")
+}
+
+func (f *fakeWorld) Resolve(want string) (string, string) {
+	if want == "auto" || want == "" {
+		return FabricUserspace, "fake"
+	}
+	return want, "fake"
+}
+func (f *fakeWorld) EnsureTap(name string) error { return f.EnsureBridge(name) }
+func (f *fakeWorld) AddPort(bridge, dev string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.netdevs[bridge] || !f.netdevs[dev] {
+		return fmt.Errorf("add %s to %s: missing device", dev, bridge)
+	}
+	return nil
+}
+func (f *fakeWorld) Launch(ctx context.Context, dir string, cfg userspace.Config) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.netdevs["fabricd:"+dir] = true
+	return nil
+}
+func (f *fakeWorld) Stop(ctx context.Context, dir string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.netdevs, "fabricd:"+dir)
+	return nil
+}
+
+type fakeImages struct{}
+
+func (fakeImages) Has(name string) bool    { return name == "debian-12" }
+func (fakeImages) Path(name string) string { return "/images/" + name + ".qcow2" }
+func (fakeImages) Build(ctx context.Context, name string, w io.Writer) error {
+	return errors.New("no builds in unit tests")
+}
+func (fakeImages) Recipes() []string { return []string{"debian-12"} }
+func (fakeImages) CreateOverlay(ctx context.Context, base, dst string, size int64) error {
+	return os.WriteFile(dst, []byte("overlay of "+base), 0o644)
+}
+func (fakeImages) WriteSeed(path string, s SeedInput) error {
+	return os.WriteFile(path, []byte(s.Hostname), 0o644)
+}
+
+func (f *fakeWorld) WaitReady(ctx context.Context, st *State, host string) error {
+	if host == f.failReady {
+		return errors.New("connection refused")
+	}
+	return nil
+}
+
+func newTestManager(t *testing.T, w *fakeWorld) *Manager {
+	t.Helper()
+	return &Manager{
+		Store: &Store{Dir: t.TempDir()}, VMs: w, Netdevs: w, Fabric: w, Images: fakeImages{}, Waiter: w,
+		MemAvailable: func() (int64, error) { return 16384, nil },
+		HostPrefixes: func() ([]netip.Prefix, error) { return nil, nil },
+	}
+}
+
+const threeHosts = `
+[lab]
+name = "trio"
+[[host]]
+name = "a"
+[[host]]
+name = "b"
+[[host]]
+name = "c"
+[[link]]
+name = "ab"
+endpoints = ["a", "b"]
+[[link]]
+name = "bc"
+endpoints = ["b", "c"]
+[[link]]
+name = "ca"
+endpoints = ["c", "a"]
+`
+
+func mustParse(t *testing.T, src string) *Spec {
+	t.Helper()
+	s, err := Parse("trio.toml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestCreateThenDestroyLeavesNothing(t *testing.T) {
+	w := newFakeWorld()
+	m := newTestManager(t, w)
+	st, err := m.Create(context.Background(), mustParse(t, threeHosts), CreateOptions{Accel: hypervisor.TCG})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Phase != PhaseReady || len(w.domains) != 3 || len(w.networks) != 1 {
+		t.Fatalf("after create: phase %s, %d domains, %d networks", st.Phase, len(w.domains), len(w.networks))
+	}
+	// Secrets are private to root.
+	fi, err := os.Stat(filepath.Join(m.Store.LabDir("trio"), KeyFile))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("lab key: %v, mode %v", err, fi.Mode())
+	}
+	if _, err := m.Create(context.Background(), mustParse(t, threeHosts), CreateOptions{Accel: hypervisor.TCG}); err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Fatalf("second create of the same lab: %v", err)
+	}
+	if err := m.Destroy(context.Background(), "trio"); err != nil {
+		t.Fatal(err)
+	}
+	if left := w.leftovers(); left != "" {
+		t.Fatalf("leaked after destroy: %s", left)
+	}
+	if _, err := os.Stat(m.Store.LabDir("trio")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("lab dir still there: %v", err)
+	}
+	if err := m.Destroy(context.Background(), "trio"); !errors.Is(err, ErrNoLab) {
+		t.Fatalf("second destroy: %v, want ErrNoLab", err)
+	}
+}
+
+func TestCreateFailureCleansUp(t *testing.T) {
+	for _, tc := range []struct {
+		name, failStart, failReady, want string
+	}{
+		{name: "domain start fails", failStart: "", want: "injected failure"},
+		{name: "host never ready", failReady: "c", want: "host c: not ready"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newFakeWorld()
+			m := newTestManager(t, w)
+			spec := mustParse(t, threeHosts)
+			p, _ := NewPlan(spec)
+			if tc.failReady == "" {
+				w.failStart = p.Host("b").Domain
+			}
+			w.failReady = tc.failReady
+			_, err := m.Create(context.Background(), spec, CreateOptions{Accel: hypervisor.TCG, Parallel: 1})
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("create error = %v, want %q", err, tc.want)
+			}
+			if left := w.leftovers(); left != "" {
+				t.Fatalf("leaked after failed create: %s", left)
+			}
+			if names, _ := m.Store.Labs(); len(names) != 0 {
+				t.Fatalf("state left for %v", names)
+			}
+		})
+	}
+}
+
+func TestCreateRefusesWhatDoesNotFit(t *testing.T) {
+	w := newFakeWorld()
+	m := newTestManager(t, w)
+	m.MemAvailable = func() (int64, error) { return 1000, nil }
+	_, err := m.Create(context.Background(), mustParse(t, threeHosts), CreateOptions{Accel: hypervisor.TCG})
+	if err == nil || !strings.Contains(err.Error(), "MiB available") {
+		t.Fatalf("err = %v, want a memory error", err)
+	}
+	if left := w.leftovers(); left != "" {
+		t.Fatalf("memory check made things: %s", left)
+	}
+}
+
+func TestCreateAvoidsTakenMgmtSubnet(t *testing.T) {
+	w := newFakeWorld()
+	m := newTestManager(t, w)
+	spec := mustParse(t, threeHosts)
+	p, _ := NewPlan(spec)
+	taken := p.Mgmt.Prefix
+	w.otherNets = []string{fmt.Sprintf(`<network><name>other</name><ip address="%s" netmask="255.255.255.0"/></network>`, taken.Addr().Next())}
+	st, err := m.Create(context.Background(), spec, CreateOptions{Accel: hypervisor.TCG})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Plan.Mgmt.Prefix.Overlaps(taken) {
+		t.Fatalf("mgmt %s overlaps taken %s", st.Plan.Mgmt.Prefix, taken)
+	}
+	m.Destroy(context.Background(), "trio")
+}
+
+// A create killed part-way leaves a state whose resources may or may not
+// exist; destroy must remove what exists and not trip on what does not.
+func TestDestroyAfterInterruptedCreate(t *testing.T) {
+	w := newFakeWorld()
+	m := newTestManager(t, w)
+	spec := mustParse(t, threeHosts)
+	p, _ := NewPlan(spec)
+	dir := m.Store.LabDir("trio")
+	os.MkdirAll(dir, 0o755)
+	st := &State{Lab: "trio", ID: p.ID, Phase: PhaseCreating, Plan: p, Resources: []Resource{{KindDir, dir}}}
+	rec := m.Store.Recorder(st)
+	rec.Record(KindNetwork, p.Mgmt.Network)
+	w.StartNetwork(context.Background(), hypervisor.NATNetwork{Name: p.Mgmt.Network, Bridge: p.Mgmt.Bridge})
+	rec.Record(KindNetdev, p.Links[0].Bridge)
+	w.EnsureBridge(p.Links[0].Bridge)
+	rec.Record(KindNetdev, p.Links[1].Bridge) // recorded, never made (killed here)
+	rec.Record(KindDomain, p.Hosts[0].Domain)
+	if err := m.Destroy(context.Background(), "trio"); err != nil {
+		t.Fatal(err)
+	}
+	if left := w.leftovers(); left != "" {
+		t.Fatalf("leaked: %s", left)
+	}
+}
+
+func TestNetworkPrefixes(t *testing.T) {
+	got := networkPrefixes(`<network><ip address="192.168.122.1" netmask="255.255.255.0"/><ip family="ipv6" address="fd00::1" prefix="64"/><ip address="10.1.2.1" prefix="16"/></network>`)
+	want := []netip.Prefix{netip.MustParsePrefix("192.168.122.0/24"), netip.MustParsePrefix("10.1.0.0/16")}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+}

@@ -1,0 +1,60 @@
+package labs
+
+import (
+	"context"
+	"io"
+	"os"
+
+	"github.com/forgelab/forgelab/hypervisor"
+	"github.com/forgelab/forgelab/images"
+	"github.com/forgelab/forgelab/netfabric"
+)
+
+// Open wires a Manager to the real backends: libvirt at uri, netlink, and
+// the image store in stateDir. This is the one place backends are chosen.
+func Open(stateDir, uri string, progress io.Writer) (*Manager, *hypervisor.Conn, error) {
+	conn, err := hypervisor.Connect(uri)
+	if err != nil {
+		return nil, nil, err
+	}
+	store := &Store{Dir: stateDir}
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, nil, err
+	}
+	m := &Manager{
+		Store:    store,
+		VMs:      conn,
+		Netdevs:  hostNetdevs{},
+		Fabric:   hostFabric{exe: exe},
+		Images:   imageStore{images.NewStore(store.ImagesDir())},
+		Waiter:   SSHWaiter{Store: store},
+		Progress: progress,
+	}
+	return m, conn, nil
+}
+
+type hostNetdevs struct{}
+
+func (hostNetdevs) EnsureBridge(name string) error { return netfabric.EnsureBridge(name) }
+func (hostNetdevs) DeleteLink(name string) error   { return netfabric.DeleteLink(name) }
+
+// imageStore adapts the images package to the Images interface.
+type imageStore struct{ *images.Store }
+
+func (imageStore) Recipes() []string { return images.Recipes() }
+
+func (imageStore) CreateOverlay(ctx context.Context, base, dst string, size int64) error {
+	return images.CreateOverlay(ctx, base, dst, size)
+}
+
+func (imageStore) WriteSeed(path string, in SeedInput) error {
+	s := images.Seed{
+		InstanceID: in.InstanceID, Hostname: in.Hostname, User: in.User, Password: in.Password,
+		AuthorizedKeys: in.AuthorizedKeys, HostKeyPrivate: in.HostKeyPrivate, HostKeyPublic: in.HostKeyPublic,
+	}
+	for _, n := range in.NICs {
+		s.NICs = append(s.NICs, images.SeedNIC{Name: n.Name, MAC: n.MAC, DHCP4: n.DHCP4, Addresses: n.Addresses})
+	}
+	return images.WriteSeedISO(path, s)
+}

@@ -1,0 +1,341 @@
+package labs
+
+// Workloads run in the background, in a helper process of their own
+// (`forgelab workloadd LAB`), so that create can return while they run and
+// they keep running after it. create renders every workload for every one
+// of its hosts into workloads/plan.json; the helper runs them all at once
+// and writes, per workload and host, into workloads/<name>/<host>/:
+//
+//	status.json            state (running, exited, failed), times, exit code, metric count
+//	<name>.stdout/.stderr  everything it wrote
+//	<name>.metrics.jsonl   every JSON object it printed on stdout, one per line, with the time
+//
+// Destroy stops the helper (a KindProcess), which ends every workload
+// still running on its host before it exits.
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/forgelab/forgelab/provision"
+)
+
+// plannedWorkload is one workload on one host, rendered.
+type plannedWorkload struct {
+	Host     string             `json:"host"`
+	Workload provision.Workload `json:"workload"`
+}
+
+// Workload states.
+const (
+	WorkloadPending = "pending" // not started yet
+	WorkloadRunning = "running"
+	WorkloadExited  = "exited" // ran to its end (ExitCode says how)
+	WorkloadFailed  = "failed" // could not run, or lost its host
+	WorkloadLost    = "lost"   // running, but the helper is gone
+)
+
+// WorkloadStatus is what `forgelab workload` shows for one workload on one
+// host.
+type WorkloadStatus struct {
+	Name       string         `json:"name"`
+	Host       string         `json:"host"`
+	State      string         `json:"state"`
+	Started    time.Time      `json:"started,omitzero"`
+	Ended      time.Time      `json:"ended,omitzero"`
+	ExitCode   int            `json:"exit_code"`
+	TimedOut   bool           `json:"timed_out,omitempty"`
+	Error      string         `json:"error,omitempty"`
+	Metrics    int            `json:"metrics"`
+	LastMetric map[string]any `json:"last_metric,omitempty"`
+	Dir        string         `json:"dir"`
+	Stdout     string         `json:"stdout,omitempty"`
+	Stderr     string         `json:"stderr,omitempty"`
+	MetricFile string         `json:"metrics_file,omitempty"`
+}
+
+// Done reports whether the workload has ended.
+func (w WorkloadStatus) Done() bool {
+	return w.State == WorkloadExited || w.State == WorkloadFailed || w.State == WorkloadLost
+}
+
+func (m *Manager) workloadsDir(lab string) string {
+	return filepath.Join(m.Store.LabDir(lab), WorkloadsDir)
+}
+
+func workloadDir(base, name, host string) string { return filepath.Join(base, name, host) }
+
+// startWorkloads renders the workloads, writes the plan and starts the
+// helper that runs them.
+func (m *Manager) startWorkloads(ctx context.Context, rec *Recorder, spec *Spec) error {
+	if len(spec.Workloads) == 0 {
+		return nil
+	}
+	st := rec.state
+	var planned []plannedWorkload
+	for _, w := range spec.Workloads {
+		for _, h := range st.Plan.Hosts {
+			if !onHost(w.Hosts, h.Name) {
+				continue
+			}
+			wl, err := toWorkload(w, hostFacts(st.Plan, st.Coord, h.Name))
+			if err != nil {
+				return fmt.Errorf("workload %s on host %s: %w", w.Name, h.Name, err)
+			}
+			planned = append(planned, plannedWorkload{Host: h.Name, Workload: wl})
+		}
+	}
+	dir := m.workloadsDir(st.Lab)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	data, err := json.MarshalIndent(planned, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, WorkloadsPlan), data, 0o644); err != nil {
+		return err
+	}
+	pidFile := filepath.Join(dir, RunnerPIDFile)
+	if err := rec.Record(KindProcess, pidFile); err != nil {
+		return err
+	}
+	if err := m.software().StartWorkloads(ctx, st.Lab, pidFile, filepath.Join(dir, RunnerLogFile)); err != nil {
+		return err
+	}
+	m.progress("%d workloads started in the background: `forgelab workload [--wait] %s` shows them", len(planned), st.Lab)
+	return nil
+}
+
+// RunWorkloads runs every planned workload of a lab at once and returns
+// when all have ended, or ctx ends (then it ends those still running on
+// their hosts). It is the body of `forgelab workloadd`.
+func (m *Manager) RunWorkloads(ctx context.Context, lab string) error {
+	st, err := m.Store.Load(lab)
+	if err != nil {
+		return err
+	}
+	dir := m.workloadsDir(lab)
+	planned, err := readPlan(dir)
+	if err != nil {
+		return err
+	}
+	conns := map[string]Remote{}
+	var cmu sync.Mutex
+	connect := func(host string) (Remote, error) {
+		cmu.Lock()
+		defer cmu.Unlock()
+		if r, ok := conns[host]; ok {
+			return r, nil
+		}
+		r, err := m.software().Connect(ctx, st, host)
+		if err != nil {
+			return nil, err
+		}
+		conns[host] = r
+		return r, nil
+	}
+	defer func() {
+		for _, r := range conns {
+			r.Close()
+		}
+	}()
+	var wg sync.WaitGroup
+	for _, pw := range planned {
+		wg.Add(1)
+		go func(pw plannedWorkload) {
+			defer wg.Done()
+			out := workloadDir(dir, pw.Workload.Name, pw.Host)
+			os.MkdirAll(out, 0o755)
+			ws := WorkloadStatus{Name: pw.Workload.Name, Host: pw.Host, State: WorkloadRunning, Started: time.Now().UTC(), Dir: out}
+			writeStatus(out, ws)
+			r, err := connect(pw.Host)
+			if err == nil {
+				var res provision.WorkloadResult
+				res, err = r.RunWorkload(ctx, pw.Workload, out)
+				ws.ExitCode, ws.TimedOut = res.ExitCode, res.TimedOut
+				ws.Stdout, ws.Stderr, ws.MetricFile = res.Stdout, res.Stderr, res.MetricsFile
+				ws.Metrics = len(res.Metrics)
+				if n := len(res.Metrics); n > 0 {
+					ws.LastMetric = res.Metrics[n-1].Values
+				}
+			}
+			ws.Ended = time.Now().UTC()
+			ws.State = WorkloadExited
+			if err != nil {
+				ws.State, ws.Error = WorkloadFailed, err.Error()
+			}
+			writeStatus(out, ws)
+			fmt.Printf("%s workload %s on %s: %s (exit %d, %d metrics)\n", time.Now().Format(time.RFC3339), ws.Name, ws.Host, ws.State, ws.ExitCode, ws.Metrics)
+		}(pw)
+	}
+	wg.Wait()
+	return ctx.Err()
+}
+
+func readPlan(dir string) ([]plannedWorkload, error) {
+	data, err := os.ReadFile(filepath.Join(dir, WorkloadsPlan))
+	if err != nil {
+		return nil, fmt.Errorf("workload plan: %w", err)
+	}
+	var planned []plannedWorkload
+	if err := json.Unmarshal(data, &planned); err != nil {
+		return nil, fmt.Errorf("workload plan %s: %w", filepath.Join(dir, WorkloadsPlan), err)
+	}
+	return planned, nil
+}
+
+func writeStatus(dir string, ws WorkloadStatus) error {
+	data, err := json.MarshalIndent(ws, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, ".status.json.tmp")
+	if err := os.WriteFile(tmp, append(data, '\n'), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, "status.json"))
+}
+
+// Workloads lists the status of a lab's workloads (name "" for all), in
+// plan order.
+func (m *Manager) Workloads(lab, name string) ([]WorkloadStatus, error) {
+	if _, err := m.Store.Load(lab); err != nil {
+		return nil, err
+	}
+	dir := m.workloadsDir(lab)
+	planned, err := readPlan(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	runnerAlive := processAlive(filepath.Join(dir, RunnerPIDFile))
+	var out []WorkloadStatus
+	found := false
+	for _, pw := range planned {
+		if name != "" && pw.Workload.Name != name {
+			continue
+		}
+		found = true
+		d := workloadDir(dir, pw.Workload.Name, pw.Host)
+		ws := WorkloadStatus{Name: pw.Workload.Name, Host: pw.Host, State: WorkloadPending, Dir: d}
+		if data, err := os.ReadFile(filepath.Join(d, "status.json")); err == nil {
+			json.Unmarshal(data, &ws)
+		}
+		if !ws.Done() && !runnerAlive {
+			ws.State = WorkloadLost
+			ws.Error = "the workload runner is not running (see " + filepath.Join(dir, RunnerLogFile) + ")"
+		}
+		if ws.State == WorkloadRunning {
+			ws.Metrics, ws.LastMetric = countMetrics(filepath.Join(d, pw.Workload.Name+".stdout"))
+		}
+		out = append(out, ws)
+	}
+	if name != "" && !found {
+		var names []string
+		for _, pw := range planned {
+			if !containsString(names, pw.Workload.Name) {
+				names = append(names, pw.Workload.Name)
+			}
+		}
+		sort.Strings(names)
+		return nil, fmt.Errorf("lab %s has no workload %q (workloads: %s)", lab, name, strings.Join(names, ", "))
+	}
+	return out, nil
+}
+
+func containsString(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// countMetrics counts the JSON object lines of a running workload's stdout
+// so far and returns the last one.
+func countMetrics(stdout string) (int, map[string]any) {
+	f, err := os.Open(stdout)
+	if err != nil {
+		return 0, nil
+	}
+	defer f.Close()
+	n := 0
+	var last map[string]any
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if !strings.HasPrefix(line, "{") {
+			continue
+		}
+		var v map[string]any
+		if json.Unmarshal([]byte(line), &v) == nil {
+			n++
+			last = v
+		}
+	}
+	return n, last
+}
+
+// WaitWorkloads waits until every workload (name "" for all) has ended,
+// or ctx ends, and returns their statuses.
+func (m *Manager) WaitWorkloads(ctx context.Context, lab, name string) ([]WorkloadStatus, error) {
+	for {
+		ws, err := m.Workloads(lab, name)
+		if err != nil {
+			return nil, err
+		}
+		done := true
+		for _, w := range ws {
+			done = done && w.Done()
+		}
+		if done {
+			return ws, nil
+		}
+		select {
+		case <-ctx.Done():
+			return ws, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// processAlive reports whether the pid in a pid file is a live process
+// (not a zombie).
+func processAlive(pidFile string) bool {
+	data, err := os.ReadFile(pidFile)
+	if err != nil {
+		return false
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	if err != nil || pid <= 1 {
+		return false
+	}
+	if syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(stat)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
+		return s[i+2] != 'Z'
+	}
+	return true
+}

@@ -1,0 +1,81 @@
+// Package netfabric makes and shapes the links between lab hosts.
+package netfabric
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/vishvananda/netlink"
+)
+
+// EnsureBridge makes a plain Linux bridge for one lab link or segment and
+// brings it up. It is idempotent: an existing bridge of that name is kept.
+func EnsureBridge(name string) error {
+	if l, err := netlink.LinkByName(name); err == nil {
+		if l.Type() != "bridge" {
+			return fmt.Errorf("create bridge %s: a %s device of that name exists", name, l.Type())
+		}
+		return netlink.LinkSetUp(l)
+	}
+	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name, MTU: 1500}}
+	if err := netlink.LinkAdd(br); err != nil {
+		return fmt.Errorf("create bridge %s: %w", name, err)
+	}
+	// The host takes no part in a lab link: no IPv6 autoconf on the bridge,
+	// and no forwarding delay so a new port passes frames at once.
+	writeSys(filepath.Join("/proc/sys/net/ipv6/conf", name, "disable_ipv6"), "1")
+	writeSys(filepath.Join("/sys/class/net", name, "bridge/forward_delay"), "0")
+	if err := DisableBridgeNetfilter(name); err != nil {
+		return err
+	}
+	if err := netlink.LinkSetUp(br); err != nil {
+		return fmt.Errorf("bring up bridge %s: %w", name, err)
+	}
+	return nil
+}
+
+// DisableBridgeNetfilter turns off iptables/nftables calls for one bridge.
+// With br_netfilter loaded (Docker, firewalld) a host firewall would
+// otherwise drop lab traffic forwarded across the bridge.
+func DisableBridgeNetfilter(name string) error {
+	for _, f := range []string{"nf_call_iptables", "nf_call_ip6tables", "nf_call_arptables"} {
+		p := filepath.Join("/sys/class/net", name, "bridge", f)
+		if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
+			continue // br_netfilter not loaded: nothing to turn off
+		}
+		if err := os.WriteFile(p, []byte("0"), 0); err != nil {
+			return fmt.Errorf("bridge %s: turn off %s: %w", name, f, err)
+		}
+	}
+	return nil
+}
+
+// DeleteLink removes a netdev by name; a missing one is not an error, so
+// destroy can run any number of times.
+func DeleteLink(name string) error {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) {
+			return nil
+		}
+		return fmt.Errorf("look up %s: %w", name, err)
+	}
+	if err := netlink.LinkDel(l); err != nil {
+		return fmt.Errorf("delete %s: %w", name, err)
+	}
+	return nil
+}
+
+// LinkExists reports whether a netdev of that name exists.
+func LinkExists(name string) bool {
+	_, err := netlink.LinkByName(name)
+	return err == nil
+}
+
+func writeSys(path, value string) {
+	// Best effort: these knobs tune behaviour but their absence is harmless.
+	_ = os.WriteFile(path, []byte(value), 0)
+}

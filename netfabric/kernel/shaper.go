@@ -1,0 +1,370 @@
+// Package kernel shapes lab links with the Linux kernel: the VMs' taps are
+// ports of a bridge per link, and netem (with htb for rate) shapes each
+// direction, all through netlink. It is the fastest fabric and needs
+// sch_netem on the host (see HasNetem); rate alone needs only htb.
+package kernel
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"net"
+	"os"
+	"sync"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/forgelab/forgelab/netfabric"
+)
+
+// Shaper is the kernel fabric of one lab.
+type Shaper struct {
+	links     netfabric.Links
+	seed      int64
+	statePath string
+
+	mu    sync.Mutex
+	state state
+	netem error // result of HasNetem, probed on first need
+	probe sync.Once
+}
+
+var _ netfabric.Shaper = (*Shaper)(nil)
+var _ netfabric.Capturer = (*Shaper)(nil)
+
+// state is what the kernel cannot tell back (netem does not dump its
+// distribution table): the qualities as set, kept in statePath so each
+// CLI invocation sees what the last one did.
+type state struct {
+	Quality map[string]map[string]netfabric.Impairment `json:"quality"` // link -> from host -> quality
+	Down    map[string]bool                            `json:"down,omitempty"`
+	Groups  [][]string                                 `json:"groups,omitempty"`
+}
+
+// New returns the kernel shaper of links. Every endpoint needs a Tap (the
+// VM NIC's host-side device, a port of the link's Bridge) of at most 14
+// characters; its helper ifb device is the tap's name plus "i". statePath
+// ("" = in memory only) keeps the current qualities between processes.
+func New(links netfabric.Links, seed int64, statePath string) (*Shaper, error) {
+	if err := links.Validate(); err != nil {
+		return nil, err
+	}
+	for _, l := range links {
+		for _, e := range l.Endpoints {
+			if e.Tap == "" {
+				return nil, fmt.Errorf("link %s: host %s has no tap", l.Name, e.Host)
+			}
+			if _, err := ifbName(e.Tap); err != nil {
+				return nil, fmt.Errorf("link %s: %w", l.Name, err)
+			}
+		}
+	}
+	s := &Shaper{links: links, seed: seed, statePath: statePath}
+	s.state = s.declared()
+	if statePath != "" {
+		if b, err := os.ReadFile(statePath); err == nil {
+			var st state
+			if err := json.Unmarshal(b, &st); err != nil {
+				return nil, fmt.Errorf("kernel fabric state %s: %w", statePath, err)
+			}
+			s.state = st
+		}
+	}
+	return s, nil
+}
+
+func (s *Shaper) declared() state {
+	st := state{Quality: map[string]map[string]netfabric.Impairment{}, Down: map[string]bool{}}
+	for _, l := range s.links {
+		st.Quality[l.Name] = map[string]netfabric.Impairment{}
+		for _, e := range l.Endpoints {
+			st.Quality[l.Name][e.Host] = l.Quality
+		}
+	}
+	return st
+}
+
+func (s *Shaper) save() error {
+	if s.statePath == "" {
+		return nil
+	}
+	b, err := json.MarshalIndent(s.state, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := s.statePath + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("kernel fabric state: %w", err)
+	}
+	return os.Rename(tmp, s.statePath)
+}
+
+// Name implements netfabric.Shaper.
+func (s *Shaper) Name() string { return "kernel" }
+
+// canExpress checks, before anything changes, that this host can do q.
+func (s *Shaper) canExpress(q netfabric.Impairment) error {
+	if needsNetem(q) {
+		s.probe.Do(func() { s.netem = HasNetem() })
+		if s.netem != nil {
+			return fmt.Errorf("%w: %v: %w", netfabric.ErrUnsupported, q, s.netem)
+		}
+	}
+	if q.Jitter > 0 {
+		if _, err := loadDist(q.Distribution); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Setup prepares every tap (clsact) and applies the qualities: those
+// declared, or those a previous process set (statePath).
+func (s *Shaper) Setup(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range s.links {
+		for _, e := range l.Endpoints {
+			if err := s.canExpress(s.state.Quality[l.Name][e.Host]); err != nil {
+				return fmt.Errorf("link %s from %s: %w", l.Name, e.Host, err)
+			}
+		}
+	}
+	for _, l := range s.links {
+		for _, e := range l.Endpoints {
+			tap, err := linkByName(e.Tap)
+			if err != nil {
+				return fmt.Errorf("link %s: %w", l.Name, err)
+			}
+			if err := ensureClsact(tap); err != nil {
+				return err
+			}
+			if err := s.apply(l.Name, e); err != nil {
+				return err
+			}
+		}
+	}
+	if err := s.applyGroups(s.state.Groups); err != nil {
+		return err
+	}
+	return s.save()
+}
+
+// apply makes the kernel match the state for what e sends on link.
+func (s *Shaper) apply(link string, e netfabric.Endpoint) error {
+	q := s.state.Quality[link][e.Host]
+	tap, err := linkByName(e.Tap)
+	if err != nil {
+		return err
+	}
+	if err := ensureClsact(tap); err != nil {
+		return err
+	}
+	if err := setDown(tap, s.state.Down[link] || q.Down); err != nil {
+		return err
+	}
+	name, _ := ifbName(e.Tap)
+	if !shapes(q) {
+		if err := setRedirect(tap, nil, false); err != nil {
+			return err
+		}
+		return netfabric.DeleteLink(name)
+	}
+	ifb, err := ensureIfb(name)
+	if err != nil {
+		return err
+	}
+	dist, err := loadDist(q.Distribution)
+	if err != nil {
+		return err
+	}
+	limit := uint32(q.QueueLimit(10e9))
+	if err := shape(ifb, q, limit, dist, s.netemSeed(link, e.Host)); err != nil {
+		return err
+	}
+	return setRedirect(tap, ifb, true)
+}
+
+// netemSeed derives netem's PRNG seed (Linux 6.5+) from the lab seed, the
+// link and the sending host, as the userspace engine does.
+func (s *Shaper) netemSeed(link, from string) uint64 {
+	h := fnv.New64a()
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], uint64(s.seed))
+	h.Write(b[:])
+	h.Write([]byte(link + "\x00" + from))
+	return h.Sum64()
+}
+
+// Set implements netfabric.Shaper.
+func (s *Shaper) Set(ctx context.Context, link, from string, q netfabric.Impairment) error {
+	_, froms, err := s.links.CheckSet(link, from, q)
+	if err != nil {
+		return err
+	}
+	if err := s.canExpress(q); err != nil {
+		return fmt.Errorf("link %s: %w", link, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range froms {
+		s.state.Quality[link][e.Host] = q
+		if err := s.apply(link, e); err != nil {
+			return fmt.Errorf("link %s from %s: %w", link, e.Host, err)
+		}
+	}
+	return s.save()
+}
+
+// SetUp implements netfabric.Shaper: a down link drops whatever any of its
+// VMs sends; the taps and the bridge stay as they are.
+func (s *Shaper) SetUp(ctx context.Context, link string, up bool) error {
+	l, err := s.links.Find(link)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.state.Down[link] = !up
+	for _, e := range l.Endpoints {
+		tap, err := linkByName(e.Tap)
+		if err != nil {
+			return err
+		}
+		if err := ensureClsact(tap); err != nil {
+			return err
+		}
+		if err := setDown(tap, !up || s.state.Quality[link][e.Host].Down); err != nil {
+			return err
+		}
+	}
+	return s.save()
+}
+
+// Partition implements netfabric.Shaper: each tap drops frames toward its
+// VM whose source MAC belongs to a host of another group. It needs every
+// endpoint's MAC.
+func (s *Shaper) Partition(ctx context.Context, groups [][]string) error {
+	if err := s.links.CheckGroups(groups); err != nil {
+		return err
+	}
+	for _, l := range s.links {
+		for _, e := range l.Endpoints {
+			if _, err := net.ParseMAC(e.MAC); err != nil {
+				return fmt.Errorf("partition: %w: link %s host %s has no usable MAC (%q)", netfabric.ErrUnsupported, l.Name, e.Host, e.MAC)
+			}
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.applyGroups(groups); err != nil {
+		return err
+	}
+	s.state.Groups = groups
+	return s.save()
+}
+
+// Heal implements netfabric.Shaper.
+func (s *Shaper) Heal(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.applyGroups(nil); err != nil {
+		return err
+	}
+	s.state.Groups = nil
+	return s.save()
+}
+
+func (s *Shaper) applyGroups(groups [][]string) error {
+	g := netfabric.GroupOf(groups)
+	for _, l := range s.links {
+		for _, to := range l.Endpoints {
+			var from []net.HardwareAddr
+			for _, e := range l.Endpoints {
+				if e.Host != to.Host && netfabric.Separated(g, e.Host, to.Host) {
+					mac, _ := net.ParseMAC(e.MAC)
+					from = append(from, mac)
+				}
+			}
+			tap, err := linkByName(to.Tap)
+			if err != nil {
+				return err
+			}
+			if len(from) > 0 {
+				if err := ensureClsact(tap); err != nil {
+					return err
+				}
+			}
+			if err := setPartition(tap, from); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Show implements netfabric.Shaper. Counters come from the kernel: what
+// each tap received from its VM, and what the direction's qdiscs dropped
+// (netem loss and queue overflow together, reported as DropLoss). The
+// kernel counts a GSO super-frame as one packet.
+func (s *Shaper) Show(ctx context.Context) (netfabric.State, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := netfabric.State{Shaper: s.Name(), Groups: s.state.Groups}
+	for _, l := range s.links {
+		ls := netfabric.LinkState{Name: l.Name, Up: !s.state.Down[l.Name]}
+		for _, e := range l.Endpoints {
+			d := netfabric.Direction{From: e.Host, Quality: s.state.Quality[l.Name][e.Host]}
+			if tap, err := netlink.LinkByName(e.Tap); err == nil && tap.Attrs().Statistics != nil {
+				c := &netfabric.Counters{RxPackets: tap.Attrs().Statistics.RxPackets, RxBytes: tap.Attrs().Statistics.RxBytes}
+				if name, _ := ifbName(e.Tap); name != "" {
+					if ifb, err := netlink.LinkByName(name); err == nil {
+						if qs, err := netlink.QdiscList(ifb); err == nil {
+							for _, q := range qs {
+								if st := q.Attrs().Statistics; st != nil && st.Queue != nil && q.Attrs().Parent == netlink.HANDLE_ROOT {
+									c.DropLoss = uint64(st.Queue.Drops)
+								}
+							}
+						}
+					}
+				}
+				d.Counters = c
+			}
+			ls.Directions = append(ls.Directions, d)
+		}
+		st.Links = append(st.Links, ls)
+	}
+	return st, nil
+}
+
+// Teardown removes every filter, qdisc and ifb the shaper made and its
+// state file. The taps and bridges themselves belong to the orchestrator.
+func (s *Shaper) Teardown(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	for _, l := range s.links {
+		for _, e := range l.Endpoints {
+			if tap, err := netlink.LinkByName(e.Tap); err == nil {
+				q := &netlink.Clsact{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: tap.Attrs().Index, Parent: netlink.HANDLE_CLSACT, Handle: netlink.MakeHandle(0xffff, 0)}}
+				if err := netlink.QdiscDel(q); err != nil && !notFound(err) {
+					errs = append(errs, fmt.Errorf("%s: remove clsact: %w", e.Tap, err))
+				}
+			}
+			name, _ := ifbName(e.Tap)
+			if err := netfabric.DeleteLink(name); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if s.statePath != "" {
+		if err := os.Remove(s.statePath); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	s.state = s.declared()
+	return errors.Join(errs...)
+}

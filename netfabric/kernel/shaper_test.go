@@ -1,0 +1,394 @@
+package kernel
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/forgelab/forgelab/netfabric"
+	"github.com/forgelab/forgelab/netfabric/nstest"
+)
+
+// These tests build a kernel lab between network namespaces: each
+// namespace plays a VM, its host-side veth the VM's tap, joined by a
+// bridge. They need root. The netem ones also need sch_netem: they skip
+// without it, unless FORGELAB_REQUIRE_NETEM=1 (set it where netem must
+// exist, such as inside a Debian guest: build with `go test -c` and copy
+// the binary in; it needs ip, ping, iperf3 and ss there).
+
+func requireNetem(t *testing.T) {
+	t.Helper()
+	nstest.Require(t) // root first: without it the probe cannot tell
+	if err := HasNetem(); err != nil {
+		if os.Getenv("FORGELAB_REQUIRE_NETEM") == "1" {
+			t.Fatalf("netem required (FORGELAB_REQUIRE_NETEM=1): %v", err)
+		}
+		t.Skipf("skipped: %v (run where sch_netem exists, e.g. a Debian guest; FORGELAB_REQUIRE_NETEM=1 makes this a failure)", err)
+	}
+}
+
+type klab struct {
+	env *nstest.Env
+	s   *Shaper
+}
+
+func newLab(t *testing.T, tag string, q netfabric.Impairment, addrs ...string) *klab {
+	t.Helper()
+	nstest.Require(t)
+	env, err := nstest.New(tag, addrs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(env.Close)
+	br := "fltn" + tag + "br"
+	if err := netfabric.EnsureBridge(br); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = netfabric.DeleteLink(br) })
+	l := netfabric.Link{Name: "ab", Bridge: br, Quality: q}
+	for i, h := range env.Hosts {
+		if err := netfabric.AddPort(br, h.Dev); err != nil {
+			t.Fatal(err)
+		}
+		l.Endpoints = append(l.Endpoints, netfabric.Endpoint{Host: string(rune('a' + i)), Tap: h.Dev, MAC: h.MAC})
+	}
+	s, err := New(netfabric.Links{l}, 42, filepath.Join(t.TempDir(), "kernel-fabric.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Teardown(context.Background()); err != nil {
+			t.Errorf("Teardown: %v", err)
+		}
+	})
+	if err := s.Setup(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return &klab{env: env, s: s}
+}
+
+func (k *klab) reach(t *testing.T, from, to int) bool {
+	t.Helper()
+	rs, err := k.env.Ping(context.Background(), from, k.env.Hosts[to].Addr, 3, 20*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(rs) > 0
+}
+
+func TestRateTCP(t *testing.T) {
+	k := newLab(t, "kr", netfabric.Impairment{RateBits: 10e6}, "10.81.0.1", "10.81.0.2")
+	ctx := context.Background()
+	stop, err := k.env.Start(0, "iperf3", "-s", "-p", "5201")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	if err := k.env.WaitTCP(ctx, 0, 5201); err != nil {
+		t.Fatal(err)
+	}
+	bps, err := k.env.IperfTCP(ctx, 1, 0, 5201, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("rate 10mbit (htb on the sender's ifb): iperf3 TCP %.2f Mbit/s", bps/1e6)
+	if bps < 9.0e6 || bps > 10.5e6 {
+		t.Fatalf("rate 10mbit gave %.2f Mbit/s, want 9.0-10.5", bps/1e6)
+	}
+	// Back to no impairment: no ifb, no redirect, full speed.
+	if err := k.s.Set(ctx, "ab", "", netfabric.Impairment{}); err != nil {
+		t.Fatal(err)
+	}
+	if netfabric.LinkExists(k.env.Hosts[1].Dev + "i") {
+		t.Fatal("ifb left on an unimpaired direction")
+	}
+	if bps, err = k.env.IperfTCP(ctx, 1, 0, 5201, 1); err != nil || bps < 100e6 {
+		t.Fatalf("after removing the rate: %.0f Mbit/s, %v", bps/1e6, err)
+	}
+}
+
+func TestPartitionHeal(t *testing.T) {
+	k := newLab(t, "kp", netfabric.Impairment{}, "10.82.0.1", "10.82.0.2", "10.82.0.3")
+	ctx := context.Background()
+	if !k.reach(t, 0, 1) || !k.reach(t, 1, 2) {
+		t.Fatal("segment a-b-c: not everyone reaches everyone")
+	}
+	if err := k.s.Partition(ctx, [][]string{{"a"}, {"b", "c"}}); err != nil {
+		t.Fatal(err)
+	}
+	if k.reach(t, 0, 1) || k.reach(t, 2, 0) {
+		t.Fatal("a still talks to b or c across the partition")
+	}
+	if !k.reach(t, 1, 2) {
+		t.Fatal("b and c, in one group, cannot talk")
+	}
+	if st, _ := k.s.Show(ctx); len(st.Groups) != 2 {
+		t.Fatalf("Show: groups %v", st.Groups)
+	}
+	// A second process sees the partition (state file) and heals it.
+	s2, err := New(k.s.links, 42, k.s.statePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := s2.Show(ctx); len(st.Groups) != 2 {
+		t.Fatalf("a new shaper does not see the partition: %v", st.Groups)
+	}
+	if err := s2.Heal(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !k.reach(t, 0, 1) || !k.reach(t, 2, 0) {
+		t.Fatal("heal did not restore a")
+	}
+}
+
+func TestDownUp(t *testing.T) {
+	k := newLab(t, "kd", netfabric.Impairment{}, "10.83.0.1", "10.83.0.2")
+	ctx := context.Background()
+	if err := k.s.SetUp(ctx, "ab", false); err != nil {
+		t.Fatal(err)
+	}
+	if k.reach(t, 0, 1) {
+		t.Fatal("ping crosses a link that is down")
+	}
+	if st, _ := k.s.Show(ctx); st.Links[0].Up {
+		t.Fatal("Show: link up")
+	}
+	if err := k.s.SetUp(ctx, "ab", true); err != nil {
+		t.Fatal(err)
+	}
+	if !k.reach(t, 0, 1) {
+		t.Fatal("link up again, ping lost")
+	}
+	// One direction down: a's requests are dropped, so no replies either.
+	if err := k.s.Set(ctx, "ab", "a", netfabric.Impairment{Down: true}); err != nil {
+		t.Fatal(err)
+	}
+	if k.reach(t, 0, 1) {
+		t.Fatal("direction a down, but a's pings pass")
+	}
+}
+
+func TestBadInputChangesNothing(t *testing.T) {
+	k := newLab(t, "kb", netfabric.Impairment{RateBits: 50e6}, "10.84.0.1", "10.84.0.2")
+	ctx := context.Background()
+	before, _ := k.s.Show(ctx)
+	for _, err := range []error{
+		k.s.Set(ctx, "ab", "", netfabric.Impairment{Delay: -time.Millisecond}),
+		k.s.Set(ctx, "ab", "a", netfabric.Impairment{Loss: 120}),
+		k.s.Set(ctx, "zz", "", netfabric.Impairment{}),
+		k.s.Set(ctx, "ab", "q", netfabric.Impairment{}),
+		k.s.SetUp(ctx, "zz", false),
+		k.s.Partition(ctx, [][]string{{"a"}, {"x"}}),
+		k.s.Capture(ctx, "zz", &bytes.Buffer{}),
+	} {
+		if err == nil {
+			t.Fatal("bad input accepted")
+		}
+	}
+	if err := k.s.Set(ctx, "zz", "", netfabric.Impairment{}); !errors.Is(err, netfabric.ErrUnknownLink) {
+		t.Fatalf("unknown link: %v", err)
+	}
+	if HasNetem() != nil {
+		// What this host cannot do is refused before anything changes.
+		err := k.s.Set(ctx, "ab", "a", netfabric.Impairment{Delay: 20 * time.Millisecond})
+		if !errors.Is(err, netfabric.ErrUnsupported) || !errors.Is(err, ErrNoNetem) {
+			t.Fatalf("delay without netem: %v", err)
+		}
+		t.Logf("without netem: %v", err)
+	}
+	after, _ := k.s.Show(ctx)
+	for i := range before.Links[0].Directions {
+		if after.Links[0].Directions[i].Quality != before.Links[0].Directions[i].Quality {
+			t.Fatalf("bad input changed direction %d: %v -> %v", i, before.Links[0].Directions[i].Quality, after.Links[0].Directions[i].Quality)
+		}
+	}
+	if !netfabric.LinkExists(k.env.Hosts[0].Dev + "i") {
+		t.Fatal("the 50mbit shaping of a is gone")
+	}
+}
+
+func TestCapture(t *testing.T) {
+	k := newLab(t, "kc", netfabric.Impairment{}, "10.85.0.1", "10.85.0.2")
+	ctx, cancel := context.WithCancel(context.Background())
+	var buf bytes.Buffer
+	done := make(chan error, 1)
+	go func() { done <- k.s.Capture(ctx, "ab", &buf) }()
+	time.Sleep(100 * time.Millisecond)
+	if rs, err := k.env.Ping(context.Background(), 0, k.env.Hosts[1].Addr, 5, 10*time.Millisecond); err != nil || len(rs) != 5 {
+		t.Fatalf("ping: %d, %v", len(rs), err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	b := buf.Bytes()
+	if len(b) < 24 || binary.LittleEndian.Uint32(b) != 0xa1b23c4d {
+		t.Fatalf("not a pcap stream (%d bytes)", len(b))
+	}
+	icmp := 0
+	for b = b[24:]; len(b) >= 16; {
+		n := int(binary.LittleEndian.Uint32(b[8:]))
+		f := b[16 : 16+n]
+		if len(f) > 34 && binary.BigEndian.Uint16(f[12:]) == 0x0800 && f[23] == 1 {
+			icmp++
+		}
+		b = b[16+n:]
+	}
+	if icmp != 10 {
+		t.Fatalf("capture holds %d ICMP frames, want 10", icmp)
+	}
+}
+
+func TestTeardownLeavesNothing(t *testing.T) {
+	k := newLab(t, "kt", netfabric.Impairment{RateBits: 20e6}, "10.86.0.1", "10.86.0.2")
+	ctx := context.Background()
+	if err := k.s.Partition(ctx, [][]string{{"a"}, {"b"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.s.Teardown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range k.env.Hosts {
+		if netfabric.LinkExists(h.Dev + "i") {
+			t.Errorf("ifb of %s left", h.Dev)
+		}
+		l, _ := netlink.LinkByName(h.Dev)
+		qs, _ := netlink.QdiscList(l)
+		for _, q := range qs {
+			if q.Type() == "clsact" {
+				t.Errorf("clsact left on %s", h.Dev)
+			}
+		}
+	}
+	if _, err := os.Stat(k.s.statePath); err == nil {
+		t.Error("state file left")
+	}
+	if !k.reach(t, 0, 1) {
+		t.Fatal("after teardown the plain bridge does not forward")
+	}
+	// A heal or an up on bare taps (nothing of forgelab's left) is fine.
+	if err := k.s.Heal(ctx); err != nil {
+		t.Fatalf("heal after teardown: %v", err)
+	}
+	if err := k.s.Teardown(ctx); err != nil {
+		t.Fatalf("second teardown: %v", err)
+	}
+}
+
+// The tests below need netem.
+
+func median(rs []nstest.Reply) time.Duration {
+	d := make([]time.Duration, len(rs))
+	for i, r := range rs {
+		d[i] = r.RTT
+	}
+	slices.Sort(d)
+	return d[len(d)/2]
+}
+
+func TestNetemDelay(t *testing.T) {
+	requireNetem(t)
+	k := newLab(t, "ky", netfabric.Impairment{}, "10.87.0.1", "10.87.0.2")
+	ctx := context.Background()
+	base, err := k.env.Ping(ctx, 0, k.env.Hosts[1].Addr, 20, 10*time.Millisecond)
+	if err != nil || len(base) == 0 {
+		t.Fatalf("baseline: %v", err)
+	}
+	if err := k.s.Set(ctx, "ab", "", netfabric.Impairment{Delay: 20 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := k.env.Ping(ctx, 0, k.env.Hosts[1].Addr, 100, 10*time.Millisecond)
+	if err != nil || len(rs) != 100 {
+		t.Fatalf("ping: %d of 100, %v", len(rs), err)
+	}
+	added := median(rs) - median(base)
+	t.Logf("20 ms each way: median RTT +%v", added)
+	if added < 38*time.Millisecond || added > 42*time.Millisecond {
+		t.Fatalf("added %v, want 40 ms ± 2 ms", added)
+	}
+}
+
+func TestNetemLoss(t *testing.T) {
+	requireNetem(t)
+	k := newLab(t, "kl", netfabric.Impairment{}, "10.88.0.1", "10.88.0.2")
+	ctx := context.Background()
+	if err := k.s.Set(ctx, "ab", "a", netfabric.Impairment{Loss: 10}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 1000
+	rs, err := k.env.Ping(ctx, 0, k.env.Hosts[1].Addr, n, 2*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost := n - len(rs)
+	// Binomial(1000, 0.1): 99.9 % of runs lose 69..131.
+	t.Logf("lost %d of %d", lost, n)
+	if lost < 69 || lost > 131 {
+		t.Fatalf("loss 10%%: lost %d of %d, outside the 99.9%% interval [69, 131]", lost, n)
+	}
+}
+
+func TestNetemJitterKeepsOrder(t *testing.T) {
+	requireNetem(t)
+	k := newLab(t, "kj", netfabric.Impairment{}, "10.89.0.1", "10.89.0.2")
+	ctx := context.Background()
+	if err := k.s.Set(ctx, "ab", "a", netfabric.Impairment{Delay: 20 * time.Millisecond, Jitter: 10 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := k.env.Ping(ctx, 0, k.env.Hosts[1].Addr, 200, 2*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seqs := make([]int, len(rs)) // in arrival order
+	for i, r := range rs {
+		seqs[i] = r.Seq
+	}
+	if !slices.IsSorted(seqs) {
+		t.Fatalf("jitter without reorder reordered: %v", seqs)
+	}
+	if err := k.s.Set(ctx, "ab", "a", netfabric.Impairment{Delay: 20 * time.Millisecond, Jitter: 10 * time.Millisecond, Reorder: 25}); err != nil {
+		t.Fatal(err)
+	}
+	rs, _ = k.env.Ping(ctx, 0, k.env.Hosts[1].Addr, 200, 2*time.Millisecond)
+	seqs = seqs[:0]
+	for _, r := range rs {
+		seqs = append(seqs, r.Seq)
+	}
+	if slices.IsSorted(seqs) {
+		t.Fatal("reorder 25% kept everything in order")
+	}
+}
+
+func TestNetemChangeVisibleWithin100ms(t *testing.T) {
+	requireNetem(t)
+	k := newLab(t, "kv", netfabric.Impairment{}, "10.90.0.1", "10.90.0.2")
+	ctx := context.Background()
+	setAt := make(chan time.Time, 1)
+	go func() {
+		time.Sleep(400 * time.Millisecond)
+		at := time.Now()
+		if err := k.s.Set(ctx, "ab", "a", netfabric.Impairment{Delay: 50 * time.Millisecond}); err != nil {
+			t.Error(err)
+		}
+		setAt <- at
+	}()
+	rs, err := k.env.Ping(ctx, 0, k.env.Hosts[1].Addr, 100, 10*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := <-setAt
+	for _, r := range rs {
+		if r.Sent.After(at.Add(100*time.Millisecond)) && r.RTT < 45*time.Millisecond {
+			t.Fatalf("ping %d sent %v after the change still fast (%v)", r.Seq, r.Sent.Sub(at), r.RTT)
+		}
+	}
+}

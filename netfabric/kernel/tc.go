@@ -1,0 +1,290 @@
+package kernel
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
+
+	"github.com/forgelab/forgelab/netfabric"
+)
+
+// The traffic control layout forgelab puts on a lab NIC's tap T (the
+// host-side end of a VM's NIC) and its helper ifb device I:
+//
+//	T clsact ingress (frames the VM sends):
+//	  prio 1  cls_bpf "drop all"        while the link or this direction is down
+//	  prio 2  u32 any -> mirred to I    while this direction is shaped
+//	T clsact egress (frames toward the VM):
+//	  prio 3  cls_bpf "drop from MACs"  while a partition separates hosts from it
+//	I root (what the VM sends, shaped, then back into T's ingress):
+//	  rate:    htb 1: -> class 1:1 (rate) -> leaf 10: netem or pfifo
+//	  no rate: netem 1:
+//
+// Shaping the sending side's ingress makes "traffic leaving host X" one
+// queue, for point-to-point links and segments alike, and leaves each
+// direction independent. Nothing is attached to a direction without
+// impairment, so an unimpaired link is a plain bridge.
+const (
+	prioDown      = 1
+	prioRedirect  = 2
+	prioPartition = 3
+)
+
+var (
+	htbRoot   = netlink.MakeHandle(1, 0)
+	htbClass  = netlink.MakeHandle(1, 1)
+	leafQdisc = netlink.MakeHandle(10, 0)
+)
+
+// ifbName is the helper device of a tap: the tap's name plus "i".
+func ifbName(tap string) (string, error) {
+	n := tap + "i"
+	if len(n) > 15 {
+		return "", fmt.Errorf("tap name %q too long to derive its ifb name (at most 14 characters)", tap)
+	}
+	return n, nil
+}
+
+func linkByName(name string) (netlink.Link, error) {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		return nil, fmt.Errorf("device %s: %w", name, err)
+	}
+	return l, nil
+}
+
+// notFound: deleting what is not there (a qdisc already gone, or the
+// default root qdisc, which the kernel refuses to delete with EINVAL).
+func notFound(err error) bool {
+	var nf netlink.LinkNotFoundError
+	return errors.As(err, &nf) || errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENODEV) || errors.Is(err, unix.EINVAL)
+}
+
+// ensureClsact gives a tap its clsact qdisc.
+func ensureClsact(tap netlink.Link) error {
+	if has, err := hasClsact(tap); err != nil || has {
+		return err
+	}
+	q := &netlink.Clsact{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: tap.Attrs().Index, Parent: netlink.HANDLE_CLSACT, Handle: netlink.MakeHandle(0xffff, 0)}}
+	if err := netlink.QdiscAdd(q); err != nil {
+		return fmt.Errorf("%s: add clsact: %w", tap.Attrs().Name, err)
+	}
+	return nil
+}
+
+// hasFilter reports whether a filter of ours sits at prio on that hook.
+func hasFilter(l netlink.Link, parent uint32, prio uint16) (netlink.Filter, error) {
+	fs, err := netlink.FilterList(l, parent)
+	if err != nil {
+		return nil, fmt.Errorf("%s: list filters: %w", l.Attrs().Name, err)
+	}
+	for _, f := range fs {
+		if f.Attrs().Priority == prio {
+			return f, nil
+		}
+	}
+	return nil, nil
+}
+
+// delFilters removes every filter at prio on that hook, whatever its
+// kind (no TCA_KIND in the request); none there is fine.
+func delFilters(l netlink.Link, parent uint32, prio uint16) error {
+	req := nl.NewNetlinkRequest(unix.RTM_DELTFILTER, unix.NLM_F_ACK)
+	req.AddData(&nl.TcMsg{
+		Family:  nl.FAMILY_ALL,
+		Ifindex: int32(l.Attrs().Index),
+		Parent:  parent,
+		Info:    netlink.MakeHandle(prio, htons(unix.ETH_P_ALL)),
+	})
+	_, err := req.Execute(unix.NETLINK_ROUTE, 0)
+	if err == nil || errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	if has, lerr := hasClsact(l); lerr == nil && !has {
+		return nil // no clsact, so no filters ("Parent Qdisc doesn't exist")
+	}
+	return fmt.Errorf("%s: delete filter prio %d: %w", l.Attrs().Name, prio, err)
+}
+
+func hasClsact(l netlink.Link) (bool, error) {
+	qs, err := netlink.QdiscList(l)
+	if err != nil {
+		return false, fmt.Errorf("%s: list qdiscs: %w", l.Attrs().Name, err)
+	}
+	for _, q := range qs {
+		if q.Type() == "clsact" {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// setBPFDrop puts (or replaces) a drop program at prio on a hook.
+func setBPFDrop(l netlink.Link, parent uint32, prio uint16, prog []insn, name string) error {
+	fd, err := loadProgram(prog, name)
+	if err != nil {
+		return fmt.Errorf("%s: %w", l.Attrs().Name, err)
+	}
+	defer unix.Close(fd) // the filter keeps its own reference
+	f := &netlink.BpfFilter{
+		FilterAttrs:  netlink.FilterAttrs{LinkIndex: l.Attrs().Index, Parent: parent, Priority: prio, Protocol: unix.ETH_P_ALL, Handle: 1},
+		Fd:           fd,
+		Name:         name,
+		DirectAction: true,
+	}
+	if err := netlink.FilterReplace(f); err != nil {
+		return fmt.Errorf("%s: add drop filter: %w", l.Attrs().Name, err)
+	}
+	return nil
+}
+
+// setDown makes a tap drop (or stop dropping) everything its VM sends.
+func setDown(tap netlink.Link, down bool) error {
+	if !down {
+		return delFilters(tap, netlink.HANDLE_MIN_INGRESS, prioDown)
+	}
+	if f, err := hasFilter(tap, netlink.HANDLE_MIN_INGRESS, prioDown); err != nil || f != nil {
+		return err
+	}
+	return setBPFDrop(tap, netlink.HANDLE_MIN_INGRESS, prioDown, dropAllProgram(), "fl_down")
+}
+
+// setPartition makes a tap drop frames toward its VM from the given MACs
+// (none: remove the filter).
+func setPartition(tap netlink.Link, from []net.HardwareAddr) error {
+	if len(from) == 0 {
+		return delFilters(tap, netlink.HANDLE_MIN_EGRESS, prioPartition)
+	}
+	return setBPFDrop(tap, netlink.HANDLE_MIN_EGRESS, prioPartition, dropFromProgram(from), "fl_partition")
+}
+
+// setRedirect sends (or stops sending) what a tap's VM sends through ifb.
+func setRedirect(tap netlink.Link, ifb netlink.Link, on bool) error {
+	if !on {
+		return delFilters(tap, netlink.HANDLE_MIN_INGRESS, prioRedirect)
+	}
+	f, err := hasFilter(tap, netlink.HANDLE_MIN_INGRESS, prioRedirect)
+	if err != nil || f != nil {
+		return err
+	}
+	u := &netlink.U32{
+		FilterAttrs: netlink.FilterAttrs{LinkIndex: tap.Attrs().Index, Parent: netlink.HANDLE_MIN_INGRESS, Priority: prioRedirect, Protocol: unix.ETH_P_ALL},
+		Sel: &netlink.TcU32Sel{
+			Flags: nl.TC_U32_TERMINAL,
+			Nkeys: 1,
+			Keys:  []netlink.TcU32Key{{Mask: 0, Val: 0, Off: 0}}, // match everything
+		},
+		Actions: []netlink.Action{netlink.NewMirredAction(ifb.Attrs().Index)},
+	}
+	if err := netlink.FilterAdd(u); err != nil {
+		return fmt.Errorf("%s: redirect to %s: %w", tap.Attrs().Name, ifb.Attrs().Name, err)
+	}
+	return nil
+}
+
+// ensureIfb makes the helper device, up, without IPv6 of its own.
+func ensureIfb(name string) (netlink.Link, error) {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		ifb := &netlink.Ifb{LinkAttrs: netlink.LinkAttrs{Name: name, TxQLen: 1000}}
+		if err := netlink.LinkAdd(ifb); err != nil && !errors.Is(err, unix.EEXIST) {
+			return nil, fmt.Errorf("create ifb %s (needs the ifb module): %w", name, err)
+		}
+		if l, err = netlink.LinkByName(name); err != nil {
+			return nil, fmt.Errorf("ifb %s: %w", name, err)
+		}
+	} else if l.Type() != "ifb" {
+		return nil, fmt.Errorf("ifb %s: a %s device has that name", name, l.Type())
+	}
+	_ = os.WriteFile("/proc/sys/net/ipv6/conf/"+name+"/disable_ipv6", []byte("1"), 0)
+	if err := netlink.LinkSetUp(l); err != nil {
+		return nil, fmt.Errorf("bring up %s: %w", name, err)
+	}
+	return l, nil
+}
+
+// shape builds (or changes in place) the qdiscs on ifb for q.
+func shape(ifb netlink.Link, q netfabric.Impairment, limit uint32, dist []int16, seed uint64) error {
+	name := ifb.Attrs().Name
+	idx := ifb.Attrs().Index
+	qs, err := netlink.QdiscList(ifb)
+	if err != nil {
+		return fmt.Errorf("%s: list qdiscs: %w", name, err)
+	}
+	kindAt := map[uint32]string{}
+	for _, x := range qs {
+		kindAt[x.Attrs().Handle] = x.Type()
+	}
+	netem := func(handle, parent uint32) error {
+		req := nl.NewNetlinkRequest(unix.RTM_NEWQDISC, unix.NLM_F_CREATE|unix.NLM_F_REPLACE|unix.NLM_F_ACK)
+		req.AddData(&nl.TcMsg{Family: nl.FAMILY_ALL, Ifindex: int32(idx), Handle: handle, Parent: parent})
+		req.AddData(nl.NewRtAttr(nl.TCA_KIND, nl.ZeroTerminated("netem")))
+		req.AddData(netemOptions(q, limit, dist, seed, tickPerUsec()))
+		if _, err := req.Execute(unix.NETLINK_ROUTE, 0); err != nil {
+			if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EOPNOTSUPP) {
+				return fmt.Errorf("%s: %w: this kernel has no sch_netem (delay, jitter, loss, duplicate, reorder and corrupt need it; use fabric = userspace)", name, netfabric.ErrUnsupported)
+			}
+			return fmt.Errorf("%s: netem %v: %w", name, q, err)
+		}
+		return nil
+	}
+	if q.RateBits == 0 {
+		if kindAt[htbRoot] != "" && kindAt[htbRoot] != "netem" {
+			if err := delRoot(ifb); err != nil {
+				return err
+			}
+		}
+		return netem(htbRoot, netlink.HANDLE_ROOT)
+	}
+	if kindAt[htbRoot] != "htb" {
+		if err := delRoot(ifb); err != nil {
+			return err
+		}
+		root := netlink.NewHtb(netlink.QdiscAttrs{LinkIndex: idx, Handle: htbRoot, Parent: netlink.HANDLE_ROOT})
+		root.Defcls = 1
+		if err := netlink.QdiscAdd(root); err != nil {
+			return fmt.Errorf("%s: add htb: %w", name, err)
+		}
+	}
+	rate := uint64(q.RateBits)
+	class := netlink.NewHtbClass(netlink.ClassAttrs{LinkIndex: idx, Parent: htbRoot, Handle: htbClass},
+		netlink.HtbClassAttrs{Rate: rate, Ceil: rate, Quantum: uint32(min(max(rate/8/100, 1514), 200000))})
+	if err := netlink.ClassReplace(class); err != nil {
+		return fmt.Errorf("%s: htb class rate %s: %w", name, netfabric.FormatRate(q.RateBits), err)
+	}
+	want := "pfifo"
+	if needsNetem(q) {
+		want = "netem"
+	}
+	if k := kindAt[leafQdisc]; k != "" && k != want {
+		if err := netlink.QdiscDel(&netlink.GenericQdisc{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: idx, Handle: leafQdisc, Parent: htbClass}, QdiscType: k}); err != nil && !notFound(err) {
+			return fmt.Errorf("%s: remove %s: %w", name, k, err)
+		}
+	}
+	if want == "netem" {
+		return netem(leafQdisc, htbClass)
+	}
+	// A plain FIFO as deep as the bandwidth-delay product wants, rather
+	// than the device's short default.
+	req := nl.NewNetlinkRequest(unix.RTM_NEWQDISC, unix.NLM_F_CREATE|unix.NLM_F_REPLACE|unix.NLM_F_ACK)
+	req.AddData(&nl.TcMsg{Family: nl.FAMILY_ALL, Ifindex: int32(idx), Handle: leafQdisc, Parent: htbClass})
+	req.AddData(nl.NewRtAttr(nl.TCA_KIND, nl.ZeroTerminated("pfifo")))
+	req.AddData(nl.NewRtAttr(nl.TCA_OPTIONS, nl.Uint32Attr(limit)))
+	if _, err := req.Execute(unix.NETLINK_ROUTE, 0); err != nil {
+		return fmt.Errorf("%s: pfifo: %w", name, err)
+	}
+	return nil
+}
+
+func delRoot(l netlink.Link) error {
+	q := &netlink.GenericQdisc{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: l.Attrs().Index, Parent: netlink.HANDLE_ROOT}, QdiscType: "x"}
+	if err := netlink.QdiscDel(q); err != nil && !notFound(err) {
+		return fmt.Errorf("%s: delete root qdisc: %w", l.Attrs().Name, err)
+	}
+	return nil
+}
