@@ -98,3 +98,18 @@ func ExplainQEMULog(log string) string {
 	}
 	return ""
 }
+
+// CheckKVMDevice warns about a /dev/kvm the libvirt-qemu user cannot open
+// (no udev rule applied): libvirt then distrusts its cached QEMU
+// capabilities on every call and each domain start costs a fresh probe of
+// QEMU, a minute or more on a busy machine. It returns "" when all is well.
+func CheckKVMDevice(dev string) string {
+	fi, err := os.Stat(dev)
+	if err != nil {
+		return ""
+	}
+	if fi.Mode().Perm()&0o060 == 0o060 {
+		return ""
+	}
+	return fmt.Sprintf("%s is %v and not open to the kvm group, so libvirt re-probes QEMU on every call (slow domain starts): give it Debian's usual permissions with `chgrp kvm %s && chmod 0660 %s` (make setup does this)", dev, fi.Mode().Perm(), dev, dev)
+}

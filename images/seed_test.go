@@ -42,6 +42,7 @@ func testSeed() Seed {
 		},
 		HostKeyPrivate: testHostKeyPrivate,
 		HostKeyPublic:  testHostKeyPublic,
+		EtcHosts:       "10.10.1.1\ta a.handover.lab\n10.10.1.2\tb b.handover.lab\n",
 		NICs: []SeedNIC{
 			{Name: "mgmt", MAC: "52:54:00:AB:12:01", DHCP4: true},
 			{Name: "eth1", MAC: "52:54:00:ab:12:02", Addresses: []string{"10.10.1.1/24", "fd00:10:1::1/64"}},
@@ -139,6 +140,7 @@ func TestSeedParsesAsIntended(t *testing.T) {
 				"ssh_authorized_keys": ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGZvcmdlbGFiLWxhYi1rZXktZm9yLXRlc3RzLW9ubHk forgelab-lab-ab12"]}],
 			"disable_root": true, "ssh_pwauth": false, "ssh_deletekeys": true,
 			"ssh_keys": {"ed25519_private": ` + mustJSON(testHostKeyPrivate) + `, "ed25519_public": ` + mustJSON(testHostKeyPublic) + `},
+			"write_files": [{"path": "/etc/hosts", "append": true, "content": "10.10.1.1\ta a.handover.lab\n10.10.1.2\tb b.handover.lab\n"}],
 			"ssh_publish_hostkeys": {"enabled": false}}`},
 		{"network-config", nc, `{"version": 2, "ethernets": {
 			"mgmt": {"match": {"macaddress": "52:54:00:ab:12:01"}, "set-name": "mgmt", "dhcp4": true, "link-local": []},
@@ -183,6 +185,7 @@ func TestSeedValidation(t *testing.T) {
 		{"v6 gateway4", func(s *Seed) { s.NICs[2].Gateway4 = "fd00::1" }, "gateway4"},
 		{"bad nameserver", func(s *Seed) { s.NICs[2].Nameservers = []string{"dns"} }, "nameserver"},
 		{"newline password", func(s *Seed) { s.Password = "a\nb" }, "password"},
+		{"binary etc hosts", func(s *Seed) { s.EtcHosts = "10.0.0.1 a\x00" }, "etc hosts"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := testSeed()

@@ -314,7 +314,8 @@ func (m *Manager) bootHost(ctx context.Context, rec *Recorder, p *Plan, i int, k
 		Hostname:   h.Name, User: opts.User, Password: k.password,
 		AuthorizedKeys: []string{k.user.Public},
 		HostKeyPrivate: string(hk.Private), HostKeyPublic: hk.Public,
-		NICs: []SeedNIC{{Name: "eth0", MAC: h.MgmtMAC, DHCP4: true}},
+		EtcHosts: EtcHosts(p, h.Name),
+		NICs:     []SeedNIC{{Name: "eth0", MAC: h.MgmtMAC, DHCP4: true}},
 	}
 	for _, n := range h.NICs {
 		sn := SeedNIC{Name: n.Name, MAC: n.MAC}

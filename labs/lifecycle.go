@@ -48,6 +48,7 @@ type SeedInput struct {
 	InstanceID, Hostname, User, Password string
 	AuthorizedKeys                       []string
 	HostKeyPrivate, HostKeyPublic        string
+	EtcHosts                             string
 	NICs                                 []SeedNIC
 }
 

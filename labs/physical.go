@@ -49,12 +49,6 @@ type AdoptedHost struct {
 	NextBackup int                `json:"next_backup,omitempty"`
 }
 
-// CoordState is the lab's coordination service.
-type CoordState struct {
-	Port int               `json:"port"`
-	URLs map[string]string `json:"urls"` // host -> base URL as that host reaches it
-}
-
 // VXLAN is the lab's end of a tunnel to a physical host.
 type VXLAN struct {
 	Name          string

@@ -30,6 +30,12 @@ const (
 	RunnerLogFile = "workloadd.log"
 )
 
+// CoordState is the lab's coordination service.
+type CoordState struct {
+	Port int               `json:"port"`
+	URLs map[string]string `json:"urls"` // host -> base URL as that host reaches it
+}
+
 // deployParallel is how many hosts get files at once.
 const deployParallel = 4
 
@@ -88,12 +94,14 @@ func CheckSoftware(spec *Spec, p *Plan) error {
 		errs = append(errs, &Error{File: spec.File, Line: line, Msg: fmt.Sprintf(format, args...)})
 	}
 	coord := coordForCheck(p)
+	checked := map[int]bool{} // deploys without templates are the same for every host
 	for _, h := range p.Hosts {
 		f := hostFacts(p, coord, h.Name)
 		for i, d := range spec.Deploys {
-			if !onHost(d.Hosts, h.Name) {
+			if !onHost(d.Hosts, h.Name) || checked[i] {
 				continue
 			}
+			checked[i] = !d.Template
 			if err := toDeploy(spec, d).Check(&f); err != nil {
 				add(d.Line, "deploy #%d for host %s: %v", i+1, h.Name, templateError(err))
 			}

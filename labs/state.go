@@ -55,7 +55,7 @@ type State struct {
 	Resources    []Resource            `json:"resources"`
 	Hosts        map[string]*HostState `json:"hosts,omitempty"`
 	// Adopted physical hosts and the journal of what forgelab changed on
-	// each; Coord is the lab's coordination service (software_state.go).
+	// each (physical.go); Coord is the lab's coordination service (software.go).
 	Adopted map[string]*AdoptedHost `json:"adopted,omitempty"`
 	Coord   *CoordState             `json:"coord,omitempty"`
 }

@@ -52,6 +52,7 @@ func (imageStore) WriteSeed(path string, in SeedInput) error {
 	s := images.Seed{
 		InstanceID: in.InstanceID, Hostname: in.Hostname, User: in.User, Password: in.Password,
 		AuthorizedKeys: in.AuthorizedKeys, HostKeyPrivate: in.HostKeyPrivate, HostKeyPublic: in.HostKeyPublic,
+		EtcHosts: in.EtcHosts,
 	}
 	for _, n := range in.NICs {
 		s.NICs = append(s.NICs, images.SeedNIC{Name: n.Name, MAC: n.MAC, DHCP4: n.DHCP4, Addresses: n.Addresses})

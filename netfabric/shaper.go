@@ -70,6 +70,13 @@ type Capturer interface {
 	Capture(ctx context.Context, link string, w io.Writer) error
 }
 
+// Reseeder is an optional Shaper capability: restart the random streams
+// (loss, jitter, duplicate, corrupt, reorder) from the lab seed, so the
+// same traffic meets the same choices again.
+type Reseeder interface {
+	Reseed(ctx context.Context) error
+}
+
 // State is what Show reports.
 type State struct {
 	Shaper string      `json:"shaper"`

@@ -38,6 +38,9 @@ func createCommand() *cli.Command {
 				return err
 			}
 			fmt.Fprintf(os.Stderr, "accelerator: %s (%s)\n", accel, reason)
+			if warn := hypervisor.CheckKVMDevice("/dev/kvm"); warn != "" {
+				fmt.Fprintln(os.Stderr, "warning:", warn)
+			}
 			if err := hypervisor.CheckQEMU(); err != nil {
 				return err
 			}

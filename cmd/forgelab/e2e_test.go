@@ -353,6 +353,7 @@ func TestLabLifecycle(t *testing.T) {
 		}
 	})
 	t.Run("fabric", func(t *testing.T) { fabricChecks(t, lab, info) })
+	t.Run("kernel shaper inside a guest", func(t *testing.T) { kernelShaperInGuest(t, lab, "c") })
 	t.Run("second lab beside it", func(t *testing.T) {
 		r := forgelab(t, "create", writeLab(t, soloLab))
 		if r.code != 0 {

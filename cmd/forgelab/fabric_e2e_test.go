@@ -91,7 +91,10 @@ func fabricChecks(t *testing.T, lab string, info inspectJSON) {
 		}
 		time.Sleep(2 * time.Second)
 		issued := time.Now()
-		mustForgelab(t, "link", "set", lab, "ab", "--from", "a", "--delay", "50ms")
+		// The capture sees frames as they are delivered, after the delay
+		// line: delaying the replies (b to a) shows as a request-to-reply
+		// gap, with the request's capture time still its send time.
+		mustForgelab(t, "link", "set", lab, "ab", "--from", "b", "--delay", "50ms")
 		ping.Wait()
 		capture.Process.Signal(os.Interrupt)
 		capture.Wait()
@@ -100,9 +103,35 @@ func fabricChecks(t *testing.T, lab string, info inspectJSON) {
 			t.Fatal(err)
 		}
 		lag := first.Sub(issued)
-		t.Logf("first echo request delayed by the change left a %s after `link set` was started", lag.Round(time.Millisecond))
+		t.Logf("first echo whose reply the change delayed was sent %s after `link set` was started", lag.Round(time.Millisecond))
 		if lag > 100*time.Millisecond {
 			t.Errorf("change took effect %s after link set started, want within 100ms", lag)
+		}
+	})
+
+	t.Run("same seed, same drops", func(t *testing.T) {
+		defer reset(t)
+		mustForgelab(t, "link", "set", lab, "ab", "--from", "a", "--loss", "30%")
+		run := func() []int {
+			mustForgelab(t, "link", "reseed", lab)
+			out := mustForgelab(t, "exec", lab, "a", "--", fmt.Sprintf("sudo ping -n -c 200 -i 0.01 -W 1 %s || true", bAB))
+			got := map[int]bool{}
+			for _, m := range seqRE.FindAllStringSubmatch(out, -1) {
+				n, _ := strconv.Atoi(m[1])
+				got[n] = true
+			}
+			var lost []int
+			for i := 1; i <= 200; i++ {
+				if !got[i] {
+					lost = append(lost, i)
+				}
+			}
+			return lost
+		}
+		first, second := run(), run()
+		t.Logf("lost %d of 200 both times; first losses %v", len(first), first[:min(10, len(first))])
+		if len(first) < 30 || fmt.Sprint(first) != fmt.Sprint(second) {
+			t.Errorf("drop patterns differ after reseeding:\n%v\n%v", first, second)
 		}
 	})
 
@@ -209,6 +238,36 @@ func fabricChecks(t *testing.T, lab string, info inspectJSON) {
 	})
 }
 
+// kernelShaperInGuest runs the kernel shaper's own tests inside a lab VM:
+// this host kernel may lack sch_netem, Debian's guest kernel has it. The
+// test binary builds its own namespaces there, so it needs only root.
+func kernelShaperInGuest(t *testing.T, lab, host string) {
+	bin := filepath.Join(t.TempDir(), "kernel.test")
+	build := exec.Command("go", "test", "-c", "-o", bin, "../../netfabric/kernel")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build kernel shaper tests: %v\n%s", err, out)
+	}
+	f, err := os.Open(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cmd := exec.Command(binPath, "--state-dir", stateDir(), "exec", lab, host, "--", "cat > /tmp/kernel.test && chmod +x /tmp/kernel.test")
+	cmd.Stdin = f
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("copy test binary into %s: %v\n%s", host, err, out)
+	}
+	r := forgelab(t, "exec", lab, host, "--", "cd /tmp && sudo FORGELAB_REQUIRE_NETEM=1 CI=true ./kernel.test -test.v -test.count=1 -test.timeout=10m 2>&1")
+	t.Logf("kernel shaper tests inside %s:\n%s", host, lastN(r.stdout, 60))
+	if r.code != 0 {
+		t.Errorf("kernel shaper tests failed inside the guest (exit %d)", r.code)
+	}
+	if strings.Contains(r.stdout, "--- SKIP") {
+		t.Errorf("kernel shaper tests skipped inside the guest: sch_netem should be there")
+	}
+}
+
 var countersRE = regexp.MustCompile(`(?s)"counters": \{.*?\}`)
 
 func stripCounters(s string) string { return countersRE.ReplaceAllString(s, "") }
@@ -225,6 +284,8 @@ func macOn(info inspectJSON, host, link string) string {
 	}
 	return ""
 }
+
+var seqRE = regexp.MustCompile(`icmp_seq=(\d+) `)
 
 var rttRE = regexp.MustCompile(`time=([0-9.]+) ms`)
 
@@ -308,4 +369,15 @@ func firstSlowEcho(path string, slow time.Duration) (time.Time, error) {
 		}
 	}
 	return time.Time{}, fmt.Errorf("no echo in %s took %s or more (%d requests)", path, slow, len(requests))
+}
+
+// TestFabricOnRunningLab runs the link checks against a lab that is
+// already up (links ab, bc as in the quickstart), for quick iterations:
+// FORGELAB_TEST_LAB=NAME go test -run TestFabricOnRunningLab ./cmd/forgelab
+func TestFabricOnRunningLab(t *testing.T) {
+	lab := os.Getenv("FORGELAB_TEST_LAB")
+	if lab == "" {
+		t.Skip("set FORGELAB_TEST_LAB to a running lab with links ab and bc to run the link checks against it")
+	}
+	fabricChecks(t, lab, inspect(t, lab))
 }

@@ -60,6 +60,30 @@ func linkCommand() *cli.Command {
 				Flags:     []cli.Flag{outputFlag},
 				Action:    linkShow,
 			},
+			{
+				Name:      "reseed",
+				Usage:     "restart the fabric's random choices from the lab seed: the same traffic meets the same losses again",
+				ArgsUsage: "LAB",
+				Action: func(c *cli.Context) error {
+					if err := needArgs(c, 1, "LAB"); err != nil {
+						return err
+					}
+					st, sh, s, err := labShaper(c, c.Args().First())
+					if err != nil {
+						return err
+					}
+					r, ok := sh.(netfabric.Reseeder)
+					if !ok {
+						return fmt.Errorf("the %s fabric draws its random choices in the kernel and cannot restart them", sh.Name())
+					}
+					if err := r.Reseed(c.Context); err != nil {
+						return err
+					}
+					s.LogEvent(st.Lab, "reseed %d", st.Plan.Seed)
+					fmt.Fprintf(os.Stderr, "random streams of %s restarted from seed %d\n", st.Lab, st.Plan.Seed)
+					return nil
+				},
+			},
 			{Name: "down", Usage: "take a link down (nothing passes)", ArgsUsage: "LAB LINK", Action: func(c *cli.Context) error { return linkUpDown(c, false) }},
 			{Name: "up", Usage: "bring a link back up", ArgsUsage: "LAB LINK", Action: func(c *cli.Context) error { return linkUpDown(c, true) }},
 		},

@@ -34,7 +34,7 @@ func main() {
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // main prints errors once
 	}
-	if err := app.RunContext(ctx, os.Args); err != nil {
+	if err := app.RunContext(ctx, hoistFlags(app, os.Args)); err != nil {
 		var exit cli.ExitCoder
 		if errors.As(err, &exit) {
 			if msg := err.Error(); msg != "" {

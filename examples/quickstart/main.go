@@ -4,10 +4,10 @@
 // and a barrier, all meeting through the lab's coordination service
 // ($FORGELAB_COORD).
 //
-//	demo recv  [--listen :9000] [--for 30s] [--signal receiver-up]
-//	demo send  --to HOST:9000 [--rate 500] [--size 256] [--for 20s] [--wait-signal receiver-up]
+//	demo recv  [--listen :9000] [--for 30s] [--signal receiver-up] [--until-signal sender-done]
+//	demo send  --to HOST:9000 [--rate 500] [--size 256] [--for 20s] [--wait-signal receiver-up] [--done-signal sender-done]
 //	demo serve [--listen 127.0.0.1:8080]       # GET /healthz, GET /stats
-//	demo barrier NAME N [--wait 2m]
+//	demo barrier [--raise S] [--await S] [--delay 2s] NAME N
 //
 // Build: go build -o examples/quickstart/bin/demo ./examples/quickstart
 package main
@@ -75,7 +75,8 @@ func coordClient() (*coord.Client, error) {
 	return &coord.Client{Base: base}, nil
 }
 
-// Packets carry a sequence number and the send time (ns).
+// Packets carry a sequence number and the send time (ns, the sender's
+// clock: VM clocks are not synchronised, so the receiver does not use it).
 const header = 16
 
 func recv(ctx context.Context, args []string) error {
@@ -83,6 +84,7 @@ func recv(ctx context.Context, args []string) error {
 	listen := fs.String("listen", ":9000", "UDP address")
 	dur := fs.Duration("for", 30*time.Second, "how long to receive (0: until stopped)")
 	sig := fs.String("signal", "", "coordination signal to raise once listening")
+	until := fs.String("until-signal", "", "coordination signal that ends receiving (then 500 ms more for packets in flight)")
 	fs.Parse(args)
 	conn, err := net.ListenPacket("udp", *listen)
 	if err != nil {
@@ -104,7 +106,22 @@ func recv(ctx context.Context, args []string) error {
 		ctx, cancel = context.WithTimeout(ctx, *dur)
 		defer cancel()
 	}
-	var packets, bytes, maxSeq, latSum atomic.Int64
+	if *until != "" {
+		c, err := coordClient()
+		if err != nil {
+			return err
+		}
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		go func() {
+			if _, err := c.WaitSignal(ctx, *until, 1, coord.MaxWait); err == nil {
+				time.Sleep(500 * time.Millisecond)
+			}
+			cancel()
+		}()
+	}
+	var packets, bytes, maxSeq atomic.Int64
 	go func() {
 		<-ctx.Done()
 		conn.SetReadDeadline(time.Now())
@@ -120,10 +137,8 @@ func recv(ctx context.Context, args []string) error {
 				continue
 			}
 			seq := int64(binary.BigEndian.Uint64(buf[:8]))
-			sent := int64(binary.BigEndian.Uint64(buf[8:16]))
 			packets.Add(1)
 			bytes.Add(int64(n))
-			latSum.Add(time.Now().UnixNano() - sent)
 			for {
 				m := maxSeq.Load()
 				if seq <= m || maxSeq.CompareAndSwap(m, seq) {
@@ -144,11 +159,7 @@ func recv(ctx context.Context, args []string) error {
 			return nil
 		case <-tick.C:
 			p, b := packets.Load(), bytes.Load()
-			m := map[string]any{"role": "receiver", "packets": p - lastP, "mbit_s": float64(b-lastB) * 8 / 1e6, "lost_total": max(0, maxSeq.Load()+1-p)}
-			if p > 0 {
-				m["owd_ms_avg"] = float64(latSum.Load()) / float64(p) / 1e6
-			}
-			emit(m)
+			emit(map[string]any{"role": "receiver", "packets": p - lastP, "mbit_s": float64(b-lastB) * 8 / 1e6, "lost_total": max(0, maxSeq.Load()+1-p)})
 			lastP, lastB = p, b
 		}
 	}
@@ -161,15 +172,19 @@ func send(ctx context.Context, args []string) error {
 	size := fs.Int("size", 256, "bytes per packet")
 	dur := fs.Duration("for", 20*time.Second, "how long to send")
 	wait := fs.String("wait-signal", "", "coordination signal to wait for before sending")
+	done := fs.String("done-signal", "", "coordination signal to raise when done")
 	fs.Parse(args)
 	if *to == "" || *rate <= 0 || *size < header {
 		return errors.New("send: --to is required; --rate > 0; --size >= 16")
 	}
-	if *wait != "" {
-		c, err := coordClient()
-		if err != nil {
+	var c *coord.Client
+	if *wait != "" || *done != "" {
+		var err error
+		if c, err = coordClient(); err != nil {
 			return err
 		}
+	}
+	if *wait != "" {
 		start := time.Now()
 		if _, err := c.WaitSignal(ctx, *wait, 1, 2*time.Minute); err != nil {
 			return err
@@ -193,6 +208,11 @@ func send(ctx context.Context, args []string) error {
 		select {
 		case <-ctx.Done():
 			emit(map[string]any{"role": "sender", "final": true, "sent": sent, "errors": errs})
+			if *done != "" {
+				if _, err := c.Signal(context.WithoutCancel(ctx), *done); err != nil {
+					return err
+				}
+			}
 			return nil
 		case <-tick.C:
 			emit(map[string]any{"role": "sender", "packets": sent - lastSent, "mbit_s": float64((sent-lastSent)*int64(*size)) * 8 / 1e6, "errors": errs})
@@ -240,12 +260,18 @@ func serve(ctx context.Context, args []string) error {
 	return nil
 }
 
+// barrier meets N-1 others at barrier NAME. --raise and --await order
+// the arrivals (a signal raised just before arriving, one awaited before
+// --delay and arriving), so a test knows who waits for whom.
 func barrier(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("barrier", flag.ExitOnError)
 	wait := fs.Duration("wait", 2*time.Minute, "give up after")
+	raise := fs.String("raise", "", "signal to raise just before arriving")
+	await := fs.String("await", "", "signal to wait for before arriving")
+	delay := fs.Duration("delay", 0, "sleep before arriving (after --await)")
 	fs.Parse(args)
 	if fs.NArg() != 2 {
-		return errors.New("usage: demo barrier NAME N")
+		return errors.New("usage: demo barrier [--raise S] [--await S] [--delay D] NAME N")
 	}
 	var n int
 	if _, err := fmt.Sscanf(fs.Arg(1), "%d", &n); err != nil || n < 1 {
@@ -255,11 +281,22 @@ func barrier(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if *await != "" {
+		if _, err := c.WaitSignal(ctx, *await, 1, *wait); err != nil {
+			return err
+		}
+	}
+	time.Sleep(*delay)
+	if *raise != "" {
+		if _, err := c.Signal(ctx, *raise); err != nil {
+			return err
+		}
+	}
 	arrived := time.Now()
 	if err := c.Barrier(ctx, fs.Arg(0), n, *wait); err != nil {
 		return err
 	}
 	host, _ := os.Hostname()
-	emit(map[string]any{"barrier": fs.Arg(0), "n": n, "host": host, "arrived_unix_ms": arrived.UnixMilli(), "released_unix_ms": time.Now().UnixMilli()})
+	emit(map[string]any{"barrier": fs.Arg(0), "n": n, "host": host, "waited_ms": time.Since(arrived).Milliseconds()})
 	return nil
 }

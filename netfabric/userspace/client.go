@@ -155,6 +155,12 @@ func (c *Client) Heal(ctx context.Context) error {
 	return err
 }
 
+// Reseed implements netfabric.Reseeder.
+func (c *Client) Reseed(ctx context.Context) error {
+	_, err := c.call(ctx, request{Op: "reseed"})
+	return err
+}
+
 // Show implements netfabric.Shaper.
 func (c *Client) Show(ctx context.Context) (netfabric.State, error) {
 	r, err := c.call(ctx, request{Op: "show"})

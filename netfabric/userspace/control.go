@@ -183,6 +183,8 @@ func handle(ctx context.Context, e *Engine, req request) response {
 		err = e.Partition(ctx, req.Groups)
 	case "heal":
 		err = e.Heal(ctx)
+	case "reseed":
+		err = e.Reseed(ctx)
 	case "show":
 		var st netfabric.State
 		st, err = e.Show(ctx)

@@ -227,6 +227,22 @@ func (e *Engine) Setup(context.Context) error { return nil }
 // Teardown stops the engine.
 func (e *Engine) Teardown(context.Context) error { e.Stop(); return nil }
 
+// Reseed restarts every random stream from the lab seed, as when the
+// engine started: the same traffic meets the same losses again, so two
+// runs in one lab are as comparable as two fresh labs.
+func (e *Engine) Reseed(context.Context) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, lk := range e.links {
+		for _, p := range lk.ports {
+			p.line.mu.Lock()
+			p.line.dec = newDecider(e.cfg.Seed, lk.name, p.host)
+			p.line.mu.Unlock()
+		}
+	}
+	return nil
+}
+
 // Set changes the quality of what from sends on a link ("" = everyone).
 // Packets already in the line keep their release times, as in netem.
 func (e *Engine) Set(_ context.Context, linkName, from string, q netfabric.Impairment) error {
