@@ -613,3 +613,59 @@ func TestRedeploy(t *testing.T) {
 		t.Errorf("redeploy after the hosts changed: %v", err)
 	}
 }
+
+// How a physical host is reached: paths from the lab file's directory,
+// the lab's known_hosts (written on first use) plus the user's (only
+// read), trust on first use only at adoption and only when asked for.
+func TestPhysicalHostTarget(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	t.Setenv("SSH_AUTH_SOCK", "")
+	st := &State{Lab: "mixed", File: "/labs/x/lab.toml"}
+	s := &Store{Dir: "/state"}
+	h := HostPlan{Name: "edge", Kind: "physical", SSH: &SSHSpec{Address: "192.0.2.10", Port: 2222, User: "lab", Key: "keys/id", TrustOnFirstUse: true}}
+	ph, err := physicalHost(s, st, h, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ph.KeyPath != "/labs/x/keys/id" || ph.KnownHosts != "/state/labs/mixed/known_hosts" || !ph.TrustOnFirstUse ||
+		len(ph.AlsoKnownHosts) != 1 || ph.AlsoKnownHosts[0] != filepath.Join(home, ".ssh", "known_hosts") || ph.Port != 2222 || ph.User != "lab" {
+		t.Errorf("adopt: %+v", ph)
+	}
+	if ph, _ := physicalHost(s, st, h, false); ph.TrustOnFirstUse {
+		t.Error("trusted on first use after adoption")
+	}
+	// No key given: the agent if there is one, else the user's default key.
+	h.SSH = &SSHSpec{Address: "edge.example.net", Port: 22, User: "root", KnownHosts: "~/kh"}
+	if _, err := physicalHost(s, st, h, true); err == nil || !strings.Contains(err.Error(), "no SSH key") {
+		t.Errorf("no key anywhere: %v", err)
+	}
+	os.MkdirAll(filepath.Join(home, ".ssh"), 0o700)
+	os.WriteFile(filepath.Join(home, ".ssh", "id_ecdsa"), []byte("k"), 0o600)
+	ph, err = physicalHost(s, st, h, true)
+	if err != nil || ph.KeyPath != filepath.Join(home, ".ssh", "id_ecdsa") || ph.UseAgent || ph.AlsoKnownHosts[0] != filepath.Join(home, "kh") {
+		t.Errorf("default key: %+v %v", ph, err)
+	}
+	t.Setenv("SSH_AUTH_SOCK", "/tmp/agent.sock")
+	if ph, _ := physicalHost(s, st, h, true); !ph.UseAgent || ph.KeyPath != "" {
+		t.Errorf("agent: %+v", ph)
+	}
+	st.Plan = &Plan{Hosts: []HostPlan{h}}
+	args, err := s.PhysicalSSHArgs(st, "edge")
+	if err != nil || strings.Join(args, " ") != "-p 22 -o UserKnownHostsFile=/state/labs/mixed/known_hosts "+filepath.Join(home, "kh")+" -o StrictHostKeyChecking=yes root@edge.example.net" {
+		t.Errorf("ssh args %q %v", args, err)
+	}
+}
+
+func TestPeerScript(t *testing.T) {
+	v := VXLAN{Name: "fl1234h01v01", VNI: 77, Local: netip.MustParseAddr("10.0.0.1"), Remote: netip.MustParseAddr("10.0.0.9"), Port: 4789}
+	nic := NICPlan{Addresses: []netip.Prefix{netip.MustParsePrefix("198.18.0.2/24"), netip.MustParsePrefix("fd00::2/64")}}
+	want := "ip link add fl1234h01v01 mtu 1500 type vxlan id 77 remote 10.0.0.1 local 10.0.0.9 dstport 4789\n" +
+		"ip addr add 198.18.0.2/24 dev fl1234h01v01\nip -6 addr add fd00::2/64 dev fl1234h01v01 nodad\nip link set fl1234h01v01 up\n"
+	if got := peerScript(v, nic); got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+	if a, b := vxlanVNI("lab", "edge", "ab"), vxlanVNI("lab", "edge", "ac"); a == b || a == 0 || a >= 1<<24 {
+		t.Errorf("VNIs %d %d", a, b)
+	}
+}

@@ -142,6 +142,13 @@ func (s *Shaper) Setup(ctx context.Context) error {
 			if err := ensureClsact(tap); err != nil {
 				return err
 			}
+			// Make each direction's ifb now, shaped or not: a later Set then
+			// only swaps qdiscs and the redirect, which takes effect at
+			// once, instead of creating a device mid-experiment.
+			name, _ := ifbName(e.Tap)
+			if _, err := ensureIfb(name); err != nil {
+				return err
+			}
 			if err := s.apply(l.Name, e); err != nil {
 				return err
 			}
@@ -168,10 +175,8 @@ func (s *Shaper) apply(link string, e netfabric.Endpoint) error {
 	}
 	name, _ := ifbName(e.Tap)
 	if !shapes(q) {
-		if err := setRedirect(tap, nil, false); err != nil {
-			return err
-		}
-		return netfabric.DeleteLink(name)
+		// The ifb stays (Teardown removes it) so shaping can come back fast.
+		return setRedirect(tap, nil, false)
 	}
 	ifb, err := ensureIfb(name)
 	if err != nil {
