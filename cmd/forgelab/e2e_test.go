@@ -138,6 +138,10 @@ func leftovers(t *testing.T, name string) []string {
 			left = append(left, "netdev "+f[1])
 		}
 	}
+	// A background process of the lab (the link fabric) names its config.
+	if out, _ := exec.Command("pgrep", "-f", filepath.Join(stateDir(), "labs", name)+"/").Output(); len(out) > 0 {
+		left = append(left, "processes "+strings.Join(strings.Fields(string(out)), ","))
+	}
 	if _, err := os.Stat(filepath.Join(stateDir(), "labs", name)); err == nil {
 		left = append(left, "dir "+filepath.Join(stateDir(), "labs", name))
 	}
