@@ -3,6 +3,7 @@ package labs
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -198,9 +199,24 @@ func (m *Manager) Shaper(st *State) (netfabric.Shaper, error) {
 	case FabricKernel:
 		return kernel.New(links, st.Plan.Seed, filepath.Join(dir, kernelFabricFile))
 	case FabricGuest:
-		return guest.New(links, sshRunner{m.Store, st}, filepath.Join(dir, guestFabricFile))
+		g, err := guest.New(links, sshRunner{m.Store, st}, filepath.Join(dir, guestFabricFile))
+		if err != nil {
+			return nil, err
+		}
+		return guestShaper{g, links}, nil
 	}
 	return nil, fmt.Errorf("lab %s has no link fabric (%q)", st.Lab, st.Fabric)
+}
+
+// guestShaper adds capture to the guest fabric: shaping happens inside the
+// hosts, but every link still crosses a bridge on this machine.
+type guestShaper struct {
+	*guest.Shaper
+	links netfabric.Links
+}
+
+func (g guestShaper) Capture(ctx context.Context, link string, w io.Writer) error {
+	return kernel.CaptureBridge(ctx, g.links, link, w)
 }
 
 // sshRunner runs guest-shaper commands as root inside lab hosts.

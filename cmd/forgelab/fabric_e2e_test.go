@@ -381,3 +381,60 @@ func TestFabricOnRunningLab(t *testing.T) {
 	}
 	fabricChecks(t, lab, inspect(t, lab))
 }
+
+// TestGuestFabric shapes inside the guests (tc netem over SSH, the fabric
+// adopted physical hosts need), starting from a delay declared in the lab
+// file, then changed at run time, and captures from the host bridge.
+func TestGuestFabric(t *testing.T) {
+	requireVMs(t)
+	const lab = "fltest-guest"
+	forgelab(t, "destroy", lab)
+	t.Cleanup(func() { forgelab(t, "destroy", lab); assertNothingLeft(t, lab) })
+	r := forgelab(t, "create", writeLab(t, `
+[lab]
+name = "fltest-guest"
+fabric = "guest"
+[[host]]
+name = "a"
+[[host]]
+name = "b"
+[[link]]
+name = "ab"
+endpoints = ["a", "b"]
+delay = "10ms"
+`))
+	if r.code != 0 {
+		t.Fatalf("create: exit %d\n%s", r.code, r.stderr)
+	}
+	info := inspect(t, lab)
+	bAB := addrOn(info, "b", "ab", false)
+	declared := medianRTT(t, lab, "a", bAB, 50)
+	t.Logf("median RTT with the lab file's 10 ms each way: %.2f ms", declared)
+	if declared < 19 || declared > 24 {
+		t.Errorf("declared delay 10ms each way gave a median RTT of %.2f ms, want 20-24", declared)
+	}
+	mustForgelab(t, "link", "set", lab, "ab", "--delay", "30ms")
+	changed := medianRTT(t, lab, "a", bAB, 50)
+	t.Logf("after link set --delay 30ms: %.2f ms", changed)
+	if changed-declared < 38 || changed-declared > 42 {
+		t.Errorf("raising the delay by 20 ms each way added %.2f ms, want 40 ± 2", changed-declared)
+	}
+	out := mustForgelab(t, "exec", lab, "a", "--", "sudo tc qdisc show dev eth1")
+	if !strings.Contains(out, "netem") {
+		t.Errorf("no netem inside a:\n%s", out)
+	}
+	pcap := filepath.Join(t.TempDir(), "ab.pcap")
+	capture := exec.Command(binPath, "--state-dir", stateDir(), "capture", lab, "ab", "-w", pcap)
+	if err := capture.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	mustForgelab(t, "exec", lab, "a", "--", fmt.Sprintf("ping -n -c 5 -i 0.2 %s", bAB))
+	capture.Process.Signal(os.Interrupt)
+	capture.Wait()
+	if _, err := firstSlowEcho(pcap, 20*time.Millisecond); err != nil {
+		t.Errorf("capture of the guest fabric's bridge: %v", err)
+	}
+	mustForgelab(t, "destroy", lab)
+	assertNothingLeft(t, lab)
+}

@@ -20,7 +20,13 @@ import (
 // shaping. Super-frames are cut into wire packets with checksums filled
 // in, as the userspace fabric's capture shows them.
 func (s *Shaper) Capture(ctx context.Context, link string, w io.Writer) error {
-	l, err := s.links.Find(link)
+	return CaptureBridge(ctx, s.links, link, w)
+}
+
+// CaptureBridge streams a pcap of a link's host bridge: any fabric that
+// joins a link with a Linux bridge (kernel, guest) captures this way.
+func CaptureBridge(ctx context.Context, links netfabric.Links, link string, w io.Writer) error {
+	l, err := links.Find(link)
 	if err != nil {
 		return err
 	}
