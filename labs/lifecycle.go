@@ -205,15 +205,6 @@ func (m *Manager) Create(ctx context.Context, spec *Spec, opts CreateOptions) (s
 	return st, nil
 }
 
-func hostLine(spec *Spec, name string) int {
-	for _, h := range spec.Hosts {
-		if h.Name == name {
-			return h.Line
-		}
-	}
-	return 0
-}
-
 func (m *Manager) checkIDFree(p *Plan) error {
 	names, err := m.Store.Labs()
 	if err != nil {
