@@ -143,8 +143,18 @@ func (m *Manager) Create(ctx context.Context, spec *Spec, opts CreateOptions) (s
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		return nil, fmt.Errorf("make state dir: %w", err)
 	}
-	// The lab dir holds state.json: it is made first and removed last.
-	if err := os.Mkdir(dir, 0o755); err != nil {
+	// The lab dir holds state.json: it is made first and removed last. A
+	// dir without state is what a create killed before its first save
+	// leaves: nothing was made yet, so it can go.
+	if err := os.Mkdir(dir, 0o755); errors.Is(err, os.ErrExist) {
+		if _, serr := os.Stat(m.Store.statePath(spec.Lab.Name)); errors.Is(serr, os.ErrNotExist) {
+			os.RemoveAll(dir)
+			err = os.Mkdir(dir, 0o755)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("make lab dir: %w", err)
+		}
+	} else if err != nil {
 		return nil, fmt.Errorf("make lab dir: %w", err)
 	}
 	fabric, fabricReason := m.Fabric.Resolve(plan.Fabric)

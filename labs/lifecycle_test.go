@@ -314,6 +314,22 @@ func TestDestroyAfterInterruptedCreate(t *testing.T) {
 	}
 }
 
+// A create killed right after making the lab dir, before its first state
+// save, must not block the next create.
+func TestCreateAfterKillBeforeFirstSave(t *testing.T) {
+	w := newFakeWorld()
+	m := newTestManager(t, w)
+	if err := os.MkdirAll(m.Store.LabDir("trio"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Create(context.Background(), mustParse(t, threeHosts), CreateOptions{Accel: hypervisor.TCG}); err != nil {
+		t.Fatalf("create over a stateless lab dir: %v", err)
+	}
+	if err := m.Destroy(context.Background(), "trio"); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestNetworkPrefixes(t *testing.T) {
 	got := networkPrefixes(`<network><ip address="192.168.122.1" netmask="255.255.255.0"/><ip family="ipv6" address="fd00::1" prefix="64"/><ip address="10.1.2.1" prefix="16"/></network>`)
 	want := []netip.Prefix{netip.MustParsePrefix("192.168.122.0/24"), netip.MustParsePrefix("10.1.0.0/16")}
