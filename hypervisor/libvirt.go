@@ -219,20 +219,7 @@ func (c *Conn) RemoveNetwork(ctx context.Context, name string) error {
 	return nil
 }
 
-// NetworkExists reports whether a libvirt network of that name is defined.
-func (c *Conn) NetworkExists(name string) (bool, error) {
-	net, err := c.c.LookupNetworkByName(name)
-	if err != nil {
-		if isNotFound(err, libvirt.ERR_NO_NETWORK) {
-			return false, nil
-		}
-		return false, err
-	}
-	net.Free()
-	return true, nil
-}
-
-// Networks lists the IPv4 subnets of all defined libvirt networks (so a
+// NetworkXMLs returns the XML of all defined libvirt networks (so a
 // new lab's management subnet can avoid them).
 func (c *Conn) NetworkXMLs() ([]string, error) {
 	nets, err := c.c.ListAllNetworks(0)
@@ -243,38 +230,6 @@ func (c *Conn) NetworkXMLs() ([]string, error) {
 	for _, n := range nets {
 		if x, err := n.GetXMLDesc(0); err == nil {
 			out = append(out, x)
-		}
-		n.Free()
-	}
-	return out, nil
-}
-
-// DomainNames lists all defined domains whose name starts with prefix.
-func (c *Conn) DomainNames(prefix string) ([]string, error) {
-	doms, err := c.c.ListAllDomains(0)
-	if err != nil {
-		return nil, fmt.Errorf("list domains: %w", err)
-	}
-	var out []string
-	for _, d := range doms {
-		if n, err := d.GetName(); err == nil && strings.HasPrefix(n, prefix) {
-			out = append(out, n)
-		}
-		d.Free()
-	}
-	return out, nil
-}
-
-// NetworkNames lists all defined networks whose name starts with prefix.
-func (c *Conn) NetworkNames(prefix string) ([]string, error) {
-	nets, err := c.c.ListAllNetworks(0)
-	if err != nil {
-		return nil, fmt.Errorf("list networks: %w", err)
-	}
-	var out []string
-	for _, n := range nets {
-		if name, err := n.GetName(); err == nil && strings.HasPrefix(name, prefix) {
-			out = append(out, name)
 		}
 		n.Free()
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/forgelab/forgelab/netfabric/guest"
 	"github.com/forgelab/forgelab/netfabric/kernel"
 	"github.com/forgelab/forgelab/netfabric/userspace"
+	"github.com/forgelab/forgelab/provision"
 )
 
 // Fabrics, as the lab file names them.
@@ -231,20 +232,8 @@ func (r sshRunner) Run(ctx context.Context, host, cmd string) (string, error) {
 		return "", err
 	}
 	defer c.Close()
-	out, err := c.Output(ctx, "sudo -n sh -c "+shellQuote(cmd))
+	out, err := c.Output(ctx, "sudo -n sh -c "+provision.ShellQuote(cmd))
 	return string(out), err
-}
-
-func shellQuote(s string) string {
-	q := "'"
-	for _, r := range s {
-		if r == '\'' {
-			q += `'\''`
-		} else {
-			q += string(r)
-		}
-	}
-	return q + "'"
 }
 
 // stopShaping undoes shaping; for the guest fabric a host that is already

@@ -221,7 +221,7 @@ df -Pk / 2>/dev/null | awk 'NR==2 {print "free_kib=" $4}'
 `
 
 func checkHost(ctx context.Context, c *Client, h PhysicalHost) ([]Check, bool, error) {
-	out, err := c.Output(ctx, "sh -c "+shellQuote(checkScript))
+	out, err := c.Output(ctx, "sh -c "+ShellQuote(checkScript))
 	if err != nil {
 		return nil, false, err
 	}

@@ -339,6 +339,6 @@ func TestAdoptBadInputIntegration(t *testing.T) {
 }
 
 func fingerprint(h *fakeHost) string {
-	out, _ := execIn("/", "ssh-keygen -lf "+shellQuote(filepath.Join(h.Dir, "ssh_host_ed25519_key.pub"))+" | cut -d' ' -f2")
+	out, _ := execIn("/", "ssh-keygen -lf "+ShellQuote(filepath.Join(h.Dir, "ssh_host_ed25519_key.pub"))+" | cut -d' ' -f2")
 	return strings.TrimSpace(out)
 }

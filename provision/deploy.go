@@ -336,7 +336,7 @@ func (dp *deployer) send(ctx context.Context, todo []pending) error {
 			// fs was closed by the cancellation: remove through a new session.
 			var names []string
 			for _, i := range written {
-				names = append(names, shellQuote(todo[i].tmp))
+				names = append(names, ShellQuote(todo[i].tmp))
 			}
 			if len(names) > 0 {
 				rootScript(cleanupCtx, dp.c, "rm -f -- "+strings.Join(names, " ")+"\n")
@@ -414,7 +414,7 @@ func (dp *deployer) journal(ctx context.Context, todo []pending) error {
 		var script strings.Builder
 		script.WriteString("set -e\n")
 		for _, b := range backups {
-			fmt.Fprintf(&script, "cp -a -- %s %s\n", shellQuote(b.path), shellQuote(b.to))
+			fmt.Fprintf(&script, "cp -a -- %s %s\n", ShellQuote(b.path), ShellQuote(b.to))
 		}
 		if _, err := rootScript(ctx, dp.c, script.String()); err != nil {
 			return fmt.Errorf("save originals before replacing them: %w", err)

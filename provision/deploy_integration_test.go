@@ -37,7 +37,7 @@ func sourceTree(t *testing.T) string {
 
 // localListing lists src the way remoteListing lists the host.
 func remoteListing(t *testing.T, c *Client, dir string) string {
-	return sh(t, c, "cd "+shellQuote(dir)+" && find . -mindepth 1 \\( -type d -printf '%y %m %p\\n' \\) -o \\( -type l -printf '%y %p -> %l\\n' \\) -o -printf '%y %m %s %p\\n' | sort; find . -type f -print0 | sort -z | xargs -0 sha256sum")
+	return sh(t, c, "cd "+ShellQuote(dir)+" && find . -mindepth 1 \\( -type d -printf '%y %m %p\\n' \\) -o \\( -type l -printf '%y %p -> %l\\n' \\) -o -printf '%y %m %s %p\\n' | sort; find . -type f -print0 | sort -z | xargs -0 sha256sum")
 }
 
 func localListing(t *testing.T, dir string) string {

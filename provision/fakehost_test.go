@@ -295,7 +295,7 @@ func snapshot(t *testing.T, c *Client, dirs ...string) string {
 	t.Helper()
 	var q []string
 	for _, d := range dirs {
-		q = append(q, shellQuote(d))
+		q = append(q, ShellQuote(d))
 	}
 	all := strings.Join(q, " ")
 	return sh(t, c, fmt.Sprintf(`for d in %s; do [ -e "$d" ] || echo "absent $d"; done

@@ -182,7 +182,7 @@ func Undo(ctx context.Context, c *Client, j *Journal) error {
 
 func undoChange(ctx context.Context, c *Client, ch Change) error {
 	var script string
-	q := shellQuote
+	q := ShellQuote
 	switch ch.Kind {
 	case ChangeDir:
 		script = fmt.Sprintf(`d=%s
@@ -216,7 +216,7 @@ mv -f -- %s %s
 		if !devName.MatchString(ch.Dev) {
 			return fmt.Errorf("netdev %q is not an interface name", ch.Dev)
 		}
-		script = fmt.Sprintf("PATH=\"$PATH:/usr/sbin:/sbin\"\nip link del dev %s 2>/dev/null || true\n", shellQuote(ch.Dev))
+		script = fmt.Sprintf("PATH=\"$PATH:/usr/sbin:/sbin\"\nip link del dev %s 2>/dev/null || true\n", ShellQuote(ch.Dev))
 	case ChangeQdisc:
 		cmd, err := qdiscRestoreCommand(ch.Dev, ch.Prior)
 		if err != nil {

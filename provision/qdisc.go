@@ -29,10 +29,10 @@ func ReplaceQdisc(ctx context.Context, c *Client, j *Journal, dev, spec string) 
 	}
 	quoted := make([]string, len(words))
 	for i, w := range words {
-		quoted[i] = shellQuote(w)
+		quoted[i] = ShellQuote(w)
 	}
 	if !hasQdiscChange(j, dev) {
-		prior, err := rootOutput(ctx, c, "tc qdisc show dev "+shellQuote(dev))
+		prior, err := rootOutput(ctx, c, "tc qdisc show dev "+ShellQuote(dev))
 		if err != nil {
 			return fmt.Errorf("qdisc on %s: %w", dev, err)
 		}
@@ -43,7 +43,7 @@ func ReplaceQdisc(ctx context.Context, c *Client, j *Journal, dev, spec string) 
 			return err
 		}
 	}
-	d := shellQuote(dev)
+	d := ShellQuote(dev)
 	args := strings.Join(quoted, " ")
 	// replace fails when the kind changes under a fixed handle: then delete and add.
 	cmd := fmt.Sprintf("tc qdisc replace dev %s root %s 2>/dev/null || { tc qdisc del dev %s root 2>/dev/null; tc qdisc add dev %s root %s; }", d, args, d, d, args)
@@ -103,7 +103,7 @@ func parseQdiscs(show string) []qdiscLine {
 // cannot be put back exactly. Ingress and clsact qdiscs are never touched,
 // so they are not part of the restore.
 func qdiscRestoreCommand(dev, prior string) (string, error) {
-	d := shellQuote(dev)
+	d := ShellQuote(dev)
 	var mine []qdiscLine
 	for _, q := range parseQdiscs(prior) {
 		if q.kind == "ingress" || q.kind == "clsact" {
@@ -126,9 +126,9 @@ func qdiscRestoreCommand(dev, prior string) (string, error) {
 	}
 	if len(mine) == 1 && mine[0].root && replayable[mine[0].kind] {
 		q := mine[0]
-		args := []string{shellQuote(q.handle), shellQuote(q.kind)}
+		args := []string{ShellQuote(q.handle), ShellQuote(q.kind)}
 		for _, p := range q.params {
-			args = append(args, shellQuote(p))
+			args = append(args, ShellQuote(p))
 		}
 		return fmt.Sprintf("tc qdisc del dev %s root 2>/dev/null; tc qdisc add dev %s root handle %s", d, d, strings.Join(args, " ")), nil
 	}
@@ -149,7 +149,7 @@ func AddNetdev(ctx context.Context, c *Client, j *Journal, dev, create string) e
 	if !devName.MatchString(dev) {
 		return fmt.Errorf("netdev %q is not an interface name", dev)
 	}
-	q := shellQuote(dev)
+	q := ShellQuote(dev)
 	check := fmt.Sprintf("PATH=\"$PATH:/usr/sbin:/sbin\"\nif ip link show dev %s >/dev/null 2>&1; then echo \"a device named %s exists already on this host, and it is not forgelab's\" >&2; exit 1; fi\n", q, dev)
 	if _, err := rootScript(ctx, c, check); err != nil {
 		return fmt.Errorf("netdev %s: %w", dev, err)

@@ -34,7 +34,7 @@ func readyCommand(ready string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		return fmt.Sprintf("timeout 2 bash -c %s", shellQuote(fmt.Sprintf("exec 3<>/dev/tcp/%s/%s", host, port))), nil
+		return fmt.Sprintf("timeout 2 bash -c %s", ShellQuote(fmt.Sprintf("exec 3<>/dev/tcp/%s/%s", host, port))), nil
 	case strings.HasPrefix(ready, "http://"), strings.HasPrefix(ready, "https://"):
 		u, err := url.Parse(ready)
 		if err != nil || u.Host == "" {
@@ -48,14 +48,14 @@ func readyCommand(ready string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		curl := "curl -fsS -o /dev/null --max-time 2 " + shellQuote(ready)
+		curl := "curl -fsS -o /dev/null --max-time 2 " + ShellQuote(ready)
 		if u.Scheme == "https" {
 			return fmt.Sprintf("if command -v curl >/dev/null 2>&1; then %s; else echo 'https readiness checks need curl on the host' >&2; exit 2; fi", curl), nil
 		}
 		reqPath := u.RequestURI()
 		get := fmt.Sprintf(`exec 3<>/dev/tcp/%s/%s && printf 'GET %s HTTP/1.0\r\nHost: %s\r\n\r\n' >&3 && head -n 1 <&3 | grep -Eq '^HTTP/[0-9.]+ [23]'`,
 			host, port, strings.ReplaceAll(reqPath, "'", ""), u.Host)
-		return fmt.Sprintf("if command -v curl >/dev/null 2>&1; then %s; else timeout 3 bash -c %s; fi", curl, shellQuote(get)), nil
+		return fmt.Sprintf("if command -v curl >/dev/null 2>&1; then %s; else timeout 3 bash -c %s; fi", curl, ShellQuote(get)), nil
 	default:
 		return "", fmt.Errorf("ready %q: want tcp://HOST:PORT, http://URL, https://URL or cmd:COMMAND", ready)
 	}

@@ -65,8 +65,8 @@ else
 	gid=$(id -g -- "$u")
 fi
 echo "$uid $gid"
-`, shellQuote(user), shellQuote(group))
-	out, err := c.Output(ctx, "sh -c "+shellQuote(script))
+`, ShellQuote(user), ShellQuote(group))
+	out, err := c.Output(ctx, "sh -c "+ShellQuote(script))
 	if err != nil {
 		return 0, 0, fmt.Errorf("owner %q: %w", owner, err)
 	}

@@ -223,9 +223,9 @@ func (s Service) supervisorScript() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	run := "sh -c " + shellQuote(s.Command)
+	run := "sh -c " + ShellQuote(s.Command)
 	if s.User != "" {
-		run = "runuser -u " + shellQuote(s.User) + " -- " + run
+		run = "runuser -u " + ShellQuote(s.User) + " -- " + run
 	}
 	// systemd's policies by exit status; signals and watchdogs count as failures here.
 	policy := map[string]string{
@@ -253,5 +253,5 @@ cd -- %[3]s || exit 1
 	%[6]s
 	sleep 1
 done
-`, s.Name, s.restart(), shellQuote(workdir), env, run, policy), nil
+`, s.Name, s.restart(), ShellQuote(workdir), env, run, policy), nil
 }

@@ -144,7 +144,7 @@ func (s *Services) Start(ctx context.Context, name string) error {
 if [ -f pid ] && alive "$(cat pid)"; then exit 0; fi
 setsid sh ./run >>log 2>&1 </dev/null &
 echo $! >pid
-`, shellQuote(s.dir(name)), aliveFunc)
+`, ShellQuote(s.dir(name)), aliveFunc)
 	if _, err := rootScript(ctx, s.c, script); err != nil {
 		return s.errorf(name, "start: %v", err)
 	}
@@ -193,7 +193,7 @@ func (s *Services) Remove(ctx context.Context, name string) error {
 }
 
 func (s *Services) systemctl(ctx context.Context, verb, name string) error {
-	if _, err := rootOutput(ctx, s.c, "systemctl "+verb+" "+shellQuote("forgelab-"+name+".service")); err != nil {
+	if _, err := rootOutput(ctx, s.c, "systemctl "+verb+" "+ShellQuote("forgelab-"+name+".service")); err != nil {
 		return s.errorf(name, "%s: %v", verb, err)
 	}
 	return nil
@@ -217,7 +217,7 @@ if alive "$p"; then
 	kill -KILL -"$p" 2>/dev/null
 fi
 rm -f pid
-`, shellQuote(dir), aliveFunc)
+`, ShellQuote(dir), aliveFunc)
 }
 
 // ServiceStatus is what the manager says about a service.
@@ -237,7 +237,7 @@ func (st ServiceStatus) Active() bool { return st.State == "active" }
 func (s *Services) Status(ctx context.Context, name string) (ServiceStatus, error) {
 	st := ServiceStatus{Name: name, Manager: s.manager}
 	if s.manager == ManagerSystemd {
-		out, err := rootOutput(ctx, s.c, "systemctl show -p LoadState -p ActiveState -p SubState -p MainPID -p NRestarts "+shellQuote("forgelab-"+name+".service"))
+		out, err := rootOutput(ctx, s.c, "systemctl show -p LoadState -p ActiveState -p SubState -p MainPID -p NRestarts "+ShellQuote("forgelab-"+name+".service"))
 		if err != nil {
 			return st, s.errorf(name, "status: %v", err)
 		}
@@ -255,7 +255,7 @@ func (s *Services) Status(ctx context.Context, name string) (ServiceStatus, erro
 p=$(cat pid 2>/dev/null)
 if alive "$p"; then echo state=active; echo pid=$p; else echo state=inactive; fi
 echo restarts=$(grep -c '^forgelab: starting ' log 2>/dev/null)
-`, shellQuote(s.dir(name)), aliveFunc)
+`, ShellQuote(s.dir(name)), aliveFunc)
 	out, err := rootScript(ctx, s.c, script)
 	if err != nil {
 		return st, s.errorf(name, "status: %v", err)
@@ -285,7 +285,7 @@ func parseKV(s string) map[string]string {
 func (s *Services) Logs(ctx context.Context, name string, lines int, follow bool, w io.Writer) error {
 	var cmd string
 	if s.manager == ManagerSystemd {
-		unit := shellQuote("forgelab-" + name + ".service")
+		unit := ShellQuote("forgelab-" + name + ".service")
 		if name == "" {
 			unit = "'forgelab-*.service'"
 		}
@@ -305,9 +305,9 @@ func (s *Services) Logs(ctx context.Context, name string, lines int, follow bool
 			cmd += " -F"
 		}
 		if name == "" {
-			cmd += " -- " + shellQuote(s.o.RuntimeDir) + "/*/log"
+			cmd += " -- " + ShellQuote(s.o.RuntimeDir) + "/*/log"
 		} else {
-			cmd += " -- " + shellQuote(path.Join(s.dir(name), "log"))
+			cmd += " -- " + ShellQuote(path.Join(s.dir(name), "log"))
 		}
 	}
 	var errb bytes.Buffer

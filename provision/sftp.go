@@ -53,7 +53,7 @@ func openSFTP(c *Client) (*remoteFS, error) {
 	}
 	var stderr bytes.Buffer
 	s.Stderr = &limitedBuffer{buf: &stderr, max: 4096}
-	if err := s.Start("sudo -n sh -c " + shellQuote(sftpServerScript)); err != nil {
+	if err := s.Start("sudo -n sh -c " + ShellQuote(sftpServerScript)); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("start sftp-server through sudo: %w", err)
 	}

@@ -10,8 +10,8 @@ import (
 	"sync"
 )
 
-// shellQuote quotes s as one word for a POSIX shell.
-func shellQuote(s string) string {
+// ShellQuote quotes s as one word for a POSIX shell.
+func ShellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
@@ -26,7 +26,7 @@ func asRoot(c *Client, cmd string) string {
 	if isRoot(c) {
 		return cmd
 	}
-	return "sudo -n sh -c " + shellQuote(cmd)
+	return "sudo -n sh -c " + ShellQuote(cmd)
 }
 
 // rootOutput runs cmd as root and returns stdout; a non-zero exit is an
@@ -70,7 +70,7 @@ func envExports(env map[string]string) (string, error) {
 	sort.Strings(keys)
 	var b strings.Builder
 	for _, k := range keys {
-		fmt.Fprintf(&b, "export %s=%s\n", k, shellQuote(env[k]))
+		fmt.Fprintf(&b, "export %s=%s\n", k, ShellQuote(env[k]))
 	}
 	return b.String(), nil
 }

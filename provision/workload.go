@@ -85,7 +85,7 @@ func (w Workload) script() (string, error) {
 	}
 	var b strings.Builder
 	if w.WorkDir != "" {
-		fmt.Fprintf(&b, "cd -- %s || exit 1\n", shellQuote(w.WorkDir))
+		fmt.Fprintf(&b, "cd -- %s || exit 1\n", ShellQuote(w.WorkDir))
 	}
 	b.WriteString(env)
 	// timeout makes its own process group (pgid = $$ after exec) and, when
@@ -95,9 +95,9 @@ func (w Workload) script() (string, error) {
 	fmt.Fprintf(&b, "echo %s$$ >&2\n", pgidMarker)
 	fmt.Fprintf(&b, "exec timeout -k 5 %.3f ", w.Timeout.Seconds())
 	if w.User != "" {
-		fmt.Fprintf(&b, "runuser -u %s -- ", shellQuote(w.User))
+		fmt.Fprintf(&b, "runuser -u %s -- ", ShellQuote(w.User))
 	}
-	b.WriteString("sh -c " + shellQuote(w.Command) + "\n")
+	b.WriteString("sh -c " + ShellQuote(w.Command) + "\n")
 	return b.String(), nil
 }
 
@@ -132,7 +132,7 @@ func RunWorkload(ctx context.Context, c *Client, w Workload, outDir string) (Wor
 	defer errF.Close()
 
 	lines := &jsonLines{now: time.Now}
-	cmd := "sh -c " + shellQuote(script)
+	cmd := "sh -c " + ShellQuote(script)
 	if w.User != "" {
 		cmd = asRoot(c, cmd)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/forgelab/forgelab/labs"
+	"github.com/forgelab/forgelab/provision"
 )
 
 func sshCommand() *cli.Command {
@@ -118,29 +119,7 @@ func shellJoin(args []string) string {
 		if i > 0 {
 			out += " "
 		}
-		out += shellQuote(a)
+		out += provision.ShellQuote(a)
 	}
 	return out
-}
-
-func shellQuote(s string) string {
-	safe := s != ""
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.' || r == '/' || r == ':' || r == '=' || r == ',' || r == '@') {
-			safe = false
-			break
-		}
-	}
-	if safe {
-		return s
-	}
-	q := "'"
-	for _, r := range s {
-		if r == '\'' {
-			q += `'\''`
-		} else {
-			q += string(r)
-		}
-	}
-	return q + "'"
 }
