@@ -115,6 +115,26 @@ func (s *Store) Labs() ([]string, error) {
 var ErrNoLab = errors.New("no such lab")
 
 // Load reads a lab's state.
+// LabsUsingImage names the labs whose hosts boot from image (their disks
+// are overlays on it).
+func (s *Store) LabsUsingImage(image string) []string {
+	names, _ := s.Labs()
+	var users []string
+	for _, n := range names {
+		st, err := s.Load(n)
+		if err != nil || st.Plan == nil {
+			continue
+		}
+		for _, h := range st.Plan.Hosts {
+			if h.Image == image {
+				users = append(users, n)
+				break
+			}
+		}
+	}
+	return users
+}
+
 func (s *Store) Load(name string) (*State, error) {
 	data, err := os.ReadFile(s.statePath(name))
 	if errors.Is(err, os.ErrNotExist) {

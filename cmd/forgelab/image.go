@@ -104,21 +104,4 @@ func imageCommand() *cli.Command {
 	}
 }
 
-func labsUsingImage(c *cli.Context, image string) []string {
-	s := store(c)
-	names, _ := s.Labs()
-	var users []string
-	for _, n := range names {
-		st, err := s.Load(n)
-		if err != nil || st.Plan == nil {
-			continue
-		}
-		for _, h := range st.Plan.Hosts {
-			if h.Image == image {
-				users = append(users, n)
-				break
-			}
-		}
-	}
-	return users
-}
+func labsUsingImage(c *cli.Context, image string) []string { return store(c).LabsUsingImage(image) }
