@@ -148,13 +148,13 @@ func Instability(xs []float64) []string {
 	var reasons []string
 	m := math.Abs(s.Mean)
 	if pct := 100 * s.StdDev / m; pct >= 10 {
-		reasons = append(reasons, fmt.Sprintf("the standard deviation (%g) is %.0f %% of the mean (%g)", s.StdDev, pct, s.Mean))
+		reasons = append(reasons, fmt.Sprintf("the standard deviation (%.4g) is %.0f %% of the mean (%.4g)", s.StdDev, pct, s.Mean))
 	}
 	if pct := 100 * (s.Mean - s.Min) / m; pct >= 50 {
-		reasons = append(reasons, fmt.Sprintf("the minimum (%g) is %.0f %% smaller than the mean (%g)", s.Min, pct, s.Mean))
+		reasons = append(reasons, fmt.Sprintf("the minimum (%.4g) is %.0f %% smaller than the mean (%.4g)", s.Min, pct, s.Mean))
 	}
 	if pct := 100 * (s.Max - s.Mean) / m; pct >= 50 {
-		reasons = append(reasons, fmt.Sprintf("the maximum (%g) is %.0f %% greater than the mean (%g)", s.Max, pct, s.Mean))
+		reasons = append(reasons, fmt.Sprintf("the maximum (%.4g) is %.0f %% greater than the mean (%.4g)", s.Max, pct, s.Mean))
 	}
 	return reasons
 }
