@@ -148,8 +148,8 @@ const (
 type TrendOptions struct {
 	// Alpha is the significance level of the Mann-Kendall test.
 	Alpha float64 `json:"alpha"`
-	// MinChange is the smallest change over the whole series, relative to
-	// its median, that counts as a trend: a statistically sure drift of
+	// MinChange is the smallest change over the whole series (see
+	// TrendResult.Change) that counts as a trend: a statistically sure drift of
 	// 0.5 % over a soak run is rarely a leak.
 	MinChange float64 `json:"min_change"`
 	// MaxPoints: longer series are reduced to this many block medians
@@ -176,7 +176,9 @@ type TrendResult struct {
 	// original sample index, so Slope is per sample of the input.
 	TheilSen TheilSenResult `json:"theil_sen"`
 	// Change is the fitted change over the whole series relative to the
-	// median: Slope·(n-1)/|median|; 0 when the median is 0.
+	// fitted value at its start: Slope·(n-1)/|Intercept|, "RSS grew by
+	// 30 % over the run"; relative to the median when the fit starts at 0,
+	// and 0 when that is 0 too.
 	Change  float64      `json:"change"`
 	Reason  string       `json:"reason"`
 	Options TrendOptions `json:"options"`
@@ -185,7 +187,7 @@ type TrendResult struct {
 // Trend tests the series ys, sampled at equal intervals, for a monotonic
 // trend, as a leak detector for soak runs: a significant Mann-Kendall test
 // (p < Alpha) and a Theil-Sen change over the series of at least MinChange
-// of the median. For memory or open files, Increasing means a leak; for
+// of its starting level. For memory or open files, Increasing means a leak; for
 // throughput, Decreasing means degradation. It needs at least 10 values.
 func Trend(ys []float64, opt TrendOptions) (TrendResult, error) {
 	if !(opt.Alpha > 0 && opt.Alpha < 1) || !(opt.Confidence > 0 && opt.Confidence < 1) || opt.MinChange < 0 || opt.MaxPoints < 10 {
@@ -203,25 +205,28 @@ func Trend(ys []float64, opt TrendOptions) (TrendResult, error) {
 	if r.TheilSen, err = TheilSen(xs, rs, opt.Confidence); err != nil {
 		return TrendResult{}, err
 	}
-	med := medianSorted(sorted(ys))
-	if med != 0 {
-		r.Change = r.TheilSen.Slope * float64(len(ys)-1) / math.Abs(med)
+	ref := math.Abs(r.TheilSen.Intercept)
+	if ref == 0 {
+		ref = math.Abs(medianSorted(sorted(ys)))
+	}
+	if ref != 0 {
+		r.Change = r.TheilSen.Slope * float64(len(ys)-1) / ref
 	}
 	switch {
 	case r.MannKendall.P >= opt.Alpha:
-		r.Reason = fmt.Sprintf("no significant trend (Mann-Kendall p=%.3g, need p < %g)", r.MannKendall.P, opt.Alpha)
+		r.Reason = fmt.Sprintf("no significant trend (Mann-Kendall %s, need p < %g)", formatP(r.MannKendall.P), opt.Alpha)
 		return r, nil
 	case r.MannKendall.S > 0:
 		r.Direction = Increasing
 	default:
 		r.Direction = Decreasing
 	}
-	if med != 0 && math.Abs(r.Change) < opt.MinChange {
-		r.Reason = fmt.Sprintf("%s (p=%.3g) but only by %+.1f %% over the series, under the %.0f %% minimum", r.Direction, r.MannKendall.P, 100*r.Change, 100*opt.MinChange)
+	if ref != 0 && math.Abs(r.Change) < opt.MinChange {
+		r.Reason = fmt.Sprintf("%s (%s) but only by %+.1f %% over the series, under the %.0f %% minimum", r.Direction, formatP(r.MannKendall.P), 100*r.Change, 100*opt.MinChange)
 		return r, nil
 	}
 	r.Significant = true
-	r.Reason = fmt.Sprintf("%s by %+.1f %% over the series (Theil-Sen slope %.4g per sample, Mann-Kendall p=%.3g)", r.Direction, 100*r.Change, r.TheilSen.Slope, r.MannKendall.P)
+	r.Reason = fmt.Sprintf("%s by %+.1f %% over the series (Theil-Sen slope %.4g per sample, Mann-Kendall %s)", r.Direction, 100*r.Change, r.TheilSen.Slope, formatP(r.MannKendall.P))
 	return r, nil
 }
 

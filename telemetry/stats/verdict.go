@@ -110,19 +110,19 @@ func Compare(baseline, candidate []float64, opt GateOptions) (Comparison, error)
 	switch {
 	case c.Test.P >= opt.Alpha:
 		c.Verdict = NoChange
-		c.Reason = fmt.Sprintf("no significant difference (p=%.3g, need p < %g)", c.Test.P, opt.Alpha)
+		c.Reason = fmt.Sprintf("no significant difference (%s, need p < %g)", formatP(c.Test.P), opt.Alpha)
 	case size <= opt.Noise:
 		c.Verdict = NoChange
-		c.Reason = fmt.Sprintf("significant (p=%.3g) but the change %+.1f %% is within the %.0f %% noise threshold", c.Test.P, 100*c.Change, 100*opt.Noise)
+		c.Reason = fmt.Sprintf("significant (%s) but the change %+.1f %% is within the %.0f %% noise threshold", formatP(c.Test.P), 100*c.Change, 100*opt.Noise)
 	case !worse:
 		c.Verdict = Improvement
-		c.Reason = fmt.Sprintf("better by %.1f %% (p=%.3g)", 100*size, c.Test.P)
+		c.Reason = fmt.Sprintf("better by %.1f %% (%s)", 100*size, formatP(c.Test.P))
 	case size <= opt.Tolerance:
 		c.Verdict = NoChange
-		c.Reason = fmt.Sprintf("worse by %.1f %% (p=%.3g) but within the %.0f %% tolerance", 100*size, c.Test.P, 100*opt.Tolerance)
+		c.Reason = fmt.Sprintf("worse by %.1f %% (%s) but within the %.0f %% tolerance", 100*size, formatP(c.Test.P), 100*opt.Tolerance)
 	default:
 		c.Verdict = Regression
-		c.Reason = fmt.Sprintf("worse by %.1f %% (p=%.3g), beyond the %.0f %% tolerance", 100*size, c.Test.P, 100*opt.Tolerance)
+		c.Reason = fmt.Sprintf("worse by %.1f %% (%s), beyond the %.0f %% tolerance", 100*size, formatP(c.Test.P), 100*opt.Tolerance)
 	}
 	return c, nil
 }
@@ -151,6 +151,16 @@ func (c Comparison) Line(unit string) string {
 	}
 	fmt.Fprintf(&b, "  %s", c.Verdict)
 	return b.String()
+}
+
+// formatP returns "p=0.0123" with three significant digits, or "p<0.0001"
+// for smaller values, where more digits would claim a precision that the
+// test's assumptions do not give.
+func formatP(p float64) string {
+	if p < 1e-4 {
+		return "p<0.0001"
+	}
+	return fmt.Sprintf("p=%.3g", p)
 }
 
 // pctRange returns the half-width of a summary's confidence interval
