@@ -59,8 +59,12 @@ type Comparison struct {
 	Test         TestResult `json:"test"`
 	// MinRuns is the number of runs per side needed to reach Alpha; it
 	// matters when Verdict is Undecidable.
-	MinRuns int         `json:"min_runs"`
-	Options GateOptions `json:"options"`
+	MinRuns int `json:"min_runs"`
+	// BaselineWarnings and CandidateWarnings are RunWarnings of each
+	// sample (slow first run, outliers, instability), in run order.
+	BaselineWarnings  []Warning   `json:"baseline_warnings,omitempty"`
+	CandidateWarnings []Warning   `json:"candidate_warnings,omitempty"`
+	Options           GateOptions `json:"options"`
 }
 
 // Compare judges candidate against baseline as Firecracker's A/B test does:
@@ -99,6 +103,12 @@ func Compare(baseline, candidate []float64, opt GateOptions) (Comparison, error)
 	if c.Test, err = PermutationTest(baseline, candidate, opt.Permutation); err != nil {
 		return Comparison{}, err
 	}
+	if c.BaselineWarnings, err = RunWarnings(baseline, opt.Direction); err != nil {
+		return Comparison{}, fmt.Errorf("baseline: %w", err)
+	}
+	if c.CandidateWarnings, err = RunWarnings(candidate, opt.Direction); err != nil {
+		return Comparison{}, fmt.Errorf("candidate: %w", err)
+	}
 
 	if err := EnoughRuns(len(baseline), len(candidate), opt.Alpha); err != nil {
 		c.Verdict = Undecidable
@@ -111,6 +121,11 @@ func Compare(baseline, candidate []float64, opt GateOptions) (Comparison, error)
 	case c.Test.P >= opt.Alpha:
 		c.Verdict = NoChange
 		c.Reason = fmt.Sprintf("no significant difference (%s, need p < %g)", formatP(c.Test.P), opt.Alpha)
+		if worse && size > opt.Tolerance {
+			// As Chromium's Pinpoint does between its two thresholds:
+			// the data neither show a regression nor rule one out.
+			c.Reason += fmt.Sprintf(", though the means differ by %.1f %%, beyond the %.0f %% tolerance: more runs may decide", 100*size, 100*opt.Tolerance)
+		}
 	case size <= opt.Noise:
 		c.Verdict = NoChange
 		c.Reason = fmt.Sprintf("significant (%s) but the change %+.1f %% is within the %.0f %% noise threshold", formatP(c.Test.P), 100*c.Change, 100*opt.Noise)

@@ -152,3 +152,28 @@ func TestFormatValue(t *testing.T) {
 		}
 	}
 }
+
+func TestCompareUnclearHintsAtMoreRuns(t *testing.T) {
+	// 5 runs each, candidate 15 % slower on average but noisy: no
+	// significance at 0.01, and the reason says more runs may decide.
+	b := []float64{100, 90, 110, 95, 105}
+	c := []float64{115, 100, 130, 98, 132}
+	r, err := Compare(b, c, DefaultGateOptions(LowerIsBetter))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Verdict != NoChange || !strings.Contains(r.Reason, "more runs may decide") {
+		t.Errorf("Compare = %q, %q; want no change with a hint to run more", r.Verdict, r.Reason)
+	}
+}
+
+func TestCompareCarriesRunWarnings(t *testing.T) {
+	cand := append([]float64{140}, scaled(1.0)[1:]...) // cold first run
+	c, err := Compare(base, cand, DefaultGateOptions(LowerIsBetter))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.BaselineWarnings) != 0 || len(c.CandidateWarnings) == 0 || c.CandidateWarnings[0].Kind != "slow-first-run" {
+		t.Errorf("warnings %+v / %+v, want only a slow first run in the candidate", c.BaselineWarnings, c.CandidateWarnings)
+	}
+}
