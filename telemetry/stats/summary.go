@@ -89,15 +89,20 @@ func MedianCI(xs []float64, confidence float64) (lo, hi, coverage float64, err e
 	s := sorted(xs)
 	n := len(s)
 	b := distuv.Binomial{N: float64(n), P: 0.5}
-	// k is 1-based: the interval is [s[k-1], s[n-k]].
-	k := 1
-	for next := 2; next <= (n+1)/2; next++ {
-		if 1-2*b.CDF(float64(next-1)) < confidence {
-			break
+	// k is 1-based: the interval is [s[k-1], s[n-k]]. Coverage falls as
+	// k grows, so search for the last k that still reaches the level;
+	// a binary search keeps long soak series cheap.
+	cov := func(k int) float64 { return 1 - 2*b.CDF(float64(k-1)) }
+	k, hiK := 1, (n+1)/2
+	for k < hiK {
+		mid := (k + hiK + 1) / 2
+		if cov(mid) >= confidence {
+			k = mid
+		} else {
+			hiK = mid - 1
 		}
-		k = next
 	}
-	coverage = 1 - 2*b.CDF(float64(k-1))
+	coverage = cov(k)
 	return s[k-1], s[n-k], math.Max(coverage, 0), nil
 }
 

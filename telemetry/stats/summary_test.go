@@ -113,3 +113,21 @@ func TestRelativeChange(t *testing.T) {
 	_, err := RelativeChange(0, 1)
 	checkErrContains(t, err, "baseline value is 0")
 }
+
+func TestMedianCILongSeries(t *testing.T) {
+	// A day of 1 s samples, valued by rank so that the interval's ends
+	// are their own ranks. scipy 1.10 as in TestSummarizeAgainstScipy:
+	// L = binom.ppf(0.025, 86400, 0.5) = 42912, [x(42912), x(43489)],
+	// coverage 0.9503537406392965.
+	xs := make([]float64, 86400)
+	for i := range xs {
+		xs[len(xs)-1-i] = float64(i + 1)
+	}
+	lo, hi, cov, err := MedianCI(xs, 0.95)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkNear(t, "lo", lo, 42912, 0)
+	checkNear(t, "hi", hi, 43489, 0)
+	checkNear(t, "coverage", cov, 0.9503537406392965, 1e-9)
+}
