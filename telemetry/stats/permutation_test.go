@@ -130,3 +130,20 @@ func TestPermutationTestBadInput(t *testing.T) {
 	_, err = PermutationTest([]float64{1}, []float64{1}, PermutationOptions{Resamples: -1})
 	checkErrContains(t, err, "must not be negative")
 }
+
+func TestPermutationTestLargeLevelSmallDifferences(t *testing.T) {
+	// Values near 1e9 that differ by 1e-4: the tolerance for rounding must
+	// follow the spread, not the level, or every split would look tied
+	// with the observed one and p would be 1.
+	var a, b []float64
+	for i := 1; i <= 5; i++ {
+		a = append(a, 1e9+1e-4*float64(i))
+		b = append(b, 1e9+1e-4*float64(i+5))
+	}
+	r, err := PermutationTest(a, b, PermutationOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkNear(t, "P", r.P, 2.0/252, 1e-12)
+	checkNear(t, "Statistic", r.Statistic, 5e-4, 1e-3)
+}
