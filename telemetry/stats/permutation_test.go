@@ -147,3 +147,19 @@ func TestPermutationTestLargeLevelSmallDifferences(t *testing.T) {
 	checkNear(t, "P", r.P, 2.0/252, 1e-12)
 	checkNear(t, "Statistic", r.Statistic, 5e-4, 1e-3)
 }
+
+func TestPermutationTestMonteCarloNeverZero(t *testing.T) {
+	// 15 against 15 fully separated: no random split is as extreme as the
+	// observed one, and the Monte Carlo p counts the observed split among
+	// the draws, 2·(0+1)/(R+1), rather than claiming p = 0.
+	var a, b []float64
+	for i := 0; i < 15; i++ {
+		a = append(a, float64(i))
+		b = append(b, float64(100+i))
+	}
+	r, err := PermutationTest(a, b, PermutationOptions{Resamples: 999})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkNear(t, "P", r.P, 2.0/1000, 1e-15)
+}
