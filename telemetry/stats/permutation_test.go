@@ -157,9 +157,11 @@ func TestPermutationTestMonteCarloNeverZero(t *testing.T) {
 		a = append(a, float64(i))
 		b = append(b, float64(100+i))
 	}
-	r, err := PermutationTest(a, b, PermutationOptions{Resamples: 999})
-	if err != nil {
-		t.Fatal(err)
+	for _, pair := range [][2][]float64{{a, b}, {b, a}} { // both tails
+		r, err := PermutationTest(pair[0], pair[1], PermutationOptions{Resamples: 999})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkNear(t, "P", r.P, 2.0/1000, 1e-15)
 	}
-	checkNear(t, "P", r.P, 2.0/1000, 1e-15)
 }
