@@ -3,6 +3,7 @@ package stats
 import (
 	"math/rand/v2"
 	"testing"
+	"time"
 )
 
 // Reference: the energy statistic by brute force in numpy, straight from
@@ -113,4 +114,26 @@ func TestChangePointsSeeded(t *testing.T) {
 	if len(a) != len(b) || (len(a) > 0 && a[0].P != b[0].P) {
 		t.Errorf("same seed gave %+v then %+v", a, b)
 	}
+}
+
+func TestChangePointsLongSeriesReduced(t *testing.T) {
+	// An hour of 1 s throughput samples with a drop at 1800 s: reduced to
+	// 500 blocks of 7.2 samples, the change point is found within a block.
+	ys := series(9, 1800, 940, 900)
+	for i := range ys {
+		ys[i] += 5 * float64(i%3) // a little structure within blocks
+	}
+	start := time.Now()
+	cps, err := ChangePoints(ys[:3600], DefaultChangePointOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("ChangePoints on 3600 samples took %v", d)
+	}
+	if len(cps) != 1 || cps[0].Index < 1800-8 || cps[0].Index > 1800+8 {
+		t.Fatalf("change points %+v, want one at 1800 ± a block", cps)
+	}
+	checkNear(t, "MeanBefore", cps[0].MeanBefore, 945, 1)
+	checkNear(t, "MeanAfter", cps[0].MeanAfter, 905, 1)
 }
