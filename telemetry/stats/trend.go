@@ -169,8 +169,12 @@ func DefaultTrendOptions() TrendOptions {
 
 // TrendResult is what Trend found in a series.
 type TrendResult struct {
-	Direction   TrendDirection    `json:"direction"`
-	Significant bool              `json:"significant"` // a trend by Options
+	// Direction is the sign of a Mann-Kendall trend significant at Alpha,
+	// NoTrend otherwise.
+	Direction TrendDirection `json:"direction"`
+	// Significant is true when the trend is also at least MinChange: the
+	// flag to raise (a leak, a degradation).
+	Significant bool              `json:"significant"`
 	MannKendall MannKendallResult `json:"mann_kendall"`
 	// TheilSen is fitted to the (reduced) series with x in units of the
 	// original sample index, so Slope is per sample of the input.
@@ -187,8 +191,10 @@ type TrendResult struct {
 // Trend tests the series ys, sampled at equal intervals, for a monotonic
 // trend, as a leak detector for soak runs: a significant Mann-Kendall test
 // (p < Alpha) and a Theil-Sen change over the series of at least MinChange
-// of its starting level. For memory or open files, Increasing means a leak; for
-// throughput, Decreasing means degradation. It needs at least 10 values.
+// of its starting level. For memory or open files, Increasing means a leak;
+// for throughput, Decreasing means degradation. It needs at least 10
+// values. Comparing against the previous version's series (Compare on
+// per-run slopes, say) catches slower leaks than any threshold.
 func Trend(ys []float64, opt TrendOptions) (TrendResult, error) {
 	if !(opt.Alpha > 0 && opt.Alpha < 1) || !(opt.Confidence > 0 && opt.Confidence < 1) || opt.MinChange < 0 || opt.MaxPoints < 10 {
 		return TrendResult{}, fmt.Errorf("trend options %+v out of range: start from stats.DefaultTrendOptions", opt)
