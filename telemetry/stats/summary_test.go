@@ -16,6 +16,7 @@ import (
 //	    return x[L-1], x[n-L], 1-2*stats.binom.cdf(L-1, n, 0.5), np.median(x), np.mean(x), np.std(x, ddof=1)
 //
 // and for n = 5 at 95 % (where L = 0), [min, max] with 1 - 2·0.5**5.
+// testdata/reference.py reruns every reference of these tests.
 func TestSummarizeAgainstScipy(t *testing.T) {
 	seq := func(lo, hi int) []float64 {
 		var xs []float64
