@@ -21,6 +21,7 @@ require (
 	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/term v0.47.0 // indirect
+	gonum.org/v1/gonum v0.17.0 // indirect
 	libvirt.org/go/libvirt v1.9000.0 // indirect
 	libvirt.org/go/libvirtxml v1.9000.0 // indirect
 )
