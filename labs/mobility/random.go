@@ -30,7 +30,7 @@ func checkStart(b Box, p Vec) error {
 	if b.Contains(p) {
 		return nil
 	}
-	return &FieldError{Field: "bounds", Msg: fmt.Sprintf("the host's position %v is outside the bounds %v (set position inside them, or widen bounds)", p, [2]Vec(b))}
+	return &FieldError{Field: "bounds", Msg: fmt.Sprintf("the host's position %v is outside the bounds %v (set position inside them, or widen bounds)", p, b)}
 }
 
 // randomWaypoint is the random waypoint model: move in a straight line at a

@@ -75,6 +75,8 @@ func (b Box) Contains(p Vec) bool {
 	return true
 }
 
+func (b Box) String() string { return "[" + b[0].String() + ", " + b[1].String() + "]" }
+
 // clamp moves p to the nearest point of b.
 func (b Box) clamp(p Vec) Vec {
 	for i := range 3 {

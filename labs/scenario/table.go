@@ -119,7 +119,7 @@ func (t *table) sub(key string) *table {
 		t.errorf(key, "%s must be a table like { loss = \"1%%\" }, not %v", key, v)
 		return nil
 	}
-	return &table{p: t.p, path: t.path + "." + key, what: t.what + " " + key, m: m}
+	return &table{p: t.p, path: joinPath(t.path, key), what: strings.TrimSpace(t.what + " " + key), m: m}
 }
 
 // tables reads an array of tables ([[event]]).
