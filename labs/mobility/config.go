@@ -25,7 +25,10 @@ var Models = []string{Static, Linear, Waypoints, RandomWaypoint, GaussMarkov, NS
 
 // Model gives a host's position at a time from the start of the run. It is
 // a pure function of t: asking twice, or out of order, gives the same
-// answer. Implementations are safe for concurrent use.
+// answer. Implementations are safe for concurrent use. The random models
+// draw their path lazily up to the latest t asked and keep it (gauss-markov:
+// 64 bytes a step, about 55 MB for a day at 100 ms), so ask only for times
+// inside the run.
 type Model interface {
 	Position(t time.Duration) Vec
 }

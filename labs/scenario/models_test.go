@@ -73,6 +73,7 @@ func TestParseModelsErrors(t *testing.T) {
 		{"bad value", `duration = "60s"`, `duration = 60`, `lab.toml:8: host "a": mobility.duration: want a duration in quotes like "10s", not 60`},
 		{"missing parameter", `model = "waypoints"`, `model = "linear"`, `lab.toml:14: host "b": mobility.to: is missing`},
 		{"waypoints order", `at = "30s"`, `at = "0s"`, `lab.toml:16: host "b": mobility.waypoints[1].at: 0s is not after the previous waypoint's 0s`},
+		{"non-finite position", `to = [-400, 0, 0]`, `to = [inf, 0, 0]`, `lab.toml:8: host "a": mobility.to: [+Inf, 0, 0] is not a finite position`},
 		{"unknown quality model", `model = "ramp"`, `model = "radial"`, `lab.toml:22: quality "radio": model: "radial" is not known`},
 		{"bad distance", `max_range = "0.4km"`, `max_range = "far"`, `lab.toml:24: quality "radio": max_range: "far" is not a distance`},
 		{"quality rule", `loss_range = 300`, `loss_range = 500`, `lab.toml:24: quality "radio": max_range: 400 must be beyond loss_range 500`},

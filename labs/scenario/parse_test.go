@@ -1,8 +1,10 @@
 package scenario
 
 import (
+	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 var testLab = &Lab{
@@ -192,5 +194,25 @@ func TestParseReportsEveryProblem(t *testing.T) {
 	es, ok := err.(Errors)
 	if !ok || len(es) != 2 || es[0].Line != 5 || es[1].Line != 7 {
 		t.Fatalf("errors: %v", err)
+	}
+}
+
+func TestExampleHandover(t *testing.T) {
+	data, err := os.ReadFile("testdata/handover.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tl, err := Parse("testdata/handover.toml", data, testLab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 3 single events, 6 execs, 11 ramp steps, a reset and a stop.
+	if len(tl.Actions) != 22 || tl.Duration != time.Minute {
+		t.Fatalf("%d actions over %v:\n%s", len(tl.Actions), tl.Duration, render(tl))
+	}
+	for i := 1; i < len(tl.Actions); i++ {
+		if tl.Actions[i].At < tl.Actions[i-1].At {
+			t.Fatalf("not sorted at %d:\n%s", i, render(tl))
+		}
 	}
 }
