@@ -194,7 +194,7 @@ func (c *Config) Validate() error {
 	if c.Speed != nil {
 		if len(c.Speed) != 2 {
 			bad("speed", "want [min, max] in m/s, like [0.3, 0.7]")
-		} else if lo, hi := c.Speed[0], c.Speed[1]; !(lo > 0) || math.IsInf(hi, 0) {
+		} else if lo, hi := c.Speed[0], c.Speed[1]; !(lo > 0) || math.IsInf(hi, 0) || math.IsNaN(hi) {
 			bad("speed", "min %v must be more than 0 m/s and max finite (a host that stands still is model \"static\")", lo)
 		} else if lo > hi {
 			bad("speed", "min %v is above max %v (write speed = [%v, %v])", lo, hi, hi, lo)

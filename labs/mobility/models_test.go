@@ -73,6 +73,7 @@ func TestValidate(t *testing.T) {
 		{"rwp without bounds", Config{Model: RandomWaypoint}, "bounds: is missing (add bounds = [[0, 0, 0], [500, 500, 0]]"},
 		{"rwp min above max", Config{Model: RandomWaypoint, Bounds: box, Speed: []float64{2, 1}}, "speed: min 2 is above max 1 (write speed = [1, 2])"},
 		{"rwp zero speed", Config{Model: RandomWaypoint, Bounds: box, Speed: []float64{0, 1}}, "speed: min 0 must be more than 0 m/s"},
+		{"rwp NaN speed", Config{Model: RandomWaypoint, Bounds: box, Speed: []float64{1, math.NaN()}}, "speed: min 1 must be more than 0 m/s and max finite"},
 		{"rwp inverted bounds", Config{Model: RandomWaypoint, Bounds: &Box{{10, 0, 0}, {0, 10, 0}}}, "bounds: min x 10 is above max 0"},
 		{"gm alpha", Config{Model: GaussMarkov, Bounds: box, Alpha: fp(1.5)}, "alpha: 1.5 is outside 0..1"},
 		{"gm step", Config{Model: GaussMarkov, Bounds: box, Step: dp(time.Microsecond)}, "step: 1µs is below 1ms"},

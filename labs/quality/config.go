@@ -194,6 +194,14 @@ func (c *Config) Validate() error {
 			bad(field, "%v is not a number (write it like %s)", *v, example)
 		}
 	}
+	for _, m := range []struct {
+		field string
+		v     *Metres
+	}{{"range", c.Range}, {"loss_range", c.LossRange}, {"max_range", c.MaxRange}} {
+		if m.v != nil && (!(*m.v >= 0) || math.IsInf(float64(*m.v), 0)) {
+			bad(m.field, "%v must be a finite distance, at least 0 (write it like 300 or \"300m\")", float64(*m.v))
+		}
+	}
 	switch c.Model {
 	case Ramp:
 		lr, mr := metres(c.LossRange, 300), metres(c.MaxRange, 400)

@@ -112,6 +112,7 @@ func TestValidate(t *testing.T) {
 		{"points order", Config{Model: Table, Points: []Point{{Distance: 10}, {Distance: 5}}}, "points[1].distance: 5 is not beyond the previous point's 10"},
 		{"rate at some points", Config{Model: Table, Points: []Point{{Distance: 0, Rate: rp(1e6)}, {Distance: 5}}}, "points: rate is given at 1 of 2 points"},
 		{"down with quality", Config{Model: Table, Points: []Point{{Distance: 0}, {Distance: 5, Down: true, Loss: pp(3)}}}, "points[1].down: a down point has no quality"},
+		{"NaN range", Config{Model: RangeModel, Range: mp(math.NaN())}, "range: NaN must be a finite distance"},
 		{"valid", Config{Model: Ramp, MaxRange: mp(500)}, ""},
 	}
 	for _, tt := range tests {

@@ -298,6 +298,9 @@ func (e *event) readTiming() {
 		if e.every != nil && *e.every < time.Millisecond {
 			t.errorf("every", "every %v is below 1ms", *e.every)
 		}
+		if e.from != nil && e.until != nil && *e.until < *e.from {
+			t.errorf("until", "until %v is before from %v", *e.until, *e.from)
+		}
 		if t.has("to") {
 			t.errorf("to", "to does not go with every (end a repetition with until or count)")
 		}

@@ -163,6 +163,7 @@ func TestParseErrors(t *testing.T) {
 		{"at and every", "duration = \"9s\"\n[[event]]\nat = \"1s\"\nevery = \"1s\"\ndo = \"heal\"\n", `s.toml:4: event 1: every does not go with at`},
 		{"window order", "duration = \"9s\"\n[[event]]\nfrom = \"5s\"\nto = \"2s\"\ndo = \"link.down\"\nlink = \"ab\"\n", `s.toml:4: event 1: to 2s must be after from 5s`},
 		{"window without undo", "duration = \"9s\"\n[[event]]\nfrom = \"1s\"\nto = \"2s\"\ndo = \"exec\"\nhost = \"a\"\ncommand = \"true\"\n", `s.toml:3: event 1: exec has no opposite to end a window with`},
+		{"until before from", "duration = \"9s\"\n[[event]]\nevery = \"1s\"\nfrom = \"5s\"\nuntil = \"2s\"\ndo = \"heal\"\n", `s.toml:5: event 1: until 2s is before from 5s`},
 		{"count past end", "duration = \"9s\"\n[[event]]\nevery = \"5s\"\ncount = 3\ndo = \"heal\"\n", `s.toml:4: event 1: count 3 runs to 10s, past the scenario's end at 9s`},
 		{"unknown link", "duration = \"9s\"\n[[event]]\nat = \"1s\"\ndo = \"link.down\"\nlink = \"ax\"\n", `s.toml:5: event 1: link "ax" is not in the lab (links: ab, ac, bc)`},
 		{"unknown host", "duration = \"9s\"\n[[event]]\nat = \"1s\"\ndo = \"host.pause\"\nhost = \"z\"\n", `s.toml:5: event 1: host "z" is not in the lab (hosts: a, b, c)`},
