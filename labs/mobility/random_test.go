@@ -111,3 +111,33 @@ func TestSeedsDiffer(t *testing.T) {
 		t.Fatal("the same seed and host must give the same stream")
 	}
 }
+
+// Random models draw lazily; concurrent callers must see one path.
+func TestConcurrentPositions(t *testing.T) {
+	box := Box{{0, 0, 0}, {100, 100, 10}}
+	for _, c := range []Config{
+		{Model: RandomWaypoint, Bounds: &box, Speed: []float64{1, 5}},
+		{Model: GaussMarkov, Bounds: &box, PitchSigma: fp(5)},
+	} {
+		ref, _ := New(c, Env{Seed: 3, Host: "a", Position: Vec{50, 50, 5}})
+		m, _ := New(c, Env{Seed: 3, Host: "a", Position: Vec{50, 50, 5}})
+		done := make(chan struct{})
+		for g := range 4 {
+			go func() {
+				defer func() { done <- struct{}{} }()
+				for i := 200; i >= 0; i-- {
+					m.Position(time.Duration(i*(g+1)) * 100 * time.Millisecond)
+				}
+			}()
+		}
+		for range 4 {
+			<-done
+		}
+		for i := range 800 {
+			at := time.Duration(i) * 100 * time.Millisecond
+			if a, b := m.Position(at), ref.Position(at); a != b {
+				t.Fatalf("%s at %v: %v, alone %v", c.Model, at, a, b)
+			}
+		}
+	}
+}

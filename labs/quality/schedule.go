@@ -168,3 +168,25 @@ func absDur(d time.Duration) time.Duration {
 	}
 	return d
 }
+
+// Sample is every pair's quality at t, in link and pair order, whatever
+// changed before: for a live status, or to put links right after a pause.
+func Sample(hosts map[string]mobility.Model, links []Link, t time.Duration) ([]Change, error) {
+	var out []Change
+	for _, l := range links {
+		if l.Model == nil {
+			return nil, fmt.Errorf("link %s: no quality model", l.Name)
+		}
+		for i, a := range l.Endpoints {
+			for _, b := range l.Endpoints[i+1:] {
+				ma, mb := hosts[a], hosts[b]
+				if ma == nil || mb == nil {
+					return nil, fmt.Errorf("link %s: hosts %q and %q need mobility models (use model \"static\" for a host that stays)", l.Name, a, b)
+				}
+				d := mobility.Dist(ma.Position(t), mb.Position(t))
+				out = append(out, Change{At: t, Link: l.Name, A: a, B: b, Distance: d, Quality: l.Model.At(d)})
+			}
+		}
+	}
+	return out, nil
+}

@@ -201,3 +201,26 @@ func benchLab(tb testing.TB) (map[string]mobility.Model, []Link) {
 	}
 	return hosts, links
 }
+
+// The timeline's last change for a pair is, within the threshold, what
+// Sample says at the end.
+func TestSampleAgreesWithTimeline(t *testing.T) {
+	hosts, links := benchLab(t)
+	tl, err := Timeline(hosts, links, Options{Duration: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now, err := Sample(hosts, links, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := map[string]netfabric.Impairment{}
+	for _, c := range tl {
+		last[c.Link] = c.Quality
+	}
+	for _, c := range now {
+		if Significant(last[c.Link], c.Quality, DefaultThreshold) {
+			t.Errorf("%s: timeline ends at %v, sample says %v", c.Link, last[c.Link], c.Quality)
+		}
+	}
+}
