@@ -23,6 +23,7 @@ type Percent float64
 // Metres is a distance, written as a number of metres or as "300m", "1.5km".
 type Metres float64
 
+// UnmarshalTOML reads a rate string like "54mbit".
 func (r *Rate) UnmarshalTOML(v any) error {
 	s, ok := v.(string)
 	if !ok {
@@ -33,6 +34,7 @@ func (r *Rate) UnmarshalTOML(v any) error {
 	return err
 }
 
+// UnmarshalTOML reads a delay string like "5ms".
 func (d *Delay) UnmarshalTOML(v any) error {
 	s, ok := v.(string)
 	if !ok {
@@ -43,6 +45,7 @@ func (d *Delay) UnmarshalTOML(v any) error {
 	return err
 }
 
+// UnmarshalTOML reads "1%" or a bare number of percent.
 func (p *Percent) UnmarshalTOML(v any) error {
 	switch v := v.(type) {
 	case string:
@@ -62,6 +65,7 @@ func (p *Percent) UnmarshalTOML(v any) error {
 	return nil
 }
 
+// UnmarshalTOML reads a number of metres, or "300m" or "1.5km".
 func (m *Metres) UnmarshalTOML(v any) error {
 	switch v := v.(type) {
 	case int64:

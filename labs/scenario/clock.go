@@ -17,7 +17,10 @@ type Clock interface {
 // RealClock is the system clock.
 type RealClock struct{}
 
-func (RealClock) Now() time.Time                         { return time.Now() }
+// Now is time.Now.
+func (RealClock) Now() time.Time { return time.Now() }
+
+// After is time.After.
 func (RealClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
 
 // FakeClock is a Clock that moves only when told to. It is safe for
@@ -39,12 +42,14 @@ func NewFakeClock(now time.Time) *FakeClock {
 	return &FakeClock{now: now, changed: make(chan struct{})}
 }
 
+// Now is the fake time.
 func (c *FakeClock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.now
 }
 
+// After fires when Advance or AdvanceToNext moves the clock d on.
 func (c *FakeClock) After(d time.Duration) <-chan time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -79,4 +79,5 @@ func sleepUntil(ctx context.Context, clock Clock, t time.Time) error {
 // ExecutorFunc lets a function be an Executor.
 type ExecutorFunc func(ctx context.Context, a Action) error
 
+// Do calls f.
 func (f ExecutorFunc) Do(ctx context.Context, a Action) error { return f(ctx, a) }
