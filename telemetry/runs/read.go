@@ -16,8 +16,8 @@ import (
 
 // Run is a recorded run opened for reading.
 type Run struct {
-	Dir  string
-	Meta Meta // Status is incomplete when the recorder died without Close
+	Dir  string `json:"dir"`
+	Meta Meta   `json:"meta"` // Status is incomplete when the recorder died without Close
 }
 
 // Open reads the run in dir.
@@ -26,7 +26,32 @@ func Open(dir string) (*Run, error) {
 	if err != nil {
 		return nil, err
 	}
+	if m.End.IsZero() {
+		// Not closed: run.json's counts are from the last time the file
+		// list changed, so count again.
+		for i, f := range m.Files {
+			m.Files[i] = recount(dir, f)
+		}
+	}
 	return &Run{Dir: dir, Meta: *m}, nil
+}
+
+// recount takes a file's size and rows from the disk: whole lines only
+// (a row cut short by a kill does not count), less the header of a table.
+func recount(dir string, f File) File {
+	if f.Kind != KindTable && f.Kind != KindEvents && f.Kind != KindWorkload && f.Kind != KindStdout && f.Kind != KindStderr {
+		return statFile(dir, f)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(f.Path)))
+	if err != nil {
+		return f
+	}
+	n := int64(bytes.Count(data, []byte{'\n'}))
+	if f.Kind == KindTable && n > 0 {
+		n--
+	}
+	f.Rows, f.Bytes = &n, int64(len(data))
+	return f
 }
 
 // Name is LAB/ID, the way the CLI names a run.

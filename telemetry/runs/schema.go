@@ -41,7 +41,7 @@ type LinkSample struct {
 	RxPackets, RxBytes float64 // entered the link from From
 	TxPackets, TxBytes float64 // delivered to receivers
 
-	DroppedLoss, DroppedQueue, DroppedDown     float64
+	DroppedLoss, DroppedQueue, DroppedDown         float64
 	DroppedPartition, DroppedError, DroppedOverrun float64
 
 	QueuedPackets float64
@@ -128,6 +128,9 @@ func (s schema[T]) record(t time.Time, secs float64, v *T) []string {
 func formatFloat(f float64) string {
 	if math.IsNaN(f) || math.IsInf(f, 0) {
 		return ""
+	}
+	if f == 0 {
+		f = 0 // -0 would print as "-0"
 	}
 	return strconv.FormatFloat(f, 'f', -1, 64)
 }

@@ -13,7 +13,7 @@ import (
 
 // Metrics that do not live in a CSV table.
 const (
-	MetricWorkloadValue = "forgelab_workload_value"        // labels host, workload, field: workloads/*.jsonl
+	MetricWorkloadValue  = "forgelab_workload_value"        // labels host, workload, field: workloads/*.jsonl
 	MetricScenarioEvents = "forgelab_scenario_events_total" // label action: events.jsonl
 )
 
