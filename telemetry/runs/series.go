@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -48,22 +49,44 @@ func ParseSelector(s string) (Selector, error) {
 	if !ok {
 		return bad("missing '}'")
 	}
-	for _, part := range strings.Split(body, ",") {
-		if strings.TrimSpace(part) == "" {
-			continue
-		}
-		k, v, ok := strings.Cut(part, "=")
-		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+	for body = strings.TrimSpace(body); body != ""; {
+		k, v, ok := strings.Cut(body, "=")
+		k = strings.TrimSpace(k)
 		if !ok || !labelRE.MatchString(k) {
-			return bad(fmt.Sprintf("%q is not label=value", part))
+			return bad(fmt.Sprintf("%q is not label=value", body))
 		}
-		if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
-			v = v[1 : len(v)-1]
+		v = strings.TrimSpace(v)
+		var val string
+		if strings.HasPrefix(v, `"`) {
+			// A quoted value may hold commas and \" escapes.
+			end := 1
+			for end < len(v) && v[end] != '"' {
+				if v[end] == '\\' {
+					end++
+				}
+				end++
+			}
+			if end >= len(v) {
+				return bad("unterminated quoted value of " + k)
+			}
+			u, err := strconv.Unquote(v[:end+1])
+			if err != nil {
+				return bad("bad quoted value of " + k)
+			}
+			val, v = u, strings.TrimSpace(v[end+1:])
+			if v != "" && v[0] != ',' {
+				return bad("expected ',' after the value of " + k)
+			}
+		} else {
+			val, v, _ = strings.Cut(v, ",")
+			val = strings.TrimSpace(val)
+			v = "," + v
 		}
 		if _, dup := sel.Labels[k]; dup {
 			return bad("label " + k + " given twice")
 		}
-		sel.Labels[k] = v
+		sel.Labels[k] = val
+		body = strings.TrimSpace(strings.TrimPrefix(v, ","))
 	}
 	return sel, nil
 }
