@@ -91,7 +91,7 @@ func Resolve(root, ref string) (string, error) {
 	}
 	if lab, id, ok := strings.Cut(ref, "/"); ok {
 		if err := checkName("lab", lab); err != nil {
-			return "", fmt.Errorf("run %q: %w", ref, err)
+			return "", fmt.Errorf("run %q: %w; name a run as LAB/ID or ID (forgelab runs ls lists them)", ref, err)
 		}
 		if err := checkID(id); err != nil {
 			return "", err
