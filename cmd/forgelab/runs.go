@@ -60,7 +60,7 @@ func runsCommand() *cli.Command {
 				Usage:     "remove runs",
 				ArgsUsage: "RUN...",
 				Action: func(c *cli.Context) error {
-					if err := needArgs(c, 1, "RUN..."); err != nil {
+					if err := needRunsArgs(c, 1, "RUN..."); err != nil {
 						return err
 					}
 					for _, ref := range c.Args().Slice() {
@@ -83,7 +83,7 @@ func runsCommand() *cli.Command {
 				Flags: []cli.Flag{&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Required: true,
 					Usage: "archive to write (FILE.tar.gz, or - for standard output)"}},
 				Action: func(c *cli.Context) error {
-					if err := needArgs(c, 1, "RUN -o FILE.tar.gz"); err != nil {
+					if err := needRunsArgs(c, 1, "RUN -o FILE.tar.gz"); err != nil {
 						return err
 					}
 					dir, err := runs.Resolve(root(c), c.Args().First())
@@ -101,7 +101,7 @@ func runsCommand() *cli.Command {
 				Usage:     "unpack a run archive made by export into the state dir",
 				ArgsUsage: "FILE.tar.gz",
 				Action: func(c *cli.Context) error {
-					if err := needArgs(c, 1, "FILE.tar.gz"); err != nil {
+					if err := needRunsArgs(c, 1, "FILE.tar.gz"); err != nil {
 						return err
 					}
 					f, err := os.Open(c.Args().First())
@@ -122,7 +122,7 @@ func runsCommand() *cli.Command {
 }
 
 func openRun(c *cli.Context, root string) (*runs.Run, error) {
-	if err := needArgs(c, 1, "RUN"); err != nil {
+	if err := needRunsArgs(c, 1, "RUN"); err != nil {
 		return nil, err
 	}
 	dir, err := runs.Resolve(root, c.Args().First())
@@ -157,4 +157,13 @@ func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// needRunsArgs is needArgs with the full command name: urfave/cli names a
+// subcommand without its parent.
+func needRunsArgs(c *cli.Context, n int, usage string) error {
+	if c.NArg() < n {
+		return fmt.Errorf("usage: forgelab runs %s %s", c.Command.Name, usage)
+	}
+	return nil
 }

@@ -42,6 +42,26 @@ func HostFingerprint() Fingerprint {
 	return fp
 }
 
+// fillHost sets the fields HostFingerprint knows where fp leaves them
+// empty, so every run says what it ran on even if the caller forgot.
+func (fp *Fingerprint) fillHost() {
+	h := HostFingerprint()
+	for _, f := range []struct{ dst, src *string }{
+		{&fp.Kernel, &h.Kernel}, {&fp.CPUModel, &h.CPUModel}, {&fp.Version, &h.Version},
+		{&fp.Commit, &h.Commit}, {&fp.GoVersion, &h.GoVersion},
+	} {
+		if *f.dst == "" {
+			*f.dst = *f.src
+		}
+	}
+	if fp.Cores == 0 {
+		fp.Cores = h.Cores
+	}
+	if fp.MemoryBytes == 0 {
+		fp.MemoryBytes = h.MemoryBytes
+	}
+}
+
 // procField returns the value of the first "key: value" line of a /proc
 // file.
 func procField(path, key string) string {

@@ -43,7 +43,8 @@ type Recorder struct {
 // Create makes the folder <root>/<lab>/<id> (id from meta.ID, or a new one
 // from meta.Start) and starts recording: run.json says running, with this
 // process as the recorder, until Close. meta.Lab is required; Start
-// defaults to now. Pass Root(stateDir) as root.
+// defaults to now; the fingerprint's host fields default to
+// HostFingerprint's. Pass Root(stateDir) as root.
 func Create(root string, meta Meta) (*Recorder, error) {
 	if err := checkName("lab", meta.Lab); err != nil {
 		return nil, fmt.Errorf("record run: %w", err)
@@ -68,6 +69,7 @@ func Create(root string, meta Meta) (*Recorder, error) {
 	meta.End = time.Time{}
 	meta.Status, meta.Reason = StatusRunning, ""
 	meta.Recorder = self()
+	meta.Fingerprint.fillHost()
 	meta.Files = nil
 	r := &Recorder{dir: dir, start: start, meta: meta, byPath: map[string]*sink{},
 		stop: make(chan struct{}), done: make(chan struct{})}

@@ -69,14 +69,14 @@ func WriteShow(w io.Writer, r *Run) error {
 		return err
 	}
 	fmt.Fprintln(w)
-	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "FILE\tKIND\tROWS\tBYTES\t")
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "FILE\tKIND\tROWS\tBYTES")
 	for _, f := range m.Files {
 		rows := "-"
 		if f.Rows != nil {
 			rows = strconv.FormatInt(*f.Rows, 10)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t\n", f.Path, f.Kind, rows, f.Bytes)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", f.Path, f.Kind, rows, f.Bytes)
 	}
 	return tw.Flush()
 }
