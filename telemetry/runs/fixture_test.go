@@ -112,9 +112,9 @@ func writeFixture(t *testing.T, root string) fixture {
 	// and with figures missing.
 	for _, secs := range []float64{0, 1} {
 		hs := []HostSample{
-			{Host: "a", Domain: "fl-ab12-a", CPUSeconds: 1.5 + secs, MemoryBytes: 512 << 20, BlockReadBytes: 4096, BlockWriteBytes: 8192,
+			{Host: "a", Kind: "vm", Domain: "fl-ab12-a", Up: 1, CPUSeconds: 1.5 + secs, MemoryBytes: 512 << 20, BlockReadBytes: 4096, BlockWriteBytes: 8192,
 				BlockReadRequests: 1, BlockWriteRequests: 2, NetRxBytes: 1000, NetTxBytes: 2000, NetRxPackets: 10, NetTxPackets: 20},
-			{Host: "edge1", CPUSeconds: 3, MemoryBytes: math.NaN(), BlockReadBytes: math.NaN(), BlockWriteBytes: math.NaN(),
+			{Host: "edge1", Kind: "physical", Up: secs, CPUSeconds: 3, MemoryBytes: math.NaN(), BlockReadBytes: math.NaN(), BlockWriteBytes: math.NaN(),
 				BlockReadRequests: math.NaN(), BlockWriteRequests: math.NaN(), NetRxBytes: 5, NetTxBytes: 6, NetRxPackets: 7, NetTxPackets: 8},
 		}
 		must(r.Host(at(secs), hs...))

@@ -52,7 +52,10 @@ type LinkSample struct {
 // summed over the host's disks and NICs. NaN is "not known".
 type HostSample struct {
 	Host   string
+	Kind   string // vm or physical
 	Domain string // libvirt domain; empty for a physical host
+
+	Up float64 // 1 while the host runs (a VM's domain is running, not paused)
 
 	CPUSeconds         float64 // since the domain started
 	MemoryBytes        float64
@@ -182,9 +185,11 @@ var linkSchema = schema[LinkSample]{
 var hostSchema = schema[HostSample]{
 	labels: []col[HostSample, string]{
 		{"host", func(s *HostSample) *string { return &s.Host }},
+		{"kind", func(s *HostSample) *string { return &s.Kind }},
 		{"domain", func(s *HostSample) *string { return &s.Domain }},
 	},
 	values: []col[HostSample, float64]{
+		{"forgelab_host_up", func(s *HostSample) *float64 { return &s.Up }},
 		{"libvirt_domain_info_cpu_time_seconds_total", func(s *HostSample) *float64 { return &s.CPUSeconds }},
 		{"libvirt_domain_info_memory_usage_bytes", func(s *HostSample) *float64 { return &s.MemoryBytes }},
 		{"libvirt_domain_block_stats_read_bytes_total", func(s *HostSample) *float64 { return &s.BlockReadBytes }},
