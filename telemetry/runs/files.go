@@ -104,6 +104,10 @@ func (r *Recorder) addFile(f File, src io.Reader) error {
 // createFile makes a new file of the run folder and lists it; its size
 // and lines are taken when run.json is next written.
 func (r *Recorder) createFile(f File) (*os.File, error) {
+	// Under the lock, so that a file is either in Close's final list or
+	// refused with ErrClosed.
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if r.closed.Load() {
 		return nil, ErrClosed
 	}
@@ -115,10 +119,8 @@ func (r *Recorder) createFile(f File) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("copy %s into run: %w (each file is copied in once)", f.Path, err)
 	}
-	r.mu.Lock()
 	r.copied = append(r.copied, f)
 	r.dirty = true
-	r.mu.Unlock()
 	return out, nil
 }
 
@@ -141,29 +143,35 @@ func statFile(dir string, f File) File {
 
 // countLines counts lines, a last line without a newline included.
 func countLines(p string) (int64, error) {
+	n, partial, _, err := scanLines(p)
+	if partial {
+		n++
+	}
+	return n, err
+}
+
+// scanLines counts the newlines of a file, and tells whether it ends in
+// a line without one; it streams, so a large table costs no memory.
+func scanLines(p string) (newlines int64, partial bool, size int64, err error) {
 	in, err := os.Open(p)
 	if err != nil {
-		return 0, err
+		return 0, false, 0, err
 	}
 	defer in.Close()
-	var n int64
 	buf := make([]byte, 64<<10)
 	last := byte('\n')
 	for {
 		k, err := in.Read(buf)
 		if k > 0 {
-			n += int64(bytes.Count(buf[:k], []byte{'\n'}))
+			newlines += int64(bytes.Count(buf[:k], []byte{'\n'}))
 			last = buf[k-1]
+			size += int64(k)
 		}
 		if err == io.EOF {
-			break
+			return newlines, last != '\n', size, nil
 		}
 		if err != nil {
-			return 0, err
+			return 0, false, 0, err
 		}
 	}
-	if last != '\n' {
-		n++
-	}
-	return n, nil
 }

@@ -42,15 +42,14 @@ func recount(dir string, f File) File {
 	if f.Kind != KindTable && f.Kind != KindEvents && f.Kind != KindWorkload && f.Kind != KindStdout && f.Kind != KindStderr {
 		return statFile(dir, f)
 	}
-	data, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(f.Path)))
+	n, _, size, err := scanLines(filepath.Join(dir, filepath.FromSlash(f.Path)))
 	if err != nil {
 		return f
 	}
-	n := int64(bytes.Count(data, []byte{'\n'}))
 	if f.Kind == KindTable && n > 0 {
 		n--
 	}
-	f.Rows, f.Bytes = &n, int64(len(data))
+	f.Rows, f.Bytes = &n, size
 	return f
 }
 
