@@ -64,7 +64,7 @@ func TestRecorderRefuses(t *testing.T) {
 	}{
 		{"lab escapes", func() error { _, err := Create(root, Meta{Lab: "../x"}); return err }, `lab "../x" cannot name a file`},
 		{"id escapes", func() error { _, err := Create(root, Meta{Lab: "lab1", ID: "../../x"}); return err }, `is not a run id`},
-		{"id reused", func() error { _, err := Create(root, Meta{Lab: "lab1", ID: r.ID()}); return err }, "a run folder is never reused"},
+		{"id reused", func() error { _, err := Create(root, Meta{Lab: "lab1", ID: r.ID()}); return err }, "exists: a run folder is never reused"},
 		{"workload host", func() error { return r.WorkloadLine(time.Time{}, "a/b", "w", Stdout, []byte("x")) }, `host "a/b" cannot name a file`},
 		{"workload name", func() error { return r.WorkloadLine(time.Time{}, "a", "..", Stdout, []byte("x")) }, `workload ".." cannot name a file`},
 		{"workload stream", func() error { return r.WorkloadLine(time.Time{}, "a", "w", "stdin", []byte("x")) }, "want stdout or stderr"},

@@ -73,6 +73,11 @@ func Create(root string, meta Meta) (*Recorder, error) {
 	meta.Files = nil
 	r := &Recorder{dir: dir, start: start, meta: meta, byPath: map[string]*sink{},
 		stop: make(chan struct{}), done: make(chan struct{})}
+	fail := func(err error) (*Recorder, error) {
+		r.closeSinks()
+		os.RemoveAll(dir) // half a run folder would list as a damaged run
+		return nil, fmt.Errorf("record run: %w", err)
+	}
 	for _, s := range []struct {
 		p      **sink
 		path   string
@@ -86,20 +91,17 @@ func Create(root string, meta Meta) (*Recorder, error) {
 	} {
 		sk, err := openSink(dir, File{Path: s.path, Kind: s.kind}, s.header)
 		if err != nil {
-			r.closeSinks()
-			return nil, fmt.Errorf("record run: %w", err)
+			return fail(err)
 		}
 		*s.p = sk
 		r.sinks = append(r.sinks, sk)
 	}
 	if err := r.flushAll(); err != nil {
-		r.closeSinks()
-		return nil, fmt.Errorf("record run: %w", err)
+		return fail(err)
 	}
 	r.meta.Files = r.fileList()
 	if err := writeMeta(dir, &r.meta); err != nil {
-		r.closeSinks()
-		return nil, fmt.Errorf("record run: %w", err)
+		return fail(err)
 	}
 	go r.flusher()
 	return r, nil
@@ -121,8 +123,11 @@ func makeRunDir(labDir, id string, start time.Time) (dir, gotID string, err erro
 		if err == nil {
 			return dir, id, nil
 		}
-		if !errors.Is(err, os.ErrExist) || !generated {
-			return "", "", fmt.Errorf("record run: %w (a run folder is never reused: leave the id empty for a new one)", err)
+		if !errors.Is(err, os.ErrExist) {
+			return "", "", fmt.Errorf("record run: %w (is the state dir writable? --state-dir picks another)", err)
+		}
+		if !generated {
+			return "", "", fmt.Errorf("record run: %s exists: a run folder is never reused (leave the id empty for a new one)", dir)
 		}
 	}
 	return "", "", fmt.Errorf("record run: no free run id in %s: %w", labDir, err)
