@@ -111,6 +111,10 @@ func writeMeta(dir string, m *Meta) error {
 	if err != nil {
 		return fmt.Errorf("save %s: %w", MetaFile, err)
 	}
+	return writeMetaData(dir, data)
+}
+
+func writeMetaData(dir string, data []byte) error {
 	path := filepath.Join(dir, MetaFile)
 	tmp := path + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, fileMode)

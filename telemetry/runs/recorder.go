@@ -1,6 +1,7 @@
 package runs
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -27,6 +28,7 @@ type Recorder struct {
 
 	events, positions, links, hosts *sink
 
+	metaMu  sync.Mutex // serialises writes of run.json; taken before mu
 	mu      sync.Mutex // guards meta, byPath, sinks, copied, dirty
 	meta    Meta
 	byPath  map[string]*sink // lazily made files (workloads), by relative path
@@ -243,16 +245,28 @@ func (r *Recorder) flusher() {
 // of files changed.
 func (r *Recorder) Flush() error {
 	err := r.flushAll()
+	r.metaMu.Lock()
+	defer r.metaMu.Unlock()
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if !r.dirty || r.closed.Load() {
+		r.mu.Unlock()
 		return err
 	}
 	r.meta.Files = r.fileListLocked()
-	if werr := writeMeta(r.dir, &r.meta); werr != nil {
-		return errors.Join(err, werr)
-	}
+	data, merr := json.MarshalIndent(&r.meta, "", "  ")
 	r.dirty = false
+	r.mu.Unlock()
+	// The disk write happens outside mu, so appends that need mu (a new
+	// workload's first line) do not wait for an fsync.
+	if merr == nil {
+		merr = writeMetaData(r.dir, data)
+	}
+	if merr != nil {
+		r.mu.Lock()
+		r.dirty = true // try again at the next flush
+		r.mu.Unlock()
+		return errors.Join(err, merr)
+	}
 	return err
 }
 
@@ -314,8 +328,10 @@ func (r *Recorder) Close(status Status, reason string) error {
 		r.closed.Store(true)
 		r.mu.Unlock()
 		close(r.stop)
-		<-r.done
+		<-r.done // before metaMu: the flusher may be waiting for it
 		err = r.closeSinks()
+		r.metaMu.Lock()
+		defer r.metaMu.Unlock()
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		r.meta.End = time.Now().UTC()

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 )
 
 // ErrClosed is returned by a Recorder's methods after Close.
@@ -27,9 +28,9 @@ type sink struct {
 	rows   int64
 	closed bool
 
-	wmu     sync.Mutex // serialises flushes so chunks reach the file in order
-	written int64
-	err     error // first write error
+	wmu     sync.Mutex   // serialises flushes so chunks reach the file in order
+	written atomic.Int64 // bytes in the file; atomic so info never waits on a write
+	err     error        // first write error
 }
 
 // openSink creates a new file in dir (it must not exist: a run folder is
@@ -90,7 +91,7 @@ func (s *sink) flush() error {
 		return s.err
 	}
 	n, err := s.f.Write(chunk)
-	s.written += int64(n)
+	s.written.Add(int64(n))
 	if err != nil && s.err == nil {
 		// The chunk is dropped rather than kept: memory must not grow
 		// without bound on a full disk. Close reports the error.
@@ -123,11 +124,8 @@ func (s *sink) info() File {
 	s.mu.Lock()
 	rows := s.rows
 	s.mu.Unlock()
-	s.wmu.Lock()
-	written := s.written
-	s.wmu.Unlock()
 	f := s.file
 	f.Rows = &rows
-	f.Bytes = written
+	f.Bytes = s.written.Load()
 	return f
 }
