@@ -201,3 +201,49 @@ func TestFlushedWithinASecond(t *testing.T) {
 	}
 	t.Errorf("rows not on disk %v after they were recorded", FlushInterval+2*time.Second)
 }
+
+// TestCloseWhileFlushing: Close never deadlocks with flushes that keep
+// run.json busy, and ends with the final status on disk.
+func TestCloseWhileFlushing(t *testing.T) {
+	for range 20 {
+		r, err := Create(t.TempDir(), Meta{Lab: "lab1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		for range 3 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; ; i++ {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					r.SetNote("n", "x")
+					r.WorkloadLine(time.Time{}, "a", "w", Stdout, []byte("x"))
+					r.Flush()
+				}
+			}()
+		}
+		time.Sleep(5 * time.Millisecond)
+		closed := make(chan error)
+		go func() { closed <- r.Close(StatusComplete, "") }()
+		select {
+		case err := <-closed:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("Close hangs while others flush")
+		}
+		close(stop)
+		wg.Wait()
+		run, err := Open(r.Dir())
+		if err != nil || run.Meta.Status != StatusComplete {
+			t.Fatalf("after Close: %v, %v", run, err)
+		}
+	}
+}
