@@ -125,11 +125,7 @@ func openRun(c *cli.Context, root string) (*runs.Run, error) {
 	if err := needRunsArgs(c, 1, "RUN"); err != nil {
 		return nil, err
 	}
-	dir, err := runs.Resolve(root, c.Args().First())
-	if err != nil {
-		return nil, err
-	}
-	return runs.Open(dir)
+	return runs.Show(root, c.Args().First())
 }
 
 // exportFile writes the archive beside its final name first, so a failed

@@ -150,3 +150,12 @@ func Remove(dir string) error {
 	_ = os.Remove(filepath.Dir(dir))
 	return nil
 }
+
+// Show opens the run a user named (see Resolve).
+func Show(root, ref string) (*Run, error) {
+	dir, err := Resolve(root, ref)
+	if err != nil {
+		return nil, err
+	}
+	return Open(dir)
+}

@@ -95,6 +95,20 @@ func readTable(path string) (*table, error) {
 	return t, nil
 }
 
+// readHeader reads only the header row of a CSV file.
+func readHeader(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	h, err := csv.NewReader(bufio.NewReader(f)).Read()
+	if err != nil {
+		return nil, fmt.Errorf("read %s: no header row: %w", path, err)
+	}
+	return h, nil
+}
+
 // stamp parses a row's time and t.
 func (t *table) stamp(i int) (time.Time, float64, error) {
 	row := t.rows[i]

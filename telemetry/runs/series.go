@@ -178,36 +178,52 @@ func (r *Run) Select(selector string) ([]Series, error) {
 func (r *Run) tableSeries(sel Selector) ([]Series, error) {
 	var known []string
 	for _, file := range []string{PositionsFile, LinksFile, HostsFile} {
-		t, err := readTable(r.path(file))
+		// The header says whether the metric is there; only then is the
+		// whole table read.
+		header, err := readHeader(r.path(file))
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
 		if err != nil {
 			return nil, err
 		}
-		out, names, err := seriesFromTable(t, sel)
+		names := metricNames(header)
+		if !slices.Contains(names, sel.Name) {
+			known = append(known, names...)
+			continue
+		}
+		t, err := readTable(r.path(file))
 		if err != nil {
 			return nil, err
 		}
-		if out != nil {
-			return out, nil
-		}
-		known = append(known, names...)
+		return seriesFromTable(t, sel)
 	}
 	known = append(known, MetricWorkloadValue, MetricScenarioEvents)
 	slices.Sort(known)
 	return nil, fmt.Errorf("run %s has no metric %s; it has: %s (names as in docs/metrics.md)", r.Name(), sel.Name, strings.Join(slices.Compact(known), ", "))
 }
 
-// seriesFromTable returns the series of t that sel picks (nil when the
-// metric is not in t, with the metric names t has).
-func seriesFromTable(t *table, sel Selector) ([]Series, []string, error) {
+// metricNames lists the metrics of a table's value columns.
+func metricNames(header []string) []string {
+	var names []string
+	for _, h := range header {
+		if isMetricColumn(h) {
+			if sel, err := ParseSelector(h); err == nil {
+				names = append(names, sel.Name)
+			}
+		}
+	}
+	return names
+}
+
+// seriesFromTable returns the series of t that sel picks; the metric is
+// known to be in t.
+func seriesFromTable(t *table, sel Selector) ([]Series, error) {
 	type column struct {
 		index int
 		fixed map[string]string
 	}
 	var cols []column
-	var names []string
 	// Label columns come first, value columns after: the first column
 	// named like a metric starts the values.
 	first := len(t.header)
@@ -220,11 +236,7 @@ func seriesFromTable(t *table, sel Selector) ([]Series, []string, error) {
 	labelCols := t.header[2:first]
 	for i := first; i < len(t.header); i++ {
 		cs, err := ParseSelector(t.header[i])
-		if err != nil {
-			continue
-		}
-		names = append(names, cs.Name)
-		if cs.Name != sel.Name {
+		if err != nil || cs.Name != sel.Name {
 			continue
 		}
 		ok := true
@@ -238,10 +250,7 @@ func seriesFromTable(t *table, sel Selector) ([]Series, []string, error) {
 		}
 	}
 	if len(cols) == 0 {
-		if slices.Contains(names, sel.Name) {
-			return []Series{}, names, nil // metric here, label values match no column
-		}
-		return nil, names, nil
+		return []Series{}, nil // label values match no column
 	}
 	// Every label asked for must exist: a typo should not match everything.
 	for k := range sel.Labels {
@@ -251,7 +260,7 @@ func seriesFromTable(t *table, sel Selector) ([]Series, []string, error) {
 				for f := range cols[0].fixed {
 					allowed = append(allowed, f)
 				}
-				return nil, names, fmt.Errorf("%s has no label %q (its labels: lab, %s)", sel.Name, k, strings.Join(allowed, ", "))
+				return nil, fmt.Errorf("%s has no label %q (its labels: lab, %s)", sel.Name, k, strings.Join(allowed, ", "))
 			}
 		}
 	}
@@ -269,12 +278,12 @@ func seriesFromTable(t *table, sel Selector) ([]Series, []string, error) {
 		}
 		_, secs, err := t.stamp(ri)
 		if err != nil {
-			return nil, names, err
+			return nil, err
 		}
 		for _, c := range cols {
 			v, err := parseFloat(row[c.index])
 			if err != nil {
-				return nil, names, fmt.Errorf("%s row %d: %s: %w", t.path, ri+2, t.header[c.index], err)
+				return nil, fmt.Errorf("%s row %d: %s: %w", t.path, ri+2, t.header[c.index], err)
 			}
 			if v != v { // NaN: no value in this sample
 				continue
@@ -297,7 +306,7 @@ func seriesFromTable(t *table, sel Selector) ([]Series, []string, error) {
 			out[i].V = append(out[i].V, v)
 		}
 	}
-	return out, names, nil
+	return out, nil
 }
 
 // workloadSeries reads field from each matching workload's JSON lines.
