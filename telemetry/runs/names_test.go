@@ -56,7 +56,7 @@ func TestMetricNamesMatchDocs(t *testing.T) {
 	// Labels a table row carries that the live metric does not, on
 	// purpose (docs/runs.md says why).
 	extra := map[string]bool{
-		"forgelab_link_up from": true, // per direction in links.csv
+		"forgelab_link_up from":   true, // per direction in links.csv
 		"forgelab_host_up domain": true,
 	}
 	tables := map[string][]string{
