@@ -91,7 +91,7 @@ func runsCommand() *cli.Command {
 						return err
 					}
 					if out := c.String("output"); out != "-" {
-						return exportFile(dir, out)
+						return runs.ExportFile(dir, out)
 					}
 					return runs.Export(dir, c.App.Writer)
 				},
@@ -126,27 +126,6 @@ func openRun(c *cli.Context, root string) (*runs.Run, error) {
 		return nil, err
 	}
 	return runs.Show(root, c.Args().First())
-}
-
-// exportFile writes the archive beside its final name first, so a failed
-// export leaves no half archive behind.
-func exportFile(dir, out string) error {
-	tmp := out + ".part"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	err = runs.Export(dir, f)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, out)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
 }
 
 func writeJSON(w io.Writer, v any) error {

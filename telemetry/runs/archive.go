@@ -76,6 +76,12 @@ func Export(dir string, w io.Writer) error {
 	return nil
 }
 
+// ExportFile writes the archive of the run in dir to the file out (mode
+// 0600); a failed export leaves no half archive behind.
+func ExportFile(dir, out string) error {
+	return writeAtomic(out, ".part", func(w io.Writer) error { return Export(dir, w) })
+}
+
 // maxImportBytes bounds what Import unpacks, so a hostile archive cannot
 // fill the disk.
 const maxImportBytes = 64 << 30

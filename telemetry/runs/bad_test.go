@@ -78,6 +78,14 @@ func TestRecorderRefuses(t *testing.T) {
 		{"close status", func() error { return r.Close("done", "") }, `status "done": want complete, incomplete or failed`},
 		{"rm running", func() error { return Remove(r.Dir()) }, "still recording"},
 		{"export running", func() error { return Export(r.Dir(), io.Discard) }, "still recording"},
+		{"export file running", func() error {
+			out := filepath.Join(t.TempDir(), "x.tar.gz")
+			err := ExportFile(r.Dir(), out)
+			if left, _ := filepath.Glob(out + "*"); len(left) > 0 {
+				return errors.New("left behind: " + strings.Join(left, " "))
+			}
+			return err
+		}, "still recording"},
 		{"open nothing", func() error { _, err := Open(filepath.Join(root, "lab1", "nope")); return err }, "no run.json there"},
 		{"list bad lab", func() error { _, err := List(root, "../etc"); return err }, `lab "../etc" cannot name a file`},
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -116,12 +117,23 @@ func writeMeta(dir string, m *Meta) error {
 
 func writeMetaData(dir string, data []byte) error {
 	path := filepath.Join(dir, MetaFile)
-	tmp := path + ".tmp"
+	return writeAtomic(path, ".tmp", func(w io.Writer) error {
+		_, err := w.Write(append(data, '\n'))
+		return err
+	})
+}
+
+// writeAtomic writes path through a temporary file beside it (path+suffix)
+// that is synced and renamed into place, so a reader or a crash sees the
+// old file or the new one, never half of one. The temporary is removed on
+// failure.
+func writeAtomic(path, suffix string, write func(io.Writer) error) error {
+	tmp := path + suffix
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, fileMode)
 	if err != nil {
-		return fmt.Errorf("save %s: %w", path, err)
+		return fmt.Errorf("write %s: %w", path, err)
 	}
-	_, err = f.Write(append(data, '\n'))
+	err = write(f)
 	if err == nil {
 		err = f.Sync()
 	}
@@ -133,7 +145,7 @@ func writeMetaData(dir string, data []byte) error {
 	}
 	if err != nil {
 		os.Remove(tmp)
-		return fmt.Errorf("save %s: %w", path, err)
+		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
 }

@@ -270,13 +270,17 @@ func (r *Recorder) Flush() error {
 	return err
 }
 
-func (r *Recorder) flushAll() error {
+func (r *Recorder) flushAll() error { return r.eachSink((*sink).flush) }
+
+// eachSink calls f on every sink, from a snapshot of the list so that f
+// runs without r.mu, and joins the errors.
+func (r *Recorder) eachSink(f func(*sink) error) error {
 	r.mu.Lock()
 	sinks := append([]*sink(nil), r.sinks...)
 	r.mu.Unlock()
 	var errs []error
 	for _, s := range sinks {
-		errs = append(errs, s.flush())
+		errs = append(errs, f(s))
 	}
 	return errors.Join(errs...)
 }
@@ -299,16 +303,7 @@ func (r *Recorder) fileListLocked() []File {
 	return files
 }
 
-func (r *Recorder) closeSinks() error {
-	r.mu.Lock()
-	sinks := append([]*sink(nil), r.sinks...)
-	r.mu.Unlock()
-	var errs []error
-	for _, s := range sinks {
-		errs = append(errs, s.close())
-	}
-	return errors.Join(errs...)
-}
+func (r *Recorder) closeSinks() error { return r.eachSink((*sink).close) }
 
 // Close ends the run: it writes every buffer, syncs every file, and saves
 // run.json with the end time, the status (complete, incomplete after a
