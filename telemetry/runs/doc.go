@@ -11,7 +11,7 @@
 //	  events.jsonl        every change: time, t, source, action, args, result/error
 //	  positions.csv       time, t, host, forgelab_host_position_meters{axis=x|y|z}
 //	  links.csv           time, t, link, from, forgelab_link_* (quality and counters)
-//	  hosts.csv           time, t, host, domain, libvirt_domain_* (CPU, memory, I/O)
+//	  hosts.csv           time, t, host, kind, domain, forgelab_host_up, libvirt_domain_* (CPU, memory, I/O)
 //	  workloads/<host>-<name>.jsonl   each JSON line printed, "time" and "t" first
 //	  workloads/<host>-<name>.stdout|.stderr   raw output
 //	  services/<host>-<name>.log  serial/<host>.log  pcaps/<name>.pcap
