@@ -30,7 +30,7 @@ func main() {
 			createCommand(), destroyCommand(), listCommand(), inspectCommand(), validateCommand(),
 			sshCommand(), execCommand(), consoleCommand(), imageCommand(),
 			deployCommand(), logsCommand(), workloadCommand(), coorddCommand(), workloaddCommand(),
-			linkCommand(), partitionCommand(), healCommand(), captureCommand(), hostCommand(), nicCommand(), fabricdCommand(),
+			linkCommand(), partitionCommand(), healCommand(), captureCommand(), hostCommand(), nicCommand(), fabricdCommand(), serveCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // main prints errors once
 	}

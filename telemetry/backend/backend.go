@@ -6,7 +6,8 @@
 // Reads return plain values; control calls take the caller's source
 // ("api", "ui") for the lab's event log. Errors wrap ErrNotFound,
 // ErrBadInput or ErrConflict when the caller asked for something wrong
-// (the server answers 4xx); any other error is a failure (5xx).
+// (the server answers 4xx), ErrUnsupported when this backend cannot do it
+// at all (501); any other error is a failure (500).
 package backend
 
 import (
@@ -27,6 +28,8 @@ var (
 	// ErrConflict: the request is valid but the lab cannot do it now (not
 	// ready, busy, its fabric lacks the capability).
 	ErrConflict = errors.New("conflict")
+	// ErrUnsupported: this backend cannot do that at all (yet).
+	ErrUnsupported = errors.New("not supported")
 )
 
 // Backend is everything serve reads from and changes in the labs.

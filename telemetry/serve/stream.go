@@ -1,0 +1,167 @@
+package serve
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/forgelab/forgelab/netfabric"
+	"github.com/forgelab/forgelab/telemetry/backend"
+)
+
+// Snapshot is a lab at one moment: what the live stream sends several
+// times a second and GET .../snapshot answers once.
+type Snapshot struct {
+	Time      time.Time               `json:"time"`
+	Phase     string                  `json:"phase"`
+	Hosts     []backend.Host          `json:"hosts"` // positions and states now
+	Links     netfabric.State         `json:"links"`
+	Domains   []backend.DomainStats   `json:"domains"`
+	Workloads []backend.WorkloadValue `json:"workloads"`
+	Scenario  backend.ScenarioStatus  `json:"scenario"`
+	// Events are those logged since the previous snapshot of this stream.
+	Events []backend.Event `json:"events"`
+}
+
+// snapshot reads a lab; events after *cursor are included and the cursor
+// moves past them.
+func (s *Server) snapshot(ctx context.Context, lab string, cursor *int64) (*Snapshot, *backend.Topology, error) {
+	t, err := s.b.Topology(ctx, lab)
+	if err != nil {
+		return nil, nil, err
+	}
+	snap := &Snapshot{Time: time.Now().UTC(), Phase: t.Phase, Hosts: t.Hosts}
+	if snap.Links, err = s.b.Links(ctx, lab); err != nil {
+		return nil, nil, fmt.Errorf("links of %s: %w", lab, err)
+	}
+	if snap.Domains, err = s.b.DomainStats(ctx, lab); err != nil {
+		return nil, nil, fmt.Errorf("domain stats of %s: %w", lab, err)
+	}
+	if snap.Workloads, err = s.b.Workloads(ctx, lab); err != nil {
+		return nil, nil, fmt.Errorf("workloads of %s: %w", lab, err)
+	}
+	if snap.Scenario, err = s.b.Scenario(ctx, lab); err != nil {
+		return nil, nil, fmt.Errorf("scenario of %s: %w", lab, err)
+	}
+	if cursor != nil {
+		if snap.Events, *cursor, err = s.b.Events(ctx, lab, *cursor, 500); err != nil {
+			return nil, nil, fmt.Errorf("events of %s: %w", lab, err)
+		}
+	}
+	return snap, t, nil
+}
+
+func (s *Server) snapshotOnce(w http.ResponseWriter, r *http.Request) {
+	snap, _, err := s.snapshot(r.Context(), r.PathValue("lab"), nil)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, snap)
+}
+
+// shape names a topology's hosts and links: when it changes (the lab was
+// destroyed and made again) the stream sends the topology anew.
+func shape(t *backend.Topology) string {
+	var b strings.Builder
+	for _, h := range t.Hosts {
+		fmt.Fprintf(&b, "h %s %s\n", h.Name, h.Kind)
+	}
+	for _, l := range t.Links {
+		fmt.Fprintf(&b, "l %s %v\n", l.Name, l.Endpoints)
+	}
+	return b.String()
+}
+
+// stream is GET .../stream: Server-Sent Events. "topology" first and
+// whenever the lab's shape changes, then a "snapshot" every interval
+// (?interval_ms=, 50 to 5000), "error" when one read failed (the stream
+// goes on), and "gone" when the lab no longer exists (the stream ends).
+// ?after= is the event cursor to start from (0: the whole log).
+func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
+	lab := r.PathValue("lab")
+	interval := s.interval
+	if v := r.URL.Query().Get("interval_ms"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 50 || n > 5000 {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("interval_ms=%q: want a number from 50 to 5000", v))
+			return
+		}
+		interval = time.Duration(n) * time.Millisecond
+	}
+	var cursor int64
+	if v := r.URL.Query().Get("after"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			writeError(w, http.StatusBadRequest, fmt.Errorf("after=%q: want an event cursor (a number)", v))
+			return
+		}
+		cursor = n
+	}
+	ctx := r.Context()
+	t, err := s.b.Topology(ctx, lab)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		writeError(w, http.StatusInternalServerError, errors.New("this connection cannot stream"))
+		return
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	send := func(event string, v any) bool {
+		data, err := json.Marshal(v)
+		if err != nil {
+			data, _ = json.Marshal(apiError{Error: err.Error()})
+			event = "error"
+		}
+		if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, data); err != nil {
+			return false // the client went away
+		}
+		flusher.Flush()
+		return true
+	}
+	if !send("topology", t) {
+		return
+	}
+	last := shape(t)
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		snap, t, err := s.snapshot(ctx, lab, &cursor)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case errors.Is(err, backend.ErrNotFound):
+			send("gone", map[string]string{"lab": lab})
+			return
+		case err != nil:
+			if !send("error", apiError{Error: err.Error()}) {
+				return
+			}
+		default:
+			if sh := shape(t); sh != last {
+				last = sh
+				if !send("topology", t) {
+					return
+				}
+			}
+			if !send("snapshot", snap) {
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
