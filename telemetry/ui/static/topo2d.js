@@ -1,0 +1,161 @@
+// The 2-D topology: hosts at their positions (x right, y up; one scale for
+// the whole lab, so distances on screen are distances in the lab), each
+// point-to-point link an edge, each segment a small node joined to its
+// hosts, the management network a node joined to every host. Layers switch
+// each link, the segments and the management network on and off.
+import { linkColor, linkWidth, linkLabel } from "./model.js";
+
+const SIZE = 600; // the lab's extent in model pixels
+
+export class Topo2D {
+  constructor(container) {
+    this.cy = cytoscape({
+      container,
+      wheelSensitivity: 0.3,
+      style: [
+        { selector: "node.host", style: { label: "data(id)", "background-color": "data(color)", "border-width": 2, "border-color": "#1d2430", width: 26, height: 26, "text-valign": "top", "text-margin-y": -4, "font-size": 13 } },
+        { selector: "node.host.physical", style: { shape: "round-rectangle" } },
+        { selector: "node.segment", style: { shape: "diamond", width: 14, height: 14, "background-color": "#555", label: "data(link)", "font-size": 10, "text-valign": "bottom" } },
+        { selector: "node.mgmt", style: { shape: "rectangle", width: 18, height: 10, "background-color": "#bbb", label: "mgmt", "font-size": 10, "text-valign": "top" } },
+        { selector: "edge", style: { "line-color": "data(color)", width: "data(width)", "line-style": "data(style)", label: "data(label)", "font-size": 10, "text-rotation": "autorotate", "text-background-color": "#fff", "text-background-opacity": 0.8, "curve-style": "bezier" } },
+        { selector: "edge.mgmt", style: { "line-color": "#ccc", width: 1, "line-style": "dotted", label: "" } },
+        { selector: ".off", style: { display: "none" } },
+      ],
+    });
+    this.scale = 1;
+    this.placed = false;
+    this.layers = { segments: true, mgmt: false, link: {} };
+  }
+
+  // setTopology draws a lab's hosts and links anew.
+  setTopology(topo) {
+    const cy = this.cy;
+    cy.elements().remove();
+    this.topo = topo;
+    const placed = topo.hosts.filter((h) => h.position);
+    this.placed = placed.length === topo.hosts.length && placed.length > 0;
+    if (this.placed) {
+      let ext = 1;
+      for (const a of placed) for (const b of placed) {
+        ext = Math.max(ext, Math.abs(a.position[0] - b.position[0]), Math.abs(a.position[1] - b.position[1]));
+      }
+      this.scale = SIZE / ext;
+    }
+    const els = [];
+    for (const h of topo.hosts) {
+      els.push({ group: "nodes", data: { id: h.name, kind: h.kind, color: "#9ad" }, classes: `host ${h.kind}`, position: this.toScreen(h.position) });
+    }
+    for (const l of topo.links) {
+      if (l.endpoints.length === 2) {
+        els.push({ group: "edges", data: { id: `link:${l.name}`, link: l.name, source: l.endpoints[0], target: l.endpoints[1], color: "#9aa0a6", width: 3, style: "solid", label: l.name }, classes: "link" });
+      } else {
+        els.push({ group: "nodes", data: { id: `seg:${l.name}`, link: l.name }, classes: "segment" });
+        for (const e of l.endpoints) {
+          els.push({ group: "edges", data: { id: `link:${l.name}:${e}`, link: l.name, source: `seg:${l.name}`, target: e, color: "#9aa0a6", width: 3, style: "solid", label: "" }, classes: "link segment" });
+        }
+      }
+    }
+    els.push({ group: "nodes", data: { id: "mgmt" }, classes: "mgmt" });
+    for (const h of topo.hosts) els.push({ group: "edges", data: { id: `mgmt:${h.name}`, source: "mgmt", target: h.name }, classes: "mgmt" });
+    cy.add(els);
+    if (!this.placed) {
+      cy.layout({ name: "cose", animate: false, randomize: false, fit: true, padding: 40 }).run();
+    }
+    this.placeHelpers();
+    this.applyLayers();
+    cy.fit(undefined, 40);
+  }
+
+  toScreen(pos) {
+    if (!pos || !this.placed) return { x: 0, y: 0 };
+    return { x: pos[0] * this.scale, y: -pos[1] * this.scale };
+  }
+
+  // placeHelpers puts each segment node at its hosts' centre and the
+  // management node above everything.
+  placeHelpers() {
+    const cy = this.cy;
+    const hosts = cy.nodes(".host");
+    if (hosts.length === 0) return;
+    const bb = hosts.boundingBox();
+    cy.$("node.mgmt").position({ x: (bb.x1 + bb.x2) / 2, y: bb.y1 - 60 });
+    for (const l of this.topo.links) {
+      if (l.endpoints.length === 2) continue;
+      let x = 0, y = 0;
+      for (const e of l.endpoints) { const p = cy.$id(e).position(); x += p.x; y += p.y; }
+      cy.$id(`seg:${l.name}`).position({ x: x / l.endpoints.length, y: y / l.endpoints.length + 20 });
+    }
+  }
+
+  // update redraws hosts and links from a model.
+  update(m) {
+    const cy = this.cy;
+    cy.batch(() => {
+      for (const [name, h] of Object.entries(m.hosts)) {
+        const n = cy.$id(name);
+        if (n.empty()) continue;
+        n.data("color", !h.up ? "#bbb" : h.state === "paused" ? "#f2c94c" : "#6fcf97");
+        n.data("state", h.state);
+        if (this.placed && h.pos) n.position(this.toScreen(h.pos));
+      }
+      for (const [name, l] of Object.entries(m.links)) {
+        this.edgesOf(name).forEach((e) => {
+          e.data({ color: linkColor(l), width: linkWidth(l), style: l.up ? "solid" : "dashed", loss: l.loss, rate: l.rate, up: l.up });
+          if (e.hasClass("segment")) return;
+          e.data("label", linkLabel(name, l));
+        });
+        cy.$id(`seg:${name}`).data("label", linkLabel(name, l));
+      }
+      this.placeHelpers();
+    });
+  }
+
+  edgesOf(name) { return this.cy.edges().filter((e) => e.data("link") === name); }
+
+  setLayer(kind, name, on) {
+    if (kind === "link") this.layers.link[name] = on;
+    else this.layers[kind] = on;
+    this.applyLayers();
+  }
+
+  applyLayers() {
+    const cy = this.cy;
+    cy.elements().removeClass("off");
+    if (!this.layers.mgmt) cy.$(".mgmt").addClass("off");
+    if (!this.layers.segments) cy.$(".segment").addClass("off");
+    for (const [name, on] of Object.entries(this.layers.link)) {
+      if (!on) { this.edgesOf(name).addClass("off"); cy.$id(`seg:${name}`).addClass("off"); }
+    }
+  }
+
+  resize() {
+    this.cy.resize();
+    if (this.box) this.fitLab(this.box);
+    else this.cy.fit(undefined, 40);
+  }
+
+  // fitLab shows a box of lab positions [[x1, y1], [x2, y2]] (a replay
+  // fits everywhere the hosts go during the run, so nobody leaves the view).
+  fitLab(box) {
+    this.box = box;
+    if (!this.placed) return this.cy.fit(undefined, 40);
+    const cy = this.cy, pad = 50;
+    const a = this.toScreen([box[0][0], box[1][1], 0]), b = this.toScreen([box[1][0], box[0][1], 0]);
+    const z = Math.min((cy.width() - 2 * pad) / Math.max(b.x - a.x, 1), (cy.height() - 2 * pad) / Math.max(b.y - a.y, 1));
+    cy.zoom(z);
+    cy.pan({ x: cy.width() / 2 - (z * (a.x + b.x)) / 2, y: cy.height() / 2 - (z * (a.y + b.y)) / 2 });
+  }
+
+  // debug tells tests what is drawn: hosts with their model positions,
+  // and every link element with its style.
+  debug() {
+    const cy = this.cy;
+    return {
+      scale: this.scale,
+      placed: this.placed,
+      hosts: cy.nodes(".host").map((n) => ({ name: n.id(), x: n.position("x"), y: n.position("y"), visible: n.visible(), state: n.data("state") })),
+      links: cy.edges(".link").map((e) => ({ id: e.id(), link: e.data("link"), color: e.data("color"), width: e.data("width"), style: e.data("style"), loss: e.data("loss"), up: e.data("up"), visible: e.visible() })),
+      mgmt: cy.edges(".mgmt").filter((e) => e.visible()).length,
+    };
+  }
+}
