@@ -248,19 +248,22 @@ func (c QualityChange) Apply(q netfabric.Impairment) netfabric.Impairment {
 	return q
 }
 
-// RunSummary is one recorded run.
+// RunSummary is one recorded run (as telemetry/runs lists it).
 type RunSummary struct {
-	Lab      string        `json:"lab"`
-	ID       string        `json:"id"`
-	Scenario string        `json:"scenario,omitempty"`
-	Start    time.Time     `json:"start"`
-	Duration time.Duration `json:"duration_ns"`
+	Lab      string    `json:"lab"`
+	ID       string    `json:"id"`
+	Scenario string    `json:"scenario,omitempty"`
+	Variant  string    `json:"variant,omitempty"`
+	Start    time.Time `json:"start"`
+	End      time.Time `json:"end,omitzero"` // zero while it records
+	Status   string    `json:"status"`       // running, done, failed, incomplete
 }
 
 // Run is a recorded run for a replay: the lab's shape, every series
 // (named as docs/metrics.md, so positions and link quality at any moment
 // come from forgelab_host_position_meters and forgelab_link_*), and the
-// events.
+// events. Over telemetry/runs: runs.Open, its plan.json for the topology,
+// Select for the series, Events for the events.
 type Run struct {
 	RunSummary
 	Topology *Topology `json:"topology"`
@@ -268,7 +271,8 @@ type Run struct {
 	Events   []Event   `json:"events"`
 }
 
-// Series is one recorded metric: T in seconds since the run's start.
+// Series is one recorded metric: T in seconds since the run's start
+// (telemetry/runs.Series).
 type Series struct {
 	Name   string            `json:"name"`
 	Labels map[string]string `json:"labels"`

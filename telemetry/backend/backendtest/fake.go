@@ -433,8 +433,8 @@ func (f *Fake) Run(ctx context.Context, labName, id string) (*backend.Run, error
 func DemoRun(labName, id string, d time.Duration) *backend.Run {
 	topo := DemoTopology(labName)
 	r := &backend.Run{
-		RunSummary: backend.RunSummary{Lab: labName, ID: id, Scenario: "handover",
-			Start: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), Duration: d},
+		RunSummary: backend.RunSummary{Lab: labName, ID: id, Scenario: "handover", Status: "done",
+			Start: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), End: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(d)},
 		Topology: &topo,
 	}
 	series := func(name string, labels map[string]string, f func(t float64) float64) {

@@ -255,6 +255,13 @@ for (const b of document.querySelectorAll(".viewbar button")) b.onclick = () => 
 
 function runStart() { return Date.parse(state.run.start) / 1000; }
 
+// runLength is a run's length in seconds: to its end, or to its last
+// sample while it still records.
+function runLength(run) {
+  if (run.end) return (Date.parse(run.end) - Date.parse(run.start)) / 1000;
+  return Math.max(0, ...run.series.map((s) => (s.t.length ? s.t[s.t.length - 1] : 0)));
+}
+
 async function loadRuns() {
   let runs;
   try {
@@ -267,7 +274,8 @@ async function loadRuns() {
   list.replaceChildren(...runs.map((r) => {
     const li = document.createElement("li");
     li.dataset.run = `${r.lab}/${r.id}`;
-    li.textContent = `${r.lab} ${r.id} ${r.scenario || ""} (${(r.duration_ns / 1e9).toFixed(0)} s)`;
+    const secs = r.end ? `${((Date.parse(r.end) - Date.parse(r.start)) / 1000).toFixed(0)} s` : r.status;
+    li.textContent = `${r.lab} ${r.id} ${r.scenario || ""} ${r.variant || ""} (${secs})`;
     li.onclick = () => openRun(r.lab, r.id);
     return li;
   }));
@@ -281,7 +289,7 @@ async function openRun(lab, id) {
   replay2d.setTopology(run.topology);
   replay2d.fitLab(runBox(run));
   const slider = $("#replay-time");
-  slider.max = run.duration_ns / 1e9;
+  slider.max = runLength(run);
   slider.disabled = false;
   slider.value = 0;
   const sel = $("#replay-series");
@@ -323,7 +331,7 @@ function drawReplayChart() {
 function replayAt(t) {
   state.replayT = t;
   replay2d.update(fromRun(state.run, t));
-  $("#replay-label").textContent = `${t.toFixed(1)} s of ${(state.run.duration_ns / 1e9).toFixed(0)} s`;
+  $("#replay-label").textContent = `${t.toFixed(1)} s of ${runLength(state.run).toFixed(0)} s`;
   replayChart.redraw();
 }
 
