@@ -358,6 +358,33 @@ func TestBrowser(t *testing.T) {
 		screenshot(t, ctx, dir, "ui-replay.png", "#page-runs")
 	})
 
+	t.Run("labs come and go; a lab without positions is laid out", func(t *testing.T) {
+		eval(t, ctx, `window.forgelab.show('live', '2d'), true`, nil)
+		nopos := backendtest.DemoTopology("nopos")
+		for i := range nopos.Hosts {
+			nopos.Hosts[i].Position = nil
+		}
+		f.AddLab(nopos)
+		// The page lists labs every few seconds.
+		waitJS(t, ctx, `[...document.querySelectorAll('#lab option')].some(o => o.value === 'nopos')`, 5*time.Second)
+		eval(t, ctx, `(() => { const s = document.querySelector('#lab'); s.value = 'nopos'; s.dispatchEvent(new Event('change')); return true; })()`, nil)
+		waitJS(t, ctx, `window.forgelab.lab === 'nopos' && window.forgelab.topo2d().placed === false && window.forgelab.topo2d().hosts.length === 4`, 5*time.Second)
+		var d drawn2D
+		eval(t, ctx, `window.forgelab.topo2d()`, &d)
+		seen := map[[2]float64]string{}
+		for _, h := range d.Hosts {
+			p := [2]float64{math.Round(h.X), math.Round(h.Y)}
+			if other, dup := seen[p]; dup || !h.Visible {
+				t.Errorf("force layout: host %s at %v (visible %v) on top of %q", h.Name, p, h.Visible, other)
+			}
+			seen[p] = h.Name
+		}
+		screenshot(t, ctx, dir, "ui-2d-force.png", "#view-2d")
+		// Destroyed: the page says so and goes back to a lab that exists.
+		f.RemoveLab("nopos")
+		waitJS(t, ctx, `window.forgelab.lab === 'demo' && !document.querySelector('#status').classList.contains('bad')`, 10*time.Second)
+	})
+
 	if p := problems(); len(p) > 0 {
 		t.Errorf("the page logged errors:\n%s", strings.Join(p, "\n"))
 	}

@@ -123,12 +123,27 @@ function addEvent(e) {
   state.events.push(e);
   if (state.events.length > 500) state.events.shift();
   const li = document.createElement("li");
-  const args = e.args ? " " + JSON.stringify(e.args) : "";
+  const args = e.args ? " " + fmtArgs(e.args) : "";
   li.textContent = `${new Date(e.time).toLocaleTimeString()} [${e.source || "?"}] ${e.action}${args}${e.error ? " — " + e.error : ""}`;
   if (e.result === "error") li.className = "error";
   const list = $("#events");
   list.prepend(li);
   while (list.children.length > 300) list.lastChild.remove();
+}
+
+// fmtArgs writes an event's arguments as k=v, one level of nesting
+// flattened and empty values left out: "link=ab from=a loss=25".
+function fmtArgs(args) {
+  const out = [];
+  const walk = (o) => {
+    for (const [k, v] of Object.entries(o)) {
+      if (v === null || v === "" || v === false || v === undefined) continue;
+      if (typeof v === "object" && !Array.isArray(v)) walk(v);
+      else out.push(`${k}=${Array.isArray(v) ? JSON.stringify(v) : v}`);
+    }
+  };
+  walk(args);
+  return out.join(" ");
 }
 
 function fillControls(topo) {

@@ -108,6 +108,18 @@ export class Topo2D {
       }
       this.placeHelpers();
     });
+    if (this.placed && this.offScreen()) this.resize();
+  }
+
+  // offScreen reports whether a host has moved out of the view (mobility):
+  // then the view fits the lab again.
+  offScreen() {
+    const w = this.cy.width(), h = this.cy.height();
+    if (!w || !h) return false;
+    return this.cy.nodes(".host").some((n) => {
+      const p = n.renderedPosition();
+      return p.x < 0 || p.y < 0 || p.x > w || p.y > h;
+    });
   }
 
   edgesOf(name) { return this.cy.edges().filter((e) => e.data("link") === name); }
@@ -116,6 +128,7 @@ export class Topo2D {
     if (kind === "link") this.layers.link[name] = on;
     else this.layers[kind] = on;
     this.applyLayers();
+    this.cy.fit(this.cy.elements(":visible"), 40);
   }
 
   applyLayers() {
