@@ -467,3 +467,33 @@ func DemoRun(labName, id string, d time.Duration) *backend.Run {
 	r.Events = []backend.Event{{Seq: 1, Time: r.Start.Add(d * 9 / 10), Source: "scenario", Action: "link.down", Args: map[string]any{"link": "ab"}, Result: "ok"}}
 	return r
 }
+
+// LargeTopology is a lab of n hosts on a grid 50 m apart and m links: a
+// ring through every host first, then chords chosen deterministically
+// (the same n and m give the same lab).
+func LargeTopology(name string, n, m int) backend.Topology {
+	t := backend.Topology{Lab: name, Phase: "ready", Mgmt: backend.Mgmt{Name: "fl-big-mgmt", Prefix: "10.200.0.0/24"}}
+	side := 1
+	for side*side < n {
+		side++
+	}
+	for i := range n {
+		pos := [3]float64{float64(i%side) * 50, float64(i/side) * 50, 0}
+		t.Hosts = append(t.Hosts, backend.Host{Name: fmt.Sprintf("h%02d", i), Kind: "vm", Position: &pos, State: "running", Up: true})
+	}
+	seen := map[[2]int]bool{}
+	add := func(a, b int) {
+		if a == b || seen[[2]int{a, b}] || seen[[2]int{b, a}] || len(t.Links) >= m {
+			return
+		}
+		seen[[2]int{a, b}] = true
+		t.Links = append(t.Links, backend.Link{Name: fmt.Sprintf("l%03d", len(t.Links)), Endpoints: []string{t.Hosts[a].Name, t.Hosts[b].Name}})
+	}
+	for i := range n {
+		add(i, (i+1)%n)
+	}
+	for k := 1; len(t.Links) < m && k < n*n; k++ {
+		add((k*7)%n, (k*13+5)%n)
+	}
+	return t
+}

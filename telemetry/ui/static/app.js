@@ -104,15 +104,25 @@ function setTopology(topo) {
   fillLayers(topo);
 }
 
+// timing keeps how long each part of drawing a snapshot took (ms, summed),
+// for the benchmark and for anyone wondering why a page is slow.
+const timing = {};
+function timed(name, f) {
+  const t0 = performance.now();
+  f();
+  timing[name] = (timing[name] || 0) + performance.now() - t0;
+}
+window.forgelab.timing = timing;
+
 function onSnapshot(snap) {
   state.snapshots++;
-  state.model = fromSnapshot(snap);
-  topo2d.update(state.model);
-  topo3d.update(state.model);
-  history.add(snap);
-  for (const e of snap.events || []) addEvent(e);
-  updateSeriesList();
-  drawChart();
+  timed("model", () => { state.model = fromSnapshot(snap); });
+  timed("topo2d", () => topo2d.update(state.model));
+  timed("topo3d", () => topo3d.update(state.model));
+  timed("history", () => history.add(snap));
+  timed("events", () => { for (const e of snap.events || []) addEvent(e); });
+  timed("serieslist", updateSeriesList);
+  timed("chart", drawChart);
   const sc = snap.scenario || {};
   $("#scenario-clock").textContent = sc.running ? `${sc.name || ""} ${(sc.clock_ns / 1e9).toFixed(1)} s` : "";
   status(`${state.lab} · live · ${new Date(snap.time).toLocaleTimeString()}`);

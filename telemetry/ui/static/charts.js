@@ -53,9 +53,11 @@ export class History {
       if (!this.series.has(k)) this.series.set(k, new Array(n).fill(null));
     }
     for (const [k, arr] of this.series) arr.push(vals.has(k) ? vals.get(k) : null);
-    if (this.t.length > this.capacity) {
-      this.t.shift();
-      for (const arr of this.series.values()) arr.shift();
+    // Trim in chunks: shifting a thousand series on every sample costs.
+    if (this.t.length > this.capacity + 100) {
+      const n = this.t.length - this.capacity;
+      this.t.splice(0, n);
+      for (const arr of this.series.values()) arr.splice(0, n);
     }
   }
 

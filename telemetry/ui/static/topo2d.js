@@ -12,12 +12,17 @@ export class Topo2D {
     this.cy = cytoscape({
       container,
       wheelSensitivity: 0.3,
+      // Software rendering is the common case (no GPU on lab servers):
+      // draw at one pixel per CSS pixel, and leave labels out when they
+      // would be too small to read anyway.
+      pixelRatio: 1,
+      hideEdgesOnViewport: true,
       style: [
-        { selector: "node.host", style: { label: "data(id)", "background-color": "data(color)", "border-width": 2, "border-color": "#1d2430", width: 26, height: 26, "text-valign": "top", "text-margin-y": -4, "font-size": 13 } },
+        { selector: "node.host", style: { label: "data(id)", "background-color": "data(color)", "border-width": 2, "border-color": "#1d2430", width: 26, height: 26, "text-valign": "top", "text-margin-y": -4, "font-size": 13, "min-zoomed-font-size": 6 } },
         { selector: "node.host.physical", style: { shape: "round-rectangle" } },
         { selector: "node.segment", style: { shape: "diamond", width: 14, height: 14, "background-color": "#555", label: "data(link)", "font-size": 10, "text-valign": "bottom" } },
         { selector: "node.mgmt", style: { shape: "rectangle", width: 18, height: 10, "background-color": "#bbb", label: "mgmt", "font-size": 10, "text-valign": "top" } },
-        { selector: "edge", style: { "line-color": "data(color)", width: "data(width)", "line-style": "data(style)", label: "data(label)", "font-size": 10, "text-rotation": "autorotate", "text-background-color": "#fff", "text-background-opacity": 0.8, "curve-style": "bezier" } },
+        { selector: "edge", style: { "line-color": "data(color)", width: "data(width)", "line-style": "data(style)", label: "data(label)", "font-size": 10, "text-rotation": "autorotate", "text-background-color": "#fff", "text-background-opacity": 0.8, "curve-style": "bezier", "min-zoomed-font-size": 8 } },
         { selector: "edge.mgmt", style: { "line-color": "#ccc", width: 1, "line-style": "dotted", label: "" } },
         { selector: ".off", style: { display: "none" } },
       ],
@@ -58,6 +63,14 @@ export class Topo2D {
     els.push({ group: "nodes", data: { id: "mgmt" }, classes: "mgmt" });
     for (const h of topo.hosts) els.push({ group: "edges", data: { id: `mgmt:${h.name}`, source: "mgmt", target: h.name }, classes: "mgmt" });
     cy.add(els);
+    // Each link's elements, found once: updates come several times a second.
+    this.byLink = new Map();
+    cy.edges(".link").forEach((e) => {
+      const l = e.data("link");
+      if (!this.byLink.has(l)) this.byLink.set(l, cy.collection());
+      this.byLink.set(l, this.byLink.get(l).union(e));
+    });
+    this.last = new Map();
     if (!this.placed) {
       cy.layout({ name: "cose", animate: false, randomize: false, fit: true, padding: 40 }).run();
     }
@@ -94,11 +107,19 @@ export class Topo2D {
       for (const [name, h] of Object.entries(m.hosts)) {
         const n = cy.$id(name);
         if (n.empty()) continue;
-        n.data("color", !h.up ? "#bbb" : h.state === "paused" ? "#f2c94c" : "#6fcf97");
-        n.data("state", h.state);
-        if (this.placed && h.pos) n.position(this.toScreen(h.pos));
+        if (n.data("state") !== h.state || n.data("up") !== h.up) {
+          n.data({ color: !h.up ? "#bbb" : h.state === "paused" ? "#f2c94c" : "#6fcf97", state: h.state, up: h.up });
+        }
+        if (this.placed && h.pos) {
+          const p = this.toScreen(h.pos), q = n.position();
+          if (p.x !== q.x || p.y !== q.y) n.position(p);
+        }
       }
       for (const [name, l] of Object.entries(m.links)) {
+        // Touch only what changed: every data() call restyles the element.
+        const key = `${l.up} ${l.loss} ${l.rate} ${l.delay}`;
+        if (this.last.get(name) === key) continue;
+        this.last.set(name, key);
         this.edgesOf(name).forEach((e) => {
           e.data({ color: linkColor(l), width: linkWidth(l), style: l.up ? "solid" : "dashed", loss: l.loss, rate: l.rate, up: l.up });
           if (e.hasClass("segment")) return;
@@ -122,7 +143,7 @@ export class Topo2D {
     });
   }
 
-  edgesOf(name) { return this.cy.edges().filter((e) => e.data("link") === name); }
+  edgesOf(name) { return (this.byLink && this.byLink.get(name)) || this.cy.collection(); }
 
   setLayer(kind, name, on) {
     if (kind === "link") this.layers.link[name] = on;

@@ -32,6 +32,13 @@ export class Topo3D {
 
   setTopology(topo) {
     this.topo = topo;
+    // Built when first shown: a hidden WebGL scene still costs frames.
+    if (!this.shown) return;
+    this.build();
+  }
+
+  build() {
+    const topo = this.topo;
     this.ensure();
     const placed = topo.hosts.every((h) => h.position) && topo.hosts.length > 0;
     let ext = 1;
@@ -55,7 +62,8 @@ export class Topo3D {
       }
     }
     this.graph.cooldownTicks(placed ? 0 : 200).graphData({ nodes, links });
-    if (this.shown) setTimeout(() => this.fit(), 300);
+    this.builtFor = topo;
+    setTimeout(() => this.fit(), 300);
   }
 
   // fit looks at the whole lab from the front and a little below, so the
@@ -90,7 +98,7 @@ export class Topo3D {
 
   update(m) {
     this.model = m;
-    if (!this.graph) return;
+    if (!this.graph || !this.shown) return;
     const { nodes } = this.graph.graphData();
     let moved = false;
     for (const n of nodes) {
@@ -117,13 +125,15 @@ export class Topo3D {
 
   show(on) {
     if (on) {
+      const first = !this.shown;
+      this.shown = true;
       this.ensure();
       this.graph.width(this.container.clientWidth).height(this.container.clientHeight);
       this.graph.resumeAnimation();
-      if (this.topo && !this.shown) setTimeout(() => this.fit(), 300);
-      this.shown = true;
-    } else if (this.graph) {
-      this.graph.pauseAnimation();
+      if (this.topo && (first || this.builtFor !== this.topo)) this.build();
+    } else {
+      this.shown = false;
+      if (this.graph) this.graph.pauseAnimation();
     }
   }
 
