@@ -51,6 +51,7 @@ type Config struct {
 // Server is the HTTP handler of forgelab serve.
 type Server struct {
 	b        backend.Backend
+	loopback bool // listening on this machine only: requests must name it
 	token    [32]byte // sha256 of the token, so the comparison's time says nothing about its length
 	hasToken bool
 	interval time.Duration
@@ -66,7 +67,8 @@ func New(b backend.Backend, cfg Config) (*Server, error) {
 	if err := CheckListen(cfg.Listen, cfg.Token != ""); err != nil {
 		return nil, err
 	}
-	s := &Server{b: b, interval: cfg.Interval, log: cfg.Log}
+	host, _, _ := net.SplitHostPort(cfg.Listen)
+	s := &Server{b: b, interval: cfg.Interval, log: cfg.Log, loopback: isLoopback(host)}
 	if s.interval <= 0 {
 		s.interval = 250 * time.Millisecond
 	}
@@ -110,6 +112,20 @@ func New(b backend.Backend, cfg Config) (*Server, error) {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Referrer-Policy", "no-referrer")
+	// On loopback the only protection is that nothing else can connect; a
+	// web page whose name an attacker points at 127.0.0.1 (DNS rebinding)
+	// could, and its requests would carry its own name. So the request must
+	// name this machine.
+	if s.loopback {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(r.Host); err == nil {
+			host = h
+		}
+		if !isLoopback(strings.Trim(host, "[]")) {
+			writeError(w, http.StatusMisdirectedRequest, fmt.Errorf("serve listens on this machine only; open it as http://127.0.0.1:PORT/ or http://localhost:PORT/, not as %q", r.Host))
+			return
+		}
+	}
 	s.mux.ServeHTTP(w, r)
 }
 
@@ -225,6 +241,10 @@ func (s *Server) control(h func(w http.ResponseWriter, r *http.Request, source s
 
 func static(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/") && r.URL.Path != "/" {
+			writeError(w, http.StatusNotFound, fmt.Errorf("%s: no such page", r.URL.Path)) // no directory listings
+			return
+		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
 			writeError(w, http.StatusMethodNotAllowed, fmt.Errorf("%s %s: the page's files are read with GET", r.Method, r.URL.Path))

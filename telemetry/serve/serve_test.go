@@ -81,6 +81,7 @@ func TestReads(t *testing.T) {
 		{"/api/v1/labs/demo/stream?interval_ms=1", 400, "interval_ms"},
 		{"/api/v1/runs/demo/nope", 404, "run demo/nope"},
 		{"/api/v1/nothing", 404, "no API call"},
+		{"/vendor/", 404, "no such page"},
 		{"/../../../etc/passwd", 404, ""},
 		{"/%2e%2e/%2e%2e/etc/passwd", 404, ""},
 	}
@@ -160,6 +161,40 @@ func TestControl(t *testing.T) {
 				t.Errorf("backend got %+v, want one %s from %s", calls, c.action, c.source)
 			}
 		})
+	}
+}
+
+// TestHostHeader: on loopback, a request that names another host (a page
+// whose DNS name was pointed at 127.0.0.1) is refused, reads included.
+func TestHostHeader(t *testing.T) {
+	f, srv := newServer(t, "")
+	cases := []struct {
+		host string
+		code int
+	}{
+		{"", 200}, // the test client names 127.0.0.1:port
+		{"localhost:7177", 200},
+		{"[::1]:7177", 200},
+		{"evil.example:7177", 421},
+		{"evil.example", 421},
+	}
+	for _, c := range cases {
+		req, _ := http.NewRequest("POST", srv.URL+"/api/v1/labs/demo/heal", strings.NewReader(`{}`))
+		req.Header.Set("Content-Type", "application/json")
+		if c.host != "" {
+			req.Host = c.host
+		}
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.code {
+			t.Errorf("Host %q: %d, want %d", c.host, resp.StatusCode, c.code)
+		}
+	}
+	if n := len(f.Calls()); n != 3 {
+		t.Errorf("%d calls reached the backend, want 3", n)
 	}
 }
 
