@@ -57,6 +57,7 @@ type Server struct {
 	interval time.Duration
 	log      *slog.Logger
 	mux      *http.ServeMux
+	feeds    *feeds
 }
 
 // New checks cfg and builds the server over b.
@@ -75,6 +76,7 @@ func New(b backend.Backend, cfg Config) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.feeds = &feeds{s: s, m: map[feedKey]*feed{}}
 	if cfg.Token != "" {
 		s.token, s.hasToken = sha256.Sum256([]byte(cfg.Token)), true
 	}

@@ -413,3 +413,44 @@ var (
 	_ backend.Backend = (*backendtest.Fake)(nil)
 	_ backend.Runs    = (*backendtest.Fake)(nil)
 )
+
+// TestStreamsShareOneFeed: two pages on one lab cost the backend one read
+// per tick, not two; and a page that joins later gets the event backlog.
+func TestStreamsShareOneFeed(t *testing.T) {
+	f, srv := newServer(t, "")
+	if err := f.Heal(context.Background(), "cli", "demo"); err != nil { // one event in the log
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	open := func() *sse {
+		req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/api/v1/labs/demo/stream?interval_ms=50", nil)
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		return &sse{bufio.NewReader(resp.Body)}
+	}
+	a, b := open(), open()
+	for _, s := range []*sse{a, b} {
+		if ev, _ := s.next(t); ev != "topology" {
+			t.Fatalf("first event %s", ev)
+		}
+		if ev, data := s.next(t); ev != "events" || !strings.Contains(data, `"action":"heal"`) {
+			t.Fatalf("second event %s %s, want the backlog", ev, data)
+		}
+	}
+	reads0 := f.Reads("links")
+	const n = 10
+	for range n {
+		for _, s := range []*sse{a, b} {
+			if ev, data := s.next(t); ev != "snapshot" {
+				t.Fatalf("event %s %s", ev, data)
+			}
+		}
+	}
+	if reads := f.Reads("links") - reads0; reads > n+3 {
+		t.Errorf("%d link reads for %d snapshots to each of two pages: the pages do not share a feed", reads, n)
+	}
+}

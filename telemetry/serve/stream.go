@@ -2,10 +2,10 @@ package serve
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -79,10 +79,11 @@ func shape(t *backend.Topology) string {
 }
 
 // stream is GET .../stream: Server-Sent Events. "topology" first and
-// whenever the lab's shape changes, then a "snapshot" every interval
-// (?interval_ms=, 50 to 5000), "error" when one read failed (the stream
-// goes on), and "gone" when the lab no longer exists (the stream ends).
-// ?after= is the event cursor to start from (0: the whole log).
+// whenever the lab's shape changes, "events" with the log after ?after=
+// (0: from the start), then a "snapshot" every interval (?interval_ms=,
+// 50 to 5000) with the events since the last one, "error" when one read
+// failed (the stream goes on), and "gone" when the lab no longer exists
+// (the stream ends). Clients of one lab and interval share one feed.
 func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 	lab := r.PathValue("lab")
 	interval := s.interval
@@ -114,54 +115,45 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, errors.New("this connection cannot stream"))
 		return
 	}
+	// Join the lab's feed before reading the backlog: no event falls
+	// between the two.
+	sub, upto, err := s.feeds.join(ctx, lab, interval)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	defer s.feeds.leave(lab, interval, sub)
+	backlog, _, err := s.b.Events(ctx, lab, cursor, 500)
+	if err != nil {
+		fail(w, err)
+		return
+	}
+	backlog = slices.DeleteFunc(backlog, func(e backend.Event) bool { return e.Seq > upto })
+
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
-	send := func(event string, v any) bool {
-		data, err := json.Marshal(v)
-		if err != nil {
-			data, _ = json.Marshal(apiError{Error: err.Error()})
-			event = "error"
-		}
-		if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, data); err != nil {
+	write := func(fr frame) bool {
+		if _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", fr.event, fr.data); err != nil {
 			return false // the client went away
 		}
 		flusher.Flush()
 		return true
 	}
-	if !send("topology", t) {
+	if !write(encode("topology", t)) || (len(backlog) > 0 && !write(encode("events", EventsPage{Events: backlog, Next: upto}))) {
 		return
 	}
-	last := shape(t)
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
 	for {
-		snap, t, err := s.snapshot(ctx, lab, &cursor)
-		switch {
-		case ctx.Err() != nil:
-			return
-		case errors.Is(err, backend.ErrNotFound):
-			send("gone", map[string]string{"lab": lab})
-			return
-		case err != nil:
-			if !send("error", apiError{Error: err.Error()}) {
-				return
-			}
-		default:
-			if sh := shape(t); sh != last {
-				last = sh
-				if !send("topology", t) {
-					return
-				}
-			}
-			if !send("snapshot", snap) {
-				return
-			}
-		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-tick.C:
+		case fr, ok := <-sub.ch:
+			if !ok {
+				return // too slow, or the lab is gone (after its frame)
+			}
+			if !write(fr) {
+				return
+			}
 		}
 	}
 }

@@ -31,6 +31,7 @@ type Fake struct {
 	runs   []*backend.Run
 	now    func() time.Time
 	failOn string // action that fails with a non-input error (5xx tests)
+	reads  map[string]int
 }
 
 type lab struct {
@@ -46,7 +47,7 @@ type lab struct {
 // New returns a fake holding the lab "demo" (DemoTopology) and one
 // recorded run of it.
 func New() *Fake {
-	f := &Fake{labs: map[string]*lab{}, now: time.Now}
+	f := &Fake{labs: map[string]*lab{}, now: time.Now, reads: map[string]int{}}
 	f.AddLab(DemoTopology("demo"))
 	f.runs = append(f.runs, DemoRun("demo", "20260101-000000", 30*time.Second))
 	return f
@@ -117,6 +118,13 @@ func (f *Fake) Calls() []Call {
 	return slices.Clone(f.calls)
 }
 
+// Reads counts the reads of one kind so far: "links", "topology".
+func (f *Fake) Reads(kind string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.reads[kind]
+}
+
 // FailOn makes every later call of action fail as a backend failure.
 func (f *Fake) FailOn(action string) {
 	f.mu.Lock()
@@ -171,6 +179,7 @@ func (f *Fake) Labs(ctx context.Context) ([]backend.LabSummary, error) {
 func (f *Fake) Topology(ctx context.Context, name string) (*backend.Topology, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.reads["topology"]++
 	l, err := f.lab(name)
 	if err != nil {
 		return nil, err
@@ -192,6 +201,7 @@ func (f *Fake) Topology(ctx context.Context, name string) (*backend.Topology, er
 func (f *Fake) Links(ctx context.Context, name string) (netfabric.State, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.reads["links"]++
 	l, err := f.lab(name)
 	if err != nil {
 		return netfabric.State{}, err

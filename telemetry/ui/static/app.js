@@ -79,6 +79,7 @@ function connect(lab) {
   state.source = es;
   es.addEventListener("topology", (ev) => setTopology(JSON.parse(ev.data)));
   es.addEventListener("snapshot", (ev) => onSnapshot(JSON.parse(ev.data)));
+  es.addEventListener("events", (ev) => { for (const e of JSON.parse(ev.data).events) addEvent(e); });
   es.addEventListener("error", (ev) => {
     if (ev.data) status(`${lab}: ${JSON.parse(ev.data).error}`, true);
     else if (es.readyState !== EventSource.CLOSED) status(`${lab}: reconnecting`, true);
