@@ -51,7 +51,7 @@ type Config struct {
 // Server is the HTTP handler of forgelab serve.
 type Server struct {
 	b        backend.Backend
-	loopback bool // listening on this machine only: requests must name it
+	loopback bool     // listening on this machine only: requests must name it
 	token    [32]byte // sha256 of the token, so the comparison's time says nothing about its length
 	hasToken bool
 	interval time.Duration
