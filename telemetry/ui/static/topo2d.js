@@ -22,7 +22,7 @@ export class Topo2D {
         { selector: "node.host.physical", style: { shape: "round-rectangle" } },
         { selector: "node.segment", style: { shape: "diamond", width: 14, height: 14, "background-color": "#555", label: "data(link)", "font-size": 10, "text-valign": "bottom" } },
         { selector: "node.mgmt", style: { shape: "rectangle", width: 18, height: 10, "background-color": "#bbb", label: "mgmt", "font-size": 10, "text-valign": "top" } },
-        { selector: "edge", style: { "line-color": "data(color)", width: "data(width)", "line-style": "data(style)", label: "data(label)", "font-size": 10, "text-rotation": "autorotate", "text-background-color": "#fff", "text-background-opacity": 0.8, "curve-style": "bezier", "min-zoomed-font-size": 8 } },
+        { selector: "edge", style: { "line-color": "data(color)", width: "data(width)", "line-style": "data(style)", label: "data(label)", "font-size": 10, "text-rotation": "autorotate", "text-background-color": "#fff", "text-background-opacity": 0.8, "curve-style": "straight", "min-zoomed-font-size": 8 } },
         { selector: "edge.mgmt", style: { "line-color": "#ccc", width: 1, "line-style": "dotted", label: "" } },
         { selector: ".off", style: { display: "none" } },
       ],
@@ -91,12 +91,14 @@ export class Topo2D {
     const hosts = cy.nodes(".host");
     if (hosts.length === 0) return;
     const bb = hosts.boundingBox();
-    cy.$("node.mgmt").position({ x: (bb.x1 + bb.x2) / 2, y: bb.y1 - 60 });
+    // Move only what moved: setting a position redraws the graph.
+    const put = (n, p) => { const q = n.position(); if (q.x !== p.x || q.y !== p.y) n.position(p); };
+    put(cy.$("node.mgmt"), { x: (bb.x1 + bb.x2) / 2, y: bb.y1 - 60 });
     for (const l of this.topo.links) {
       if (l.endpoints.length === 2) continue;
       let x = 0, y = 0;
       for (const e of l.endpoints) { const p = cy.$id(e).position(); x += p.x; y += p.y; }
-      cy.$id(`seg:${l.name}`).position({ x: x / l.endpoints.length, y: y / l.endpoints.length + 20 });
+      put(cy.$id(`seg:${l.name}`), { x: x / l.endpoints.length, y: y / l.endpoints.length + 20 });
     }
   }
 
