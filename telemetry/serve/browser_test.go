@@ -162,13 +162,14 @@ type drawn2D struct {
 		State   string  `json:"state"`
 	} `json:"hosts"`
 	Links []struct {
-		ID      string  `json:"id"`
-		Link    string  `json:"link"`
-		Color   string  `json:"color"`
-		Style   string  `json:"style"`
-		Loss    float64 `json:"loss"`
-		Up      bool    `json:"up"`
-		Visible bool    `json:"visible"`
+		ID          string  `json:"id"`
+		Link        string  `json:"link"`
+		Color       string  `json:"color"`
+		Style       string  `json:"style"`
+		Loss        float64 `json:"loss"`
+		Up          bool    `json:"up"`
+		Partitioned bool    `json:"partitioned"`
+		Visible     bool    `json:"visible"`
 	} `json:"links"`
 	Mgmt int `json:"mgmt"`
 }
@@ -291,6 +292,47 @@ func TestBrowser(t *testing.T) {
 		}
 		waitJS(t, ctx, `(() => { const d = window.forgelab.topo2d(); const a = d.hosts.find(h => h.name === 'a');
 			return Math.abs(a.x + 50 * d.scale) < 0.01 && Math.abs(a.y + 20 * d.scale) < 0.01; })()`, time.Second)
+	})
+
+	t.Run("partition, heal and a host pause from the page", func(t *testing.T) {
+		err := chromedp.Do(ctx,
+			chromedp.SendKeys(`#partition input[name=groups]`, "a,b | c,d"),
+			chromedp.Click(`#partition button[type=submit]`),
+		)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// bc joins b and c, now apart: drawn cut; ab stays.
+		waitJS(t, ctx, `(() => { const l = window.forgelab.topo2d().links;
+			return l.some(e => e.link === 'bc' && e.partitioned && e.style === 'dashed') && l.some(e => e.link === 'ab' && !e.partitioned); })()`, 2*time.Second)
+		screenshot(t, ctx, dir, "ui-2d-partition.png", "#view-2d")
+		if err := chromedp.Do(ctx, chromedp.Click(`#heal`)); err != nil {
+			t.Fatal(err)
+		}
+		waitJS(t, ctx, `!window.forgelab.topo2d().links.some(e => e.partitioned)`, 2*time.Second)
+		eval(t, ctx, `(() => { document.querySelector('#host select[name=host]').value = 'b'; return true; })()`, nil)
+		if err := chromedp.Do(ctx, chromedp.Click(`#host button[data-action=pause]`)); err != nil {
+			t.Fatal(err)
+		}
+		waitJS(t, ctx, `window.forgelab.topo2d().hosts.some(h => h.name === 'b' && h.state === 'paused')`, 2*time.Second)
+		var got []string
+		for _, c := range f.Calls() {
+			if c.Source == "ui" {
+				got = append(got, c.Action)
+			}
+		}
+		if want := []string{"link.set", "partition", "heal", "host.pause"}; !slices.Equal(got, want) {
+			t.Errorf("the backend got %v from the page, want %v", got, want)
+		}
+		var groups [][]string
+		for _, c := range f.Calls() {
+			if c.Action == "partition" {
+				groups, _ = c.Args["groups"].([][]string)
+			}
+		}
+		if fmt.Sprint(groups) != "[[a b] [c d]]" {
+			t.Errorf("partition groups %v, want [[a b] [c d]]", groups)
+		}
 	})
 
 	t.Run("layers switch on and off", func(t *testing.T) {

@@ -13,7 +13,7 @@ export function linkView(ls, groups) {
     delay = Math.max(delay, q.delay_ns || 0);
     if (!q.down) allDown = false;
   }
-  return { up: ls.up && !allDown, loss, rate, delay, partitioned: (groups || []).length > 0 };
+  return { up: ls.up && !allDown, loss, rate, delay };
 }
 
 // fromSnapshot builds the model of a live snapshot.
@@ -69,6 +69,19 @@ export function fromRun(run, t) {
     }
   }
   return m;
+}
+
+// groupOf maps each host of a partition to its group's index.
+export function groupOf(groups) {
+  const g = {};
+  (groups || []).forEach((hosts, i) => { for (const h of hosts) g[h] = i; });
+  return g;
+}
+
+// separated reports whether a partition keeps hosts a and b apart (hosts
+// in no group are not affected), as netfabric.Separated.
+export function separated(g, a, b) {
+  return a in g && b in g && g[a] !== g[b];
 }
 
 // Colours and widths by quality: green for a clean link through red at 20 %

@@ -3,7 +3,10 @@
 // point-to-point link an edge, each segment a small node joined to its
 // hosts, the management network a node joined to every host. Layers switch
 // each link, the segments and the management network on and off.
-import { linkColor, linkWidth, linkLabel } from "./model.js";
+import { linkColor, linkWidth, linkLabel, groupOf, separated } from "./model.js";
+
+// Border colours of partition groups.
+const GROUPS = ["#2f6fde", "#e4572e", "#8e44ad", "#17a398", "#f3a712"];
 
 const SIZE = 600; // the lab's extent in model pixels
 
@@ -18,7 +21,7 @@ export class Topo2D {
       pixelRatio: 1,
       hideEdgesOnViewport: true,
       style: [
-        { selector: "node.host", style: { label: "data(id)", "background-color": "data(color)", "border-width": 2, "border-color": "#1d2430", width: 26, height: 26, "text-valign": "top", "text-margin-y": -4, "font-size": 13, "min-zoomed-font-size": 6 } },
+        { selector: "node.host", style: { label: "data(id)", "background-color": "data(color)", "border-width": 3, "border-color": "data(border)", width: 26, height: 26, "text-valign": "top", "text-margin-y": -4, "font-size": 13, "min-zoomed-font-size": 6 } },
         { selector: "node.host.physical", style: { shape: "round-rectangle" } },
         { selector: "node.segment", style: { shape: "diamond", width: 14, height: 14, "background-color": "#555", label: "data(link)", "font-size": 10, "text-valign": "bottom" } },
         { selector: "node.mgmt", style: { shape: "rectangle", width: 18, height: 10, "background-color": "#bbb", label: "mgmt", "font-size": 10, "text-valign": "top" } },
@@ -48,7 +51,7 @@ export class Topo2D {
     }
     const els = [];
     for (const h of topo.hosts) {
-      els.push({ group: "nodes", data: { id: h.name, kind: h.kind, color: "#9ad" }, classes: `host ${h.kind}`, position: this.toScreen(h.position) });
+      els.push({ group: "nodes", data: { id: h.name, kind: h.kind, color: "#9ad", border: "#1d2430" }, classes: `host ${h.kind}`, position: this.toScreen(h.position) });
     }
     for (const l of topo.links) {
       if (l.endpoints.length === 2) {
@@ -71,6 +74,7 @@ export class Topo2D {
       this.byLink.set(l, this.byLink.get(l).union(e));
     });
     this.last = new Map();
+    this.lastGroups = undefined;
     if (!this.placed) {
       cy.layout({ name: "cose", animate: false, randomize: false, fit: true, padding: 40 }).run();
     }
@@ -117,15 +121,31 @@ export class Topo2D {
           if (p.x !== q.x || p.y !== q.y) n.position(p);
         }
       }
+      // A partition: hosts bordered by their group's colour, and links
+      // between groups drawn cut.
+      const g = groupOf(m.groups);
+      const groupsKey = JSON.stringify(m.groups || []);
+      const regroup = groupsKey !== this.lastGroups;
+      this.lastGroups = groupsKey;
+      if (regroup) {
+        cy.nodes(".host").forEach((n) => n.data("border", n.id() in g ? GROUPS[g[n.id()] % GROUPS.length] : "#1d2430"));
+      }
       for (const [name, l] of Object.entries(m.links)) {
         // Touch only what changed: every data() call restyles the element.
         const key = `${l.up} ${l.loss} ${l.rate} ${l.delay}`;
-        if (this.last.get(name) === key) continue;
+        if (this.last.get(name) === key && !regroup) continue;
         this.last.set(name, key);
         this.edgesOf(name).forEach((e) => {
-          e.data({ color: linkColor(l), width: linkWidth(l), style: l.up ? "solid" : "dashed", loss: l.loss, rate: l.rate, up: l.up });
+          const [a, b] = [e.data("source"), e.data("target")];
+          // A segment's edge joins a host to the segment: cut when that
+          // host is apart from every other host of the segment.
+          const cut = e.hasClass("segment")
+            ? this.topo.links.find((x) => x.name === name).endpoints.every((h) => h === b || separated(g, b, h))
+            : separated(g, a, b);
+          e.data({ color: cut ? "#7a1020" : linkColor(l), width: linkWidth(l), style: l.up && !cut ? "solid" : "dashed",
+            loss: l.loss, rate: l.rate, up: l.up, partitioned: cut });
           if (e.hasClass("segment")) return;
-          e.data("label", linkLabel(name, l));
+          e.data("label", linkLabel(name, l) + (cut ? " partitioned" : ""));
         });
         cy.$id(`seg:${name}`).data("label", linkLabel(name, l));
       }
@@ -190,7 +210,7 @@ export class Topo2D {
       scale: this.scale,
       placed: this.placed,
       hosts: cy.nodes(".host").map((n) => ({ name: n.id(), x: n.position("x"), y: n.position("y"), visible: n.visible(), state: n.data("state") })),
-      links: cy.edges(".link").map((e) => ({ id: e.id(), link: e.data("link"), color: e.data("color"), width: e.data("width"), style: e.data("style"), loss: e.data("loss"), up: e.data("up"), visible: e.visible() })),
+      links: cy.edges(".link").map((e) => ({ id: e.id(), link: e.data("link"), color: e.data("color"), width: e.data("width"), style: e.data("style"), loss: e.data("loss"), up: e.data("up"), partitioned: !!e.data("partitioned"), visible: e.visible() })),
       mgmt: cy.edges(".mgmt").filter((e) => e.visible()).length,
     };
   }
