@@ -30,7 +30,8 @@ func main() {
 			createCommand(), destroyCommand(), listCommand(), inspectCommand(), validateCommand(),
 			sshCommand(), execCommand(), consoleCommand(), imageCommand(),
 			deployCommand(), logsCommand(), workloadCommand(), coorddCommand(), workloaddCommand(),
-			linkCommand(), partitionCommand(), healCommand(), captureCommand(), hostCommand(), nicCommand(), fabricdCommand(), serveCommand(),
+			linkCommand(), partitionCommand(), healCommand(), captureCommand(), hostCommand(), nicCommand(), fabricdCommand(),
+			runsCommand(), serveCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // main prints errors once
 	}
