@@ -256,7 +256,7 @@ type RunSummary struct {
 	Variant  string    `json:"variant,omitempty"`
 	Start    time.Time `json:"start"`
 	End      time.Time `json:"end,omitzero"` // zero while it records
-	Status   string    `json:"status"`       // running, done, failed, incomplete
+	Status   string    `json:"status"`       // running, complete, incomplete, failed
 }
 
 // Run is a recorded run for a replay: the lab's shape, every series

@@ -443,7 +443,7 @@ func (f *Fake) Run(ctx context.Context, labName, id string) (*backend.Run, error
 func DemoRun(labName, id string, d time.Duration) *backend.Run {
 	topo := DemoTopology(labName)
 	r := &backend.Run{
-		RunSummary: backend.RunSummary{Lab: labName, ID: id, Scenario: "handover", Status: "done",
+		RunSummary: backend.RunSummary{Lab: labName, ID: id, Scenario: "handover", Status: "complete",
 			Start: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), End: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(d)},
 		Topology: &topo,
 	}

@@ -1,6 +1,6 @@
 // Package fromlabs is a read-only backend.Backend over today's labs
-// package: lab state from the state directory and link states from each
-// lab's fabric. Changes answer backend.ErrUnsupported until the labs
+// package: lab state from the state directory, link states from each
+// lab's fabric, and the recorded runs of telemetry/runs (runs.go). Changes answer backend.ErrUnsupported until the labs
 // control path (one API for every caller, with a source and a JSON event
 // log) is wired in its place; libvirt statistics, workload values and the
 // scenario clock arrive with it.

@@ -7,10 +7,13 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/forgelab/forgelab/labs"
+	"github.com/forgelab/forgelab/netfabric"
 	"github.com/forgelab/forgelab/telemetry/backend"
 	"github.com/forgelab/forgelab/telemetry/backend/fromlabs"
+	"github.com/forgelab/forgelab/telemetry/runs"
 )
 
 // TestReadsState: a lab's saved state becomes a topology; events come
@@ -61,5 +64,76 @@ func TestReadsState(t *testing.T) {
 	}
 	if err := b.Heal(ctx, "api", "l1"); !errors.Is(err, backend.ErrUnsupported) {
 		t.Errorf("Heal: %v, want ErrUnsupported", err)
+	}
+}
+
+// TestRuns: a run recorded by telemetry/runs lists and reads back for a
+// replay: positions, link quality, events, and a topology from the series
+// when the run has no plan.
+func TestRuns(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	rec, err := runs.Create(runs.Root(dir), runs.Meta{Lab: "handover", Scenario: "drift"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := rec.Start()
+	for i := range 5 {
+		at := start.Add(time.Duration(i) * time.Second)
+		rec.Position(at, runs.Position{Host: "a", X: float64(-10 * i)})
+		rec.Position(at, runs.Position{Host: "b", X: 100})
+		rec.Links(at, netfabric.State{Links: []netfabric.LinkState{{Name: "ab", Up: true, Directions: []netfabric.Direction{
+			{From: "a", Quality: netfabric.Impairment{Loss: float64(10 * i)}},
+			{From: "b"},
+		}}}})
+	}
+	rec.Event(runs.Event{Time: start.Add(2 * time.Second), Source: runs.SourceScenario, Action: "link.set", Args: map[string]any{"link": "ab"}})
+	if err := rec.Close(runs.StatusComplete, ""); err != nil {
+		t.Fatal(err)
+	}
+
+	b := fromlabs.New(dir)
+	list, err := b.Runs(ctx)
+	if err != nil || len(list) != 1 || list[0].Lab != "handover" || list[0].Status != "complete" {
+		t.Fatalf("Runs = %+v, %v", list, err)
+	}
+	run, err := b.Run(ctx, "handover", list[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	find := func(name string, labels map[string]string) *backend.Series {
+		for i, s := range run.Series {
+			ok := s.Name == name
+			for k, v := range labels {
+				ok = ok && s.Labels[k] == v
+			}
+			if ok {
+				return &run.Series[i]
+			}
+		}
+		return nil
+	}
+	if s := find("forgelab_host_position_meters", map[string]string{"host": "a", "axis": "x"}); s == nil || len(s.V) != 5 || s.V[4] != -40 {
+		t.Errorf("position of a: %+v", s)
+	}
+	if s := find("forgelab_link_loss_ratio", map[string]string{"link": "ab", "from": "a"}); s == nil || s.V[len(s.V)-1] != 0.4 {
+		t.Errorf("loss of ab from a: %+v", s)
+	}
+	if len(run.Events) != 1 || run.Events[0].Action != "link.set" {
+		t.Errorf("events: %+v", run.Events)
+	}
+	if run.Topology == nil || len(run.Topology.Hosts) != 2 || len(run.Topology.Links) != 1 || len(run.Topology.Links[0].Endpoints) != 2 {
+		t.Errorf("topology from the series: %+v", run.Topology)
+	}
+	for _, c := range []struct {
+		lab, id string
+		want    error
+	}{
+		{"handover", "20990101T000000Z-0000", backend.ErrNotFound},
+		{"..", "x", backend.ErrBadInput},
+	} {
+		if _, err := b.Run(ctx, c.lab, c.id); !errors.Is(err, c.want) {
+			t.Errorf("Run(%q, %q) = %v, want %v", c.lab, c.id, err, c.want)
+		}
 	}
 }
