@@ -312,6 +312,13 @@ async function openRun(lab, id) {
   const run = await get(`runs/${enc(lab)}/${enc(id)}`);
   state.run = run;
   for (const li of document.querySelectorAll("#runs li")) li.classList.toggle("on", li.dataset.run === `${lab}/${id}`);
+  // A run without a plan names no positions: take each host's first
+  // recorded one, so the replay still draws the lab where it was.
+  const pos = run.series.filter((x) => x.name === "forgelab_host_position_meters" && x.t.length);
+  if (pos.length) {
+    const m0 = fromRun(run, Math.max(...pos.map((x) => x.t[0])));
+    for (const h of run.topology.hosts) if (!h.position && m0.hosts[h.name].pos) h.position = m0.hosts[h.name].pos;
+  }
   replay2d.setTopology(run.topology);
   replay2d.fitLab(runBox(run));
   const slider = $("#replay-time");
