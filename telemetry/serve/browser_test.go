@@ -11,6 +11,7 @@ import (
 	"math"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -160,7 +161,39 @@ func TestBrowser(t *testing.T) {
 		b.Wait(t, `window.forgelab.lab === 'demo' && !document.querySelector('#status').classList.contains('bad')`, 10*time.Second)
 	})
 
-	if p := b.Problems(); len(p) > 0 {
-		t.Errorf("the page logged errors:\n%s", p)
+	t.Run("with a token, the page sends the one it was opened with", func(t *testing.T) {
+		const token = "0123456789abcdef-page-token"
+		ft := backendtest.New()
+		st, err := serve.New(ft, serve.Config{Listen: "127.0.0.1:0", Token: token, Interval: 100 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srvT := httptest.NewServer(st)
+		defer func() { srvT.CloseClientConnections(); srvT.Close() }()
+		b.Do(t, chromedp.Navigate(srvT.URL+"/#token="+token))
+		b.Wait(t, `!!(window.forgelab && window.forgelab.ready) && !location.hash.includes('token')`, 10*time.Second)
+		b.Do(t, chromedp.Click(`#heal`))
+		b.Wait(t, `document.querySelector('#message').textContent === 'heal: done'`, 2*time.Second)
+		if calls := ft.Calls(); len(calls) != 1 || calls[0].Action != "heal" {
+			t.Errorf("backend calls %+v, want one heal", calls)
+		}
+		// Without it (a new tab's session), the change is refused and says why.
+		b.Eval(t, `sessionStorage.clear(), true`, nil)
+		b.Do(t, chromedp.Click(`#heal`))
+		b.Wait(t, `document.querySelector('#message').textContent.includes('needs the token')`, 2*time.Second)
+		if n := len(ft.Calls()); n != 1 {
+			t.Errorf("%d calls reached the backend without the token", n-1)
+		}
+	})
+
+	// A 401 answer is logged by the browser as a failed load: expected above.
+	var problems []string
+	for _, p := range b.Problems() {
+		if !strings.Contains(p, "401") {
+			problems = append(problems, p)
+		}
+	}
+	if len(problems) > 0 {
+		t.Errorf("the page logged errors:\n%s", strings.Join(problems, "\n"))
 	}
 }
