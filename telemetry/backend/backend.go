@@ -83,6 +83,19 @@ type Runs interface {
 	Run(ctx context.Context, lab, id string) (*Run, error)
 }
 
+// Paths is an optional capability: the routes that demo conversations
+// take now (Alice on a talking to Bob on d), drawn over the links they use.
+type Paths interface {
+	Paths(ctx context.Context, lab string) ([]Path, error)
+}
+
+// Path is one conversation's route at this moment.
+type Path struct {
+	Name  string   `json:"name"`  // e.g. "alice→bob"
+	Hosts []string `json:"hosts"` // every hop, sender first
+	Links []string `json:"links"` // the link between each two hops
+}
+
 // Sources a web client may claim; the CLI and the scenario engine have
 // their own and never come through the server.
 const (

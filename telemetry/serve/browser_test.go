@@ -66,6 +66,22 @@ func TestBrowser(t *testing.T) {
 			return Math.abs(a.x + 50 * d.scale) < 0.01 && Math.abs(a.y + 20 * d.scale) < 0.01; })()`, time.Second)
 	})
 
+	t.Run("a conversation's path follows the links it uses", func(t *testing.T) {
+		b.Wait(t, `(() => { const l = window.forgelab.topo2d().links;
+			return ['ab', 'bc'].every(n => l.some(e => e.link === n && e.path)) && !l.some(e => e.link === 'cd' && e.path); })()`, time.Second)
+		if err := f.SetLinkUp(ctx, "cli", "demo", "bc", false); err != nil {
+			t.Fatal(err)
+		}
+		// Over the segment now: its edges to b and c, not to d.
+		b.Wait(t, `(() => { const l = window.forgelab.topo2d().links;
+			return l.some(e => e.id === 'link:seg:b' && e.path) && l.some(e => e.id === 'link:seg:c' && e.path)
+				&& !l.some(e => e.id === 'link:seg:d' && e.path) && !l.some(e => e.link === 'bc' && e.path); })()`, time.Second)
+		b.Screenshot(t, dir, "ui-2d-path.png", "#view-2d")
+		if err := f.SetLinkUp(ctx, "cli", "demo", "bc", true); err != nil {
+			t.Fatal(err)
+		}
+	})
+
 	t.Run("partition, heal and a host pause from the page", func(t *testing.T) {
 		b.Do(t,
 			chromedp.SendKeys(`#partition input[name=groups]`, "a,b | c,d"),

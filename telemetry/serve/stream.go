@@ -26,6 +26,8 @@ type Snapshot struct {
 	Scenario  backend.ScenarioStatus  `json:"scenario"`
 	// Events are those logged since the previous snapshot of this stream.
 	Events []backend.Event `json:"events"`
+	// Paths are the demo conversations' routes, where the backend knows them.
+	Paths []backend.Path `json:"paths,omitempty"`
 }
 
 // snapshot reads a lab; events after *cursor are included and the cursor
@@ -47,6 +49,11 @@ func (s *Server) snapshot(ctx context.Context, lab string, cursor *int64) (*Snap
 	}
 	if snap.Scenario, err = s.b.Scenario(ctx, lab); err != nil {
 		return nil, nil, fmt.Errorf("scenario of %s: %w", lab, err)
+	}
+	if p, ok := s.b.(backend.Paths); ok {
+		if snap.Paths, err = p.Paths(ctx, lab); err != nil {
+			return nil, nil, fmt.Errorf("paths of %s: %w", lab, err)
+		}
 	}
 	if cursor != nil {
 		if snap.Events, *cursor, err = s.b.Events(ctx, lab, *cursor, 500); err != nil {

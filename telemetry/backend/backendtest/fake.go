@@ -228,6 +228,24 @@ func (f *Fake) Links(ctx context.Context, name string) (netfabric.State, error) 
 	return out, nil
 }
 
+// Paths: Alice on a talks to Bob on c over ab and bc; while bc is down
+// her packets take the segment.
+func (f *Fake) Paths(ctx context.Context, name string) ([]backend.Path, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	l, err := f.lab(name)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := l.link("bc"); err != nil {
+		return nil, nil // not the demo lab's shape
+	}
+	if bc, _ := l.link("bc"); !bc.Up {
+		return []backend.Path{{Name: "alice→bob", Hosts: []string{"a", "b", "c"}, Links: []string{"ab", "seg"}}}, nil
+	}
+	return []backend.Path{{Name: "alice→bob", Hosts: []string{"a", "b", "c"}, Links: []string{"ab", "bc"}}}, nil
+}
+
 func (f *Fake) DomainStats(ctx context.Context, name string) ([]backend.DomainStats, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

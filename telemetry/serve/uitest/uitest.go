@@ -195,6 +195,7 @@ type DrawnLink struct {
 	Loss        float64 `json:"loss"`
 	Up          bool    `json:"up"`
 	Partitioned bool    `json:"partitioned"`
+	Path        bool    `json:"path"` // a conversation's path uses it
 	Visible     bool    `json:"visible"`
 }
 

@@ -124,6 +124,7 @@ function onSnapshot(snap) {
   timed("events", () => { for (const e of snap.events || []) addEvent(e); });
   timed("serieslist", updateSeriesList);
   timed("chart", drawChart);
+  $("#paths").textContent = (snap.paths || []).map((p) => `${p.name}: ${p.hosts.join(" → ")}`).join("; ");
   const sc = snap.scenario || {};
   $("#scenario-clock").textContent = sc.running ? `${sc.name || ""} ${(sc.clock_ns / 1e9).toFixed(1)} s` : "";
   status(`${state.lab} · live · ${new Date(snap.time).toLocaleTimeString()}`);

@@ -18,7 +18,7 @@ export function linkView(ls, groups) {
 
 // fromSnapshot builds the model of a live snapshot.
 export function fromSnapshot(snap) {
-  const m = { hosts: {}, links: {}, groups: snap.links.groups || [] };
+  const m = { hosts: {}, links: {}, groups: snap.links.groups || [], paths: snap.paths || [] };
   for (const h of snap.hosts || []) m.hosts[h.name] = { pos: h.position, state: h.state, up: h.up, kind: h.kind };
   for (const l of snap.links.links || []) m.links[l.name] = linkView(l, m.groups);
   return m;
@@ -34,7 +34,7 @@ export function valueAt(series, t) {
 // fromRun builds the model of a recorded run at time t (seconds since its
 // start) from its series, named as on /metrics.
 export function fromRun(run, t) {
-  const m = { hosts: {}, links: {}, groups: [] };
+  const m = { hosts: {}, links: {}, groups: [], paths: [] };
   for (const h of run.topology.hosts) {
     m.hosts[h.name] = { pos: h.position ? [...h.position] : null, state: h.state, up: h.up, kind: h.kind };
   }

@@ -27,6 +27,9 @@ export class Topo2D {
         { selector: "node.mgmt", style: { shape: "rectangle", width: 18, height: 10, "background-color": "#bbb", label: "mgmt", "font-size": 10, "text-valign": "top" } },
         { selector: "edge", style: { "line-color": "data(color)", width: "data(width)", "line-style": "data(style)", label: "data(label)", "font-size": 10, "text-rotation": "autorotate", "text-background-color": "#fff", "text-background-opacity": 0.8, "curve-style": "straight", "min-zoomed-font-size": 8 } },
         { selector: "edge.mgmt", style: { "line-color": "#ccc", width: 1, "line-style": "dotted", label: "" } },
+        // A conversation's path: a blue glow under the links it uses.
+        { selector: "edge.path", style: { "underlay-color": "#2f6fde", "underlay-opacity": 0.35, "underlay-padding": 6 } },
+        { selector: "node.pathend", style: { "underlay-color": "#2f6fde", "underlay-opacity": 0.35, "underlay-padding": 8 } },
         { selector: ".off", style: { display: "none" } },
       ],
     });
@@ -75,6 +78,7 @@ export class Topo2D {
     });
     this.last = new Map();
     this.lastGroups = undefined;
+    this.lastPaths = undefined;
     if (!this.placed) {
       cy.layout({ name: "cose", animate: false, randomize: false, fit: true, padding: 40 }).run();
     }
@@ -149,9 +153,32 @@ export class Topo2D {
         });
         cy.$id(`seg:${name}`).data("label", linkLabel(name, l));
       }
+      this.drawPaths(m.paths || []);
       this.placeHelpers();
     });
     if (this.placed && this.offScreen()) this.resize();
+  }
+
+  // drawPaths marks the links each conversation uses (on a segment, the
+  // edges to the hops on it) and the conversation's two ends.
+  drawPaths(paths) {
+    const key = JSON.stringify(paths);
+    if (key === this.lastPaths) return;
+    this.lastPaths = key;
+    const cy = this.cy;
+    cy.elements(".path, .pathend").removeClass("path pathend");
+    for (const p of paths) {
+      const hops = new Set(p.hosts);
+      for (const name of p.links) {
+        this.edgesOf(name).forEach((e) => {
+          if (!e.hasClass("segment") || hops.has(e.data("target"))) e.addClass("path");
+        });
+      }
+      if (p.hosts.length) {
+        cy.$id(p.hosts[0]).addClass("pathend");
+        cy.$id(p.hosts[p.hosts.length - 1]).addClass("pathend");
+      }
+    }
   }
 
   // offScreen reports whether a host has moved out of the view (mobility):
@@ -210,7 +237,7 @@ export class Topo2D {
       scale: this.scale,
       placed: this.placed,
       hosts: cy.nodes(".host").map((n) => ({ name: n.id(), x: n.position("x"), y: n.position("y"), visible: n.visible(), state: n.data("state") })),
-      links: cy.edges(".link").map((e) => ({ id: e.id(), link: e.data("link"), color: e.data("color"), width: e.data("width"), style: e.data("style"), loss: e.data("loss"), up: e.data("up"), partitioned: !!e.data("partitioned"), visible: e.visible() })),
+      links: cy.edges(".link").map((e) => ({ id: e.id(), link: e.data("link"), color: e.data("color"), width: e.data("width"), style: e.data("style"), loss: e.data("loss"), up: e.data("up"), partitioned: !!e.data("partitioned"), path: e.hasClass("path"), visible: e.visible() })),
       mgmt: cy.edges(".mgmt").filter((e) => e.visible()).length,
     };
   }
