@@ -26,7 +26,7 @@ var (
 	hostPosition = desc("forgelab_host_position_meters", "Host position from the lab file or mobility.", "host", "axis")
 
 	linkUp        = desc("forgelab_link_up", "1 when the link is up.", "link")
-	linkRate      = desc("forgelab_link_rate_bits_per_second", "Configured rate of what from sends; 0 = unlimited.", "link", "from")
+	linkRate      = desc("forgelab_link_rate_bytes_per_second", "Configured rate of what from sends, in bytes per second (Prometheus base unit; x8 for bit/s); 0 = unlimited.", "link", "from")
 	linkDelay     = desc("forgelab_link_delay_seconds", "Configured one-way delay.", "link", "from")
 	linkJitter    = desc("forgelab_link_jitter_seconds", "Configured jitter.", "link", "from")
 	linkLoss      = desc("forgelab_link_loss_ratio", "Configured loss, 0-1 (the long-run mean of a Gilbert-Elliott model).", "link", "from")
@@ -150,7 +150,7 @@ func (c *Collector) collectLab(ctx context.Context, lab string, ch chan<- promet
 		gauge(linkUp, b2f(l.Up), l.Name)
 		for _, d := range l.Directions {
 			q := d.Quality
-			gauge(linkRate, float64(q.RateBits), l.Name, d.From)
+			gauge(linkRate, float64(q.RateBits)/8, l.Name, d.From)
 			gauge(linkDelay, q.Delay.Seconds(), l.Name, d.From)
 			gauge(linkJitter, q.Jitter.Seconds(), l.Name, d.From)
 			gauge(linkLoss, LossRatio(q), l.Name, d.From)

@@ -22,7 +22,7 @@ func LinkSamples(st netfabric.State) []LinkSample {
 				Link:              l.Name,
 				From:              d.From,
 				Up:                boolFloat(l.Up && !q.Down),
-				RateBitsPerSecond: float64(q.RateBits),
+				RateBytesPerSecond: float64(q.RateBits) / 8,
 				DelaySeconds:      q.Delay.Seconds(),
 				JitterSeconds:     q.Jitter.Seconds(),
 				LossRatio:         loss / 100,

@@ -112,7 +112,7 @@ func TestLinkSamples(t *testing.T) {
 	}{
 		{"shaped, counted", netfabric.LinkState{Name: "ab", Up: true, Directions: []netfabric.Direction{
 			{From: "a", Quality: q, Counters: &netfabric.Counters{RxPackets: 10, TxPackets: 9, DropLoss: 1, Queued: 2}}}},
-			[]LinkSample{{Link: "ab", From: "a", Up: 1, RateBitsPerSecond: 1e6, DelaySeconds: 0.03, JitterSeconds: 0.001, LossRatio: 0.05,
+			[]LinkSample{{Link: "ab", From: "a", Up: 1, RateBytesPerSecond: 1e6 / 8, DelaySeconds: 0.03, JitterSeconds: 0.001, LossRatio: 0.05,
 				RxPackets: 10, TxPackets: 9, DroppedLoss: 1, QueuedPackets: 2}}},
 		{"direction down", netfabric.LinkState{Name: "ab", Up: true, Directions: []netfabric.Direction{
 			{From: "b", Quality: netfabric.Impairment{Down: true}, Counters: &netfabric.Counters{DropDown: 4}}}},

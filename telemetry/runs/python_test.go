@@ -87,7 +87,7 @@ func TestPythonReadsRun(t *testing.T) {
 	}
 	// The first link row as Python sees it: the numbers written.
 	first := got.Files[LinksFile].First
-	if len(first) != len(linkSchema.values) || first[1] == nil || *first[1] != 1e7 || first[4] == nil || *first[4] != 0.1 {
+	if len(first) != len(linkSchema.values) || first[1] == nil || *first[1] != 1e7/8 || first[4] == nil || *first[4] != 0.1 {
 		t.Errorf("python3 read the first link row as %v", deref(first))
 	}
 }

@@ -103,7 +103,7 @@ func TestRoundTrip(t *testing.T) {
 	}
 	// The header is the documented one.
 	data, _ := os.ReadFile(filepath.Join(f.dir, LinksFile))
-	if !strings.HasPrefix(string(data), "time,t,link,from,forgelab_link_up,forgelab_link_rate_bits_per_second,") {
+	if !strings.HasPrefix(string(data), "time,t,link,from,forgelab_link_up,forgelab_link_rate_bytes_per_second,") {
 		t.Errorf("links.csv header: %.120s", data)
 	}
 }

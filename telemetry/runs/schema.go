@@ -30,7 +30,7 @@ type LinkSample struct {
 	From string // the sending host
 
 	Up                float64 // 1 when the link is up and this direction is not down
-	RateBitsPerSecond float64 // 0 = unlimited
+	RateBytesPerSecond float64 // 0 = unlimited
 	DelaySeconds      float64
 	JitterSeconds     float64
 	LossRatio         float64 // 0-1 (the mean loss of a Gilbert-Elliott model)
@@ -161,7 +161,7 @@ var linkSchema = schema[LinkSample]{
 	},
 	values: []col[LinkSample, float64]{
 		{"forgelab_link_up", func(s *LinkSample) *float64 { return &s.Up }},
-		{"forgelab_link_rate_bits_per_second", func(s *LinkSample) *float64 { return &s.RateBitsPerSecond }},
+		{"forgelab_link_rate_bytes_per_second", func(s *LinkSample) *float64 { return &s.RateBytesPerSecond }},
 		{"forgelab_link_delay_seconds", func(s *LinkSample) *float64 { return &s.DelaySeconds }},
 		{"forgelab_link_jitter_seconds", func(s *LinkSample) *float64 { return &s.JitterSeconds }},
 		{"forgelab_link_loss_ratio", func(s *LinkSample) *float64 { return &s.LossRatio }},

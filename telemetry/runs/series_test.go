@@ -21,7 +21,7 @@ func TestSeries(t *testing.T) {
 		{sel: `forgelab_link_loss_ratio{link=ab,from=a}`, labels: `forgelab_link_loss_ratio{from="a",lab="handover",link="ab"}`, t: []float64{1, 2}, v: []float64{0.1, 0.1}},
 		{sel: `forgelab_link_loss_ratio{lab="handover", link="ab", from="b"}`, t: []float64{1, 2}, v: []float64{0.2, 0.2}}, // Gilbert-Elliott mean loss
 		{sel: `forgelab_link_up{link=ca}`, t: []float64{1, 2}, v: []float64{0, 0}},
-		{sel: `forgelab_link_rate_bits_per_second{link=ab,from=a}`, t: []float64{1, 2}, v: []float64{1e7, 1e7}},
+		{sel: `forgelab_link_rate_bytes_per_second{link=ab,from=a}`, t: []float64{1, 2}, v: []float64{1e7 / 8, 1e7 / 8}},
 		{sel: `forgelab_link_delay_seconds{link=ab,from=a}`, t: []float64{1, 2}, v: []float64{0.02, 0.02}},
 		{sel: `forgelab_link_dropped_packets_total{link=ab,from=a,cause=partition}`,
 			labels: `forgelab_link_dropped_packets_total{cause="partition",from="a",lab="handover",link="ab"}`, t: []float64{1, 2}, v: []float64{3, 3}},

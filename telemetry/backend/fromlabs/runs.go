@@ -20,7 +20,7 @@ import (
 // run folder for `forgelab runs show` and compare.
 var replaySeries = []string{
 	"forgelab_host_position_meters", "forgelab_host_up",
-	"forgelab_link_up", "forgelab_link_loss_ratio", "forgelab_link_rate_bits_per_second",
+	"forgelab_link_up", "forgelab_link_loss_ratio", "forgelab_link_rate_bytes_per_second",
 	"forgelab_link_delay_seconds", "forgelab_link_tx_bytes_total", "forgelab_link_dropped_packets_total",
 	"libvirt_domain_info_cpu_time_seconds_total", runs.MetricWorkloadValue, runs.MetricScenarioEvents,
 }

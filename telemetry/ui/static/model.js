@@ -60,7 +60,8 @@ export function fromRun(run, t) {
       case "forgelab_link_loss_ratio":
         if (link) link.loss = Math.max(link.loss, v * 100);
         break;
-      case "forgelab_link_rate_bits_per_second":
+      case "forgelab_link_rate_bytes_per_second":
+        v *= 8; // the page shows bit/s
         if (link && v > 0 && (link.rate === 0 || v < link.rate)) link.rate = v;
         break;
       case "forgelab_link_delay_seconds":
