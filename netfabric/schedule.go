@@ -1,0 +1,258 @@
+package netfabric
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// TimedChange is one step of a timed schedule: At after the schedule's
+// start, give what From sends on Link ("" = every direction) the quality
+// Quality, and/or take the whole link up or down. A change sets at least
+// one of the two; with both, the quality is set first.
+type TimedChange struct {
+	At      time.Duration `json:"at_ns"`
+	Link    string        `json:"link"`
+	From    string        `json:"from,omitempty"`
+	Quality *Impairment   `json:"quality,omitempty"` // nil: the quality stays
+	Up      *bool         `json:"up,omitempty"`      // nil: up/down stays; applies to the whole link
+}
+
+// Scheduler is an optional Shaper capability: the shaper takes a whole
+// timed schedule at once and applies each change itself at its due time,
+// start + At, rather than one control call per change. The userspace
+// engine has it; for other shapers PlaySchedule does the same from the
+// caller's process.
+//
+// Changes due at the same time are applied in the order given. A change
+// applied late (the shaper was busy, or start is in the past) is applied
+// as soon as possible and its lateness recorded; none is skipped or
+// applied early.
+//
+// Direct calls (Set, SetUp, Partition, ...) made while a schedule runs
+// still work: a manual change holds until the schedule's next change of
+// the same direction (Set) or link (SetUp), which overwrites it.
+type Scheduler interface {
+	// Schedule validates every change (known links and hosts, valid
+	// qualities) and refuses the whole schedule, changing nothing, if one
+	// is wrong. Otherwise it replaces any pending schedule, whose
+	// remaining changes then never apply, and returns at once.
+	Schedule(ctx context.Context, start time.Time, changes []TimedChange) error
+	// CancelSchedule drops the changes not yet applied. Links keep the
+	// quality they have; putting them back is the caller's business.
+	CancelSchedule(ctx context.Context) error
+	// ScheduleStatus reports progress and lateness; Records holds the
+	// changes applied from the since'th on (0: all), so a caller can
+	// collect them as they happen.
+	ScheduleStatus(ctx context.Context, since int) (ScheduleStatus, error)
+}
+
+// States of a schedule.
+const (
+	ScheduleNone      = "none"      // no schedule was given
+	ScheduleRunning   = "running"   // changes are pending
+	ScheduleDone      = "done"      // every change is applied
+	ScheduleCancelled = "cancelled" // cancelled, or the shaper stopped, before the end
+)
+
+// ScheduleStatus is the progress of the current (or last) schedule.
+type ScheduleStatus struct {
+	State   string    `json:"state"`
+	Start   time.Time `json:"start,omitzero"`
+	Changes int       `json:"changes"` // in the schedule
+	Applied int       `json:"applied"` // applied so far
+	// Lateness covers every change applied so far.
+	Lateness Lateness `json:"lateness"`
+	// Records are the applied changes from the since'th on, in the order
+	// applied.
+	Records []AppliedChange `json:"records,omitempty"`
+}
+
+// AppliedChange is one change as applied: when it was due and how late it
+// took effect, by the applier's clock (the engine's own, for the userspace
+// engine).
+type AppliedChange struct {
+	Index int           `json:"i"`       // position in the slice given to Schedule
+	At    time.Duration `json:"at_ns"`   // due, from the start
+	Late  time.Duration `json:"late_ns"` // applied minus due; never negative
+}
+
+// Lateness summarises how late changes took effect.
+type Lateness struct {
+	N   int           `json:"n"`
+	P50 time.Duration `json:"p50_ns"`
+	P99 time.Duration `json:"p99_ns"`
+	Max time.Duration `json:"max_ns"`
+}
+
+func (l Lateness) String() string {
+	if l.N == 0 {
+		return "no changes applied"
+	}
+	return fmt.Sprintf("%d changes: p50 %v, p99 %v, max %v", l.N, l.P50, l.P99, l.Max)
+}
+
+// LatenessOf summarises the lateness of records (nearest-rank quantiles).
+func LatenessOf(records []AppliedChange) Lateness {
+	if len(records) == 0 {
+		return Lateness{}
+	}
+	late := make([]time.Duration, len(records))
+	for i, r := range records {
+		late[i] = r.Late
+	}
+	slices.Sort(late)
+	rank := func(q float64) time.Duration {
+		i := int(q*float64(len(late))+0.999999999) - 1 // ceil(q n) - 1
+		return late[min(max(i, 0), len(late)-1)]
+	}
+	return Lateness{N: len(late), P50: rank(0.50), P99: rank(0.99), Max: late[len(late)-1]}
+}
+
+// MaxScheduleChanges bounds one schedule: an hour of 50 links changing at
+// 10 Hz fits; a typo in a duration does not fill the shaper's memory.
+const MaxScheduleChanges = 2 << 20
+
+// CheckSchedule validates a schedule against the link table and returns
+// its changes' indexes in application order (by At, ties in the order
+// given). It reports every problem at once, each with its change's index.
+func (ls Links) CheckSchedule(changes []TimedChange) ([]int, error) {
+	if len(changes) > MaxScheduleChanges {
+		return nil, fmt.Errorf("schedule of %d changes is over the limit of %d (sample less often, raise the quality threshold or split the run)", len(changes), MaxScheduleChanges)
+	}
+	var errs []error
+	for i, c := range changes {
+		if err := ls.checkChange(c); err != nil {
+			errs = append(errs, fmt.Errorf("schedule change %d (at %v, link %s): %w", i, c.At, c.Link, err))
+			if len(errs) == 20 {
+				errs = append(errs, errors.New("... and maybe more: fix these first"))
+				break
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	order := make([]int, len(changes))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int {
+		return int(max(-1, min(1, changes[a].At-changes[b].At)))
+	})
+	return order, nil
+}
+
+func (ls Links) checkChange(c TimedChange) error {
+	if c.At < 0 {
+		return fmt.Errorf("time %v is before the start (times count from the start of the run)", c.At)
+	}
+	if c.Quality == nil && c.Up == nil {
+		return errors.New("changes nothing (give a quality, up/down, or both)")
+	}
+	if c.Up != nil && c.From != "" {
+		return fmt.Errorf("up/down applies to the whole link, not to what %s sends (leave from empty, or set a quality with down)", c.From)
+	}
+	l, err := ls.Find(c.Link)
+	if err != nil {
+		return err
+	}
+	if _, err := l.Froms(c.From); err != nil {
+		return err
+	}
+	if c.Quality != nil {
+		if err := c.Quality.Validate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Clock is the time PlaySchedule plays on: the system clock (nil), or a
+// fake one in tests. labs/scenario's clocks fit it.
+type Clock interface {
+	Now() time.Time
+	// After delivers the time once d has passed.
+	After(d time.Duration) <-chan time.Time
+}
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time                         { return time.Now() }
+func (systemClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+// PlaySchedule is the Scheduler for a shaper without one (the kernel and
+// guest shapers): it applies changes through s's Set and SetUp, each at
+// its due time start + At by clock (nil: the system clock), waiting on
+// one timer at a time in the caller's goroutine. It validates the whole
+// schedule against s's links first and changes nothing if one change is
+// wrong. It returns when every change is applied, when ctx ends (state
+// cancelled; not an error) or when the shaper refuses a change (the
+// error, with the changes applied before it).
+//
+// A change counts as applied when Set (or SetUp) returns, so lateness
+// includes the call's own time: a shaper behind a socket shows its
+// round trip there.
+func PlaySchedule(ctx context.Context, s Shaper, start time.Time, changes []TimedChange, clock Clock) (ScheduleStatus, error) {
+	if clock == nil {
+		clock = systemClock{}
+	}
+	st := ScheduleStatus{State: ScheduleRunning, Start: start, Changes: len(changes)}
+	state, err := s.Show(ctx)
+	if err != nil {
+		return st, fmt.Errorf("schedule: read the links: %w", err)
+	}
+	order, err := linksOf(state).CheckSchedule(changes)
+	if err != nil {
+		return st, err
+	}
+	end := func(state string, err error) (ScheduleStatus, error) {
+		st.State, st.Applied, st.Lateness = state, len(st.Records), LatenessOf(st.Records)
+		return st, err
+	}
+	for _, i := range order {
+		c := changes[i]
+		due := start.Add(c.At)
+		for now := clock.Now(); now.Before(due); now = clock.Now() {
+			select {
+			case <-ctx.Done():
+				return end(ScheduleCancelled, nil)
+			case <-clock.After(due.Sub(now)):
+			}
+		}
+		if ctx.Err() != nil {
+			return end(ScheduleCancelled, nil)
+		}
+		if err := apply(ctx, s, c); err != nil {
+			return end(ScheduleCancelled, fmt.Errorf("schedule change %d (at %v, link %s): %w", i, c.At, c.Link, err))
+		}
+		st.Records = append(st.Records, AppliedChange{Index: i, At: c.At, Late: clock.Now().Sub(due)})
+	}
+	return end(ScheduleDone, nil)
+}
+
+func apply(ctx context.Context, s Shaper, c TimedChange) error {
+	if c.Quality != nil {
+		if err := s.Set(ctx, c.Link, c.From, *c.Quality); err != nil {
+			return err
+		}
+	}
+	if c.Up != nil {
+		return s.SetUp(ctx, c.Link, *c.Up)
+	}
+	return nil
+}
+
+// linksOf rebuilds the link table (names and hosts) a shaper reports.
+func linksOf(st State) Links {
+	ls := make(Links, len(st.Links))
+	for i, l := range st.Links {
+		ls[i].Name = l.Name
+		for _, d := range l.Directions {
+			ls[i].Endpoints = append(ls[i].Endpoints, Endpoint{Host: d.From})
+		}
+	}
+	return ls
+}

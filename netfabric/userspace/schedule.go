@@ -1,0 +1,169 @@
+package userspace
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/forgelab/forgelab/netfabric"
+)
+
+// schedule is a timed schedule the engine applies itself. One timerfd,
+// armed at the next change's due time, wakes one goroutine (runSchedule),
+// which applies everything due under the engine's control lock: no
+// goroutine or sleep per change, and a wake-up as precise as the line
+// timers', which Go's own timers (about 1 ms late on Linux) are not.
+type schedule struct {
+	start   time.Time
+	changes []netfabric.TimedChange // as given
+	order   []int                   // indexes into changes, in due order
+	due     []int64                 // engine clock, per position in order
+	next    int                     // position in order of the next change
+	state   string
+	records []netfabric.AppliedChange
+}
+
+// schedTimer is the timerfd runSchedule sleeps on.
+type schedTimer struct {
+	file *os.File
+	fd   int
+}
+
+func newSchedTimer() (*schedTimer, error) {
+	fd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("schedule timerfd: %w", err)
+	}
+	return &schedTimer{file: os.NewFile(uintptr(fd), "schedule-timerfd"), fd: fd}, nil
+}
+
+// arm makes the timer fire at engine time at (0 disarms it).
+func (t *schedTimer) arm(at int64) {
+	its := unix.ItimerSpec{}
+	if at != 0 {
+		its.Value = unix.NsecToTimespec(max(at, 1))
+	}
+	_ = unix.TimerfdSettime(t.fd, unix.TFD_TIMER_ABSTIME, &its, nil)
+}
+
+var _ netfabric.Scheduler = (*Engine)(nil)
+
+// Schedule implements netfabric.Scheduler: the engine applies each change
+// at start + At by its own clock. A bad change refuses the whole schedule
+// and leaves any pending one running.
+func (e *Engine) Schedule(_ context.Context, start time.Time, changes []netfabric.TimedChange) error {
+	order, err := e.cfg.Links.CheckSchedule(changes)
+	if err != nil {
+		return err
+	}
+	// start may come from another process (wall clock only): place it on
+	// the engine clock through the wall clock once, then stay monotonic.
+	startMono := e.now() + int64(time.Until(start))
+	s := &schedule{start: start, changes: changes, order: order, due: make([]int64, len(order)), state: netfabric.ScheduleRunning}
+	for k, i := range order {
+		s.due[k] = startMono + int64(changes[i].At)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.stopped {
+		return fmt.Errorf("schedule: the engine has stopped (start the lab's fabric again)")
+	}
+	e.sched = s
+	e.applyDueLocked()
+	return nil
+}
+
+// CancelSchedule implements netfabric.Scheduler.
+func (e *Engine) CancelSchedule(context.Context) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.cancelScheduleLocked()
+	return nil
+}
+
+func (e *Engine) cancelScheduleLocked() {
+	if s := e.sched; s != nil && s.state == netfabric.ScheduleRunning {
+		s.state = netfabric.ScheduleCancelled
+		e.schedTimer.arm(0)
+	}
+}
+
+// ScheduleStatus implements netfabric.Scheduler.
+func (e *Engine) ScheduleStatus(_ context.Context, since int) (netfabric.ScheduleStatus, error) {
+	if since < 0 {
+		return netfabric.ScheduleStatus{}, fmt.Errorf("schedule status: since %d is negative (0 asks for every record)", since)
+	}
+	e.mu.Lock()
+	s := e.sched
+	if s == nil {
+		e.mu.Unlock()
+		return netfabric.ScheduleStatus{State: netfabric.ScheduleNone}, nil
+	}
+	st := netfabric.ScheduleStatus{State: s.state, Start: s.start, Changes: len(s.changes), Applied: len(s.records)}
+	// Copy under the lock, summarise outside it: sorting thousands of
+	// records must not hold up a change that is due.
+	all := append([]netfabric.AppliedChange(nil), s.records...)
+	e.mu.Unlock()
+	st.Lateness = netfabric.LatenessOf(all)
+	if since < len(all) {
+		st.Records = all[since:]
+	}
+	return st, nil
+}
+
+// runSchedule is the schedule's goroutine: it wakes on the timer and
+// applies what is due. It returns when the timer is closed (Stop).
+func (e *Engine) runSchedule() {
+	var tick [8]byte
+	for {
+		if _, err := e.schedTimer.file.Read(tick[:]); err != nil {
+			return
+		}
+		e.mu.Lock()
+		e.applyDueLocked()
+		e.mu.Unlock()
+	}
+}
+
+// applyDueLocked applies every change due by now, in order, records when
+// each took effect, and arms the timer for the next one. Called with e.mu
+// held, so scheduled and direct changes never interleave halfway.
+func (e *Engine) applyDueLocked() {
+	s := e.sched
+	if s == nil || s.state != netfabric.ScheduleRunning {
+		return
+	}
+	for s.next < len(s.order) && s.due[s.next] <= e.now() {
+		i := s.order[s.next]
+		c := s.changes[i]
+		e.applyLocked(c)
+		// The change is in effect now: the lines read their quality under
+		// their own lock, which applyLocked has taken and released.
+		applied := e.now()
+		s.records = append(s.records, netfabric.AppliedChange{Index: i, At: c.At, Late: time.Duration(applied - s.due[s.next])})
+		s.next++
+	}
+	if s.next == len(s.order) {
+		s.state = netfabric.ScheduleDone
+		e.schedTimer.arm(0)
+		return
+	}
+	e.schedTimer.arm(s.due[s.next])
+}
+
+// applyLocked applies one validated change. Called with e.mu held.
+func (e *Engine) applyLocked(c netfabric.TimedChange) {
+	lk, err := e.link(c.Link)
+	if err != nil {
+		return // cannot happen: the schedule was checked against the links
+	}
+	if c.Quality != nil {
+		e.setLocked(lk, c.From, *c.Quality)
+	}
+	if c.Up != nil {
+		e.setUpLocked(lk, *c.Up)
+	}
+}
