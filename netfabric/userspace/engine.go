@@ -111,6 +111,9 @@ func New(cfg Config) (*Engine, error) {
 	defer func() {
 		if !ok {
 			e.closeAll()
+			if e.schedTimer != nil {
+				e.schedTimer.close()
+			}
 		}
 	}()
 	var err error
@@ -199,11 +202,12 @@ func (e *Engine) Stop() {
 	e.mu.Unlock()
 	e.closeAll()
 	e.wg.Wait()
+	e.schedTimer.close()
 }
 
 func (e *Engine) closeAll() {
 	if e.schedTimer != nil {
-		e.schedTimer.file.Close()
+		e.schedTimer.shut()
 	}
 	for _, lk := range e.links {
 		for _, p := range lk.ports {
