@@ -115,11 +115,11 @@ type fakeShaper struct {
 	clock *fakeClock
 	calls []string
 	at    []time.Time
-	fail  int          // the fail'th Set (1-based) returns an error; 0 never
+	fail  int         // the fail'th Set (1-based) returns an error; 0 never
 	onSet func(n int) // called after each Set with the number of calls so far
 }
 
-func (s *fakeShaper) Name() string                  { return "fake" }
+func (s *fakeShaper) Name() string                   { return "fake" }
 func (s *fakeShaper) Setup(context.Context) error    { return nil }
 func (s *fakeShaper) Teardown(context.Context) error { return nil }
 func (s *fakeShaper) Heal(context.Context) error     { return nil }

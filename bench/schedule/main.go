@@ -379,7 +379,7 @@ func procCPU(pid int) float64 {
 	}
 	utime, _ := strconv.ParseFloat(f[11], 64) // field 14
 	stime, _ := strconv.ParseFloat(f[12], 64) // field 15
-	return (utime + stime) / 100                // USER_HZ
+	return (utime + stime) / 100              // USER_HZ
 }
 
 func loadavg() string {

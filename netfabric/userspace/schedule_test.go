@@ -18,7 +18,7 @@ import (
 // They assert behaviour, not speed: lateness figures belong to bench/schedule.
 
 func delay(d time.Duration) *netfabric.Impairment { return &netfabric.Impairment{Delay: d} }
-func boolp(b bool) *bool                         { return &b }
+func boolp(b bool) *bool                          { return &b }
 
 // waitSchedule polls until the schedule is no longer running.
 func waitSchedule(t *testing.T, c *Client, within time.Duration) netfabric.ScheduleStatus {
