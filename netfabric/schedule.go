@@ -170,6 +170,14 @@ func (ls Links) checkChange(c TimedChange) error {
 	return nil
 }
 
+// Expresser is an optional Shaper capability: report whether Set would
+// accept q, changing nothing. PlaySchedule asks it about every quality of
+// a schedule before it applies the first, so a shaper that cannot express
+// one (the kernel shaper without sch_netem) refuses the schedule whole.
+type Expresser interface {
+	CanExpress(q Impairment) error
+}
+
 // Clock is the time PlaySchedule plays on: the system clock (nil), or a
 // fake one in tests. labs/scenario's clocks fit it.
 type Clock interface {
@@ -187,8 +195,8 @@ func (systemClock) After(d time.Duration) <-chan time.Time { return time.After(d
 // guest shapers): it applies changes through s's Set and SetUp, each at
 // its due time start + At by clock (nil: the system clock), waiting on
 // one timer at a time in the caller's goroutine. It validates the whole
-// schedule against s's links first and changes nothing if one change is
-// wrong. It returns when every change is applied, when ctx ends (state
+// schedule against s's links (and what s can express, if it is an
+// Expresser) first and changes nothing if one change is wrong. It returns when every change is applied, when ctx ends (state
 // cancelled; not an error) or when the shaper refuses a change (the
 // error, with the changes applied before it).
 //
@@ -207,6 +215,18 @@ func PlaySchedule(ctx context.Context, s Shaper, start time.Time, changes []Time
 	order, err := linksOf(state).CheckSchedule(changes)
 	if err != nil {
 		return st, err
+	}
+	if ex, ok := s.(Expresser); ok {
+		checked := map[Impairment]bool{}
+		for i, c := range changes {
+			if c.Quality == nil || checked[*c.Quality] {
+				continue
+			}
+			if err := ex.CanExpress(*c.Quality); err != nil {
+				return st, fmt.Errorf("schedule change %d (at %v, link %s): %w", i, c.At, c.Link, err)
+			}
+			checked[*c.Quality] = true
+		}
 	}
 	end := func(state string, err error) (ScheduleStatus, error) {
 		st.State, st.Applied, st.Lateness = state, len(st.Records), LatenessOf(st.Records)

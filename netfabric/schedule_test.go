@@ -157,6 +157,17 @@ func (s *fakeShaper) Show(context.Context) (State, error) {
 	return st, nil
 }
 
+// pickyShaper cannot express delays of 3 ms or more, as a kernel without
+// sch_netem cannot express any delay.
+type pickyShaper struct{ *fakeShaper }
+
+func (pickyShaper) CanExpress(q Impairment) error {
+	if q.Delay >= 3*time.Millisecond {
+		return fmt.Errorf("%w: delay %v", ErrUnsupported, q.Delay)
+	}
+	return nil
+}
+
 func TestPlaySchedule(t *testing.T) {
 	start := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 	ms := time.Millisecond
@@ -208,6 +219,18 @@ func TestPlaySchedule(t *testing.T) {
 		bad := append(slices.Clone(changes), TimedChange{At: time.Second, Link: "ab", From: "z", Quality: q(0)})
 		if _, err := PlaySchedule(context.Background(), s, start, bad, clock); !errors.Is(err, ErrUnknownHost) {
 			t.Fatalf("err = %v, want unknown host", err)
+		}
+		if len(s.calls) != 0 {
+			t.Fatalf("a refused schedule made calls: %v", s.calls)
+		}
+	})
+
+	t.Run("a quality the shaper cannot express refuses the whole schedule", func(t *testing.T) {
+		clock := &fakeClock{now: start}
+		s := pickyShaper{&fakeShaper{links: twoLinks(), clock: clock}}
+		_, err := PlaySchedule(context.Background(), s, start, changes, clock)
+		if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "schedule change 0 (at 300ms, link bc)") {
+			t.Fatalf("err = %v, want change 0 unsupported", err)
 		}
 		if len(s.calls) != 0 {
 			t.Fatalf("a refused schedule made calls: %v", s.calls)

@@ -319,7 +319,7 @@ func runUserspace(ctx context.Context, o options, links netfabric.Links, changes
 
 func runNetem(ctx context.Context, o options, links netfabric.Links, changes []netfabric.TimedChange) ([]result, error) {
 	if err := kernel.HasNetem(); err != nil {
-		return nil, fmt.Errorf("-shaper netem needs sch_netem: %v (run it inside a guest that has it, e.g. the debian-12 image)", err)
+		return nil, fmt.Errorf("-shaper netem: %w; run this bench inside a guest that has sch_netem (the debian-12 image does), or use -shaper userspace", err)
 	}
 	for i := range links {
 		br := fmt.Sprintf("fltns%02dbr", i)
