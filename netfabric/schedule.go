@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 )
 
@@ -68,6 +69,9 @@ type ScheduleStatus struct {
 	// Records are the applied changes from the since'th on, in the order
 	// applied.
 	Records []AppliedChange `json:"records,omitempty"`
+	// Error says why a schedule played from the caller's process (Player)
+	// stopped early: the shaper refused a change.
+	Error string `json:"error,omitempty"`
 }
 
 // AppliedChange is one change as applied: when it was due and how late it
@@ -192,29 +196,39 @@ func (systemClock) Now() time.Time                         { return time.Now() }
 func (systemClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
 
 // PlaySchedule is the Scheduler for a shaper without one (the kernel and
-// guest shapers): it applies changes through s's Set and SetUp, each at
-// its due time start + At by clock (nil: the system clock), waiting on
-// one timer at a time in the caller's goroutine. It validates the whole
+// guest shapers), in the caller's goroutine: it applies changes through
+// s's Set and SetUp, each at its due time start + At by clock (nil: the
+// system clock), waiting on one timer at a time. It validates the whole
 // schedule against s's links (and what s can express, if it is an
-// Expresser) first and changes nothing if one change is wrong. It returns when every change is applied, when ctx ends (state
-// cancelled; not an error) or when the shaper refuses a change (the
-// error, with the changes applied before it).
+// Expresser) first and changes nothing if one change is wrong. It
+// returns when every change is applied, when ctx ends (state cancelled;
+// not an error) or when the shaper refuses a change (the error, with the
+// changes applied before it).
 //
 // A change counts as applied when Set (or SetUp) returns, so lateness
 // includes the call's own time: a shaper behind a socket shows its
 // round trip there.
 func PlaySchedule(ctx context.Context, s Shaper, start time.Time, changes []TimedChange, clock Clock) (ScheduleStatus, error) {
-	if clock == nil {
-		clock = systemClock{}
-	}
 	st := ScheduleStatus{State: ScheduleRunning, Start: start, Changes: len(changes)}
+	order, err := checkFor(ctx, s, changes)
+	if err != nil {
+		return st, err
+	}
+	state, err := play(ctx, s, start, changes, order, clock, func(r AppliedChange) { st.Records = append(st.Records, r) })
+	st.State, st.Applied, st.Lateness = state, len(st.Records), LatenessOf(st.Records)
+	return st, err
+}
+
+// checkFor validates a schedule against what s has and can do, and
+// returns the order to apply it in.
+func checkFor(ctx context.Context, s Shaper, changes []TimedChange) ([]int, error) {
 	state, err := s.Show(ctx)
 	if err != nil {
-		return st, fmt.Errorf("schedule: read the links: %w", err)
+		return nil, fmt.Errorf("schedule: read the links: %w", err)
 	}
 	order, err := linksOf(state).CheckSchedule(changes)
 	if err != nil {
-		return st, err
+		return nil, err
 	}
 	if ex, ok := s.(Expresser); ok {
 		checked := map[Impairment]bool{}
@@ -223,14 +237,19 @@ func PlaySchedule(ctx context.Context, s Shaper, start time.Time, changes []Time
 				continue
 			}
 			if err := ex.CanExpress(*c.Quality); err != nil {
-				return st, fmt.Errorf("schedule change %d (at %v, link %s): %w", i, c.At, c.Link, err)
+				return nil, fmt.Errorf("schedule change %d (at %v, link %s): %w", i, c.At, c.Link, err)
 			}
 			checked[*c.Quality] = true
 		}
 	}
-	end := func(state string, err error) (ScheduleStatus, error) {
-		st.State, st.Applied, st.Lateness = state, len(st.Records), LatenessOf(st.Records)
-		return st, err
+	return order, nil
+}
+
+// play applies a checked schedule in order, calling applied after each
+// change, and returns the schedule's final state.
+func play(ctx context.Context, s Shaper, start time.Time, changes []TimedChange, order []int, clock Clock, applied func(AppliedChange)) (string, error) {
+	if clock == nil {
+		clock = systemClock{}
 	}
 	for _, i := range order {
 		c := changes[i]
@@ -238,19 +257,117 @@ func PlaySchedule(ctx context.Context, s Shaper, start time.Time, changes []Time
 		for now := clock.Now(); now.Before(due); now = clock.Now() {
 			select {
 			case <-ctx.Done():
-				return end(ScheduleCancelled, nil)
+				return ScheduleCancelled, nil
 			case <-clock.After(due.Sub(now)):
 			}
 		}
 		if ctx.Err() != nil {
-			return end(ScheduleCancelled, nil)
+			return ScheduleCancelled, nil
 		}
 		if err := apply(ctx, s, c); err != nil {
-			return end(ScheduleCancelled, fmt.Errorf("schedule change %d (at %v, link %s): %w", i, c.At, c.Link, err))
+			return ScheduleCancelled, fmt.Errorf("schedule change %d (at %v, link %s): %w", i, c.At, c.Link, err)
 		}
-		st.Records = append(st.Records, AppliedChange{Index: i, At: c.At, Late: clock.Now().Sub(due)})
+		applied(AppliedChange{Index: i, At: c.At, Late: clock.Now().Sub(due)})
 	}
-	return end(ScheduleDone, nil)
+	return ScheduleDone, nil
+}
+
+// AsScheduler returns s's own Scheduler (the userspace engine's), or a
+// Player that plays schedules on s from this process: one way for a
+// runner to hand over a timeline whatever the shaper.
+func AsScheduler(s Shaper, clock Clock) Scheduler {
+	if sch, ok := s.(Scheduler); ok {
+		return sch
+	}
+	return NewPlayer(s, clock)
+}
+
+// Player is a Scheduler for any Shaper: Schedule checks the schedule and
+// plays it with PlaySchedule's loop in a goroutine of its own; the status
+// grows as changes are applied. It is safe for concurrent use.
+type Player struct {
+	s     Shaper
+	clock Clock
+
+	mu     sync.Mutex
+	st     ScheduleStatus
+	cancel context.CancelFunc // of the running schedule; nil when none
+	done   chan struct{}      // closed when the running schedule's goroutine ends
+}
+
+var _ Scheduler = (*Player)(nil)
+
+// NewPlayer returns a Player of schedules on s, timed by clock (nil: the
+// system clock).
+func NewPlayer(s Shaper, clock Clock) *Player {
+	return &Player{s: s, clock: clock, st: ScheduleStatus{State: ScheduleNone}}
+}
+
+// Schedule implements Scheduler. It returns once the previous schedule's
+// goroutine has stopped, so none of its changes applies afterwards.
+func (p *Player) Schedule(ctx context.Context, start time.Time, changes []TimedChange) error {
+	order, err := checkFor(ctx, p.s, changes)
+	if err != nil {
+		return err
+	}
+	p.stop()
+	run, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	p.mu.Lock()
+	p.st = ScheduleStatus{State: ScheduleRunning, Start: start, Changes: len(changes)}
+	p.cancel, p.done = cancel, done
+	p.mu.Unlock()
+	go func() {
+		defer close(done)
+		state, err := play(run, p.s, start, changes, order, p.clock, func(r AppliedChange) {
+			p.mu.Lock()
+			p.st.Records = append(p.st.Records, r)
+			p.mu.Unlock()
+		})
+		p.mu.Lock()
+		p.st.State = state
+		if err != nil {
+			p.st.Error = err.Error()
+		}
+		p.mu.Unlock()
+	}()
+	return nil
+}
+
+// stop cancels the running schedule, if any, and waits for its goroutine.
+func (p *Player) stop() {
+	p.mu.Lock()
+	cancel, done := p.cancel, p.done
+	p.cancel, p.done = nil, nil
+	p.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
+}
+
+// CancelSchedule implements Scheduler.
+func (p *Player) CancelSchedule(context.Context) error {
+	p.stop()
+	return nil
+}
+
+// ScheduleStatus implements Scheduler.
+func (p *Player) ScheduleStatus(_ context.Context, since int) (ScheduleStatus, error) {
+	if since < 0 {
+		return ScheduleStatus{}, fmt.Errorf("schedule status: since %d is negative (0 asks for every record)", since)
+	}
+	p.mu.Lock()
+	st := p.st
+	st.Records = slices.Clone(p.st.Records)
+	p.mu.Unlock()
+	st.Applied, st.Lateness = len(st.Records), LatenessOf(st.Records)
+	if since < len(st.Records) {
+		st.Records = st.Records[since:]
+	} else {
+		st.Records = nil
+	}
+	return st, nil
 }
 
 func apply(ctx context.Context, s Shaper, c TimedChange) error {

@@ -111,6 +111,7 @@ func (c *fakeClock) After(d time.Duration) <-chan time.Time {
 
 // fakeShaper records the calls PlaySchedule makes, with the clock's time.
 type fakeShaper struct {
+	mu    sync.Mutex // Player calls from its own goroutine
 	links Links
 	clock *fakeClock
 	calls []string
@@ -128,6 +129,8 @@ func (s *fakeShaper) Partition(context.Context, [][]string) error {
 }
 
 func (s *fakeShaper) Set(_ context.Context, link, from string, q Impairment) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.calls = append(s.calls, fmt.Sprintf("set %s %s %v", link, from, q))
 	s.at = append(s.at, s.clock.Now())
 	if s.fail == len(s.calls) {
@@ -140,9 +143,17 @@ func (s *fakeShaper) Set(_ context.Context, link, from string, q Impairment) err
 }
 
 func (s *fakeShaper) SetUp(_ context.Context, link string, up bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.calls = append(s.calls, fmt.Sprintf("up %s %v", link, up))
 	s.at = append(s.at, s.clock.Now())
 	return nil
+}
+
+func (s *fakeShaper) Calls() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.calls)
 }
 
 func (s *fakeShaper) Show(context.Context) (State, error) {
@@ -266,4 +277,139 @@ func TestPlaySchedule(t *testing.T) {
 			t.Fatalf("calls %v, status %+v; want it to stop at the refused change", s.calls, st)
 		}
 	})
+}
+
+// systemTime is a fakeClock reading the system clock, for the fake
+// shaper's call times when the Player plays on the real clock.
+func systemTime() *fakeClock { return &fakeClock{now: time.Now()} }
+
+func TestPlayer(t *testing.T) {
+	ctx := context.Background()
+	ms := time.Millisecond
+	waitState := func(t *testing.T, p *Player, want string) ScheduleStatus {
+		t.Helper()
+		for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(ms) {
+			if st, _ := p.ScheduleStatus(ctx, 0); st.State == want {
+				return st
+			}
+		}
+		st, _ := p.ScheduleStatus(ctx, 0)
+		t.Fatalf("state %s after 5s, want %s", st.State, want)
+		return st
+	}
+	waitApplied := func(t *testing.T, p *Player, n int) {
+		t.Helper()
+		for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(ms) {
+			if st, _ := p.ScheduleStatus(ctx, 0); st.Applied >= n {
+				return
+			}
+		}
+		t.Fatalf("%d changes not applied within 5s", n)
+	}
+	// The Player runs on the system clock here, with short waits: the
+	// tests check what is applied and in which order, never how late.
+	changes := []TimedChange{
+		{At: 20 * ms, Link: "bc", Quality: q(3 * ms)},
+		{At: 0, Link: "ab", Quality: q(ms)},
+		{At: 10 * ms, Link: "ab", Up: up(false)},
+	}
+	long := []TimedChange{{At: 0, Link: "ab", Quality: q(ms)}, {At: time.Hour, Link: "ab", Up: up(false)}}
+
+	t.Run("plays every change in order", func(t *testing.T) {
+		s := &fakeShaper{links: twoLinks(), clock: systemTime()}
+		p := NewPlayer(s, nil)
+		if st, _ := p.ScheduleStatus(ctx, 0); st.State != ScheduleNone {
+			t.Fatalf("state before any schedule: %s", st.State)
+		}
+		if err := p.Schedule(ctx, time.Now(), changes); err != nil {
+			t.Fatal(err)
+		}
+		st := waitState(t, p, ScheduleDone)
+		want := []string{"set ab  delay 1ms", "up ab false", "set bc  delay 3ms"}
+		if !slices.Equal(s.Calls(), want) || st.Applied != 3 || st.Changes != 3 || st.Lateness.N != 3 {
+			t.Fatalf("calls %v, status %+v", s.Calls(), st)
+		}
+		if tail, _ := p.ScheduleStatus(ctx, 2); len(tail.Records) != 1 || tail.Records[0].Index != 0 {
+			t.Fatalf("records since 2: %+v", tail.Records)
+		}
+	})
+
+	t.Run("a bad schedule is refused and the pending one goes on", func(t *testing.T) {
+		s := &fakeShaper{links: twoLinks(), clock: systemTime()}
+		p := NewPlayer(s, nil)
+		if err := p.Schedule(ctx, time.Now(), long); err != nil {
+			t.Fatal(err)
+		}
+		waitApplied(t, p, 1)
+		if err := p.Schedule(ctx, time.Now(), []TimedChange{{Link: "zz", Quality: q(0)}}); !errors.Is(err, ErrUnknownLink) {
+			t.Fatalf("err = %v, want unknown link", err)
+		}
+		if st, _ := p.ScheduleStatus(ctx, 0); st.State != ScheduleRunning || st.Changes != 2 {
+			t.Fatalf("after a refused schedule: %+v; want the pending one running", st)
+		}
+		_ = p.CancelSchedule(ctx)
+	})
+
+	t.Run("a new schedule replaces the pending one", func(t *testing.T) {
+		s := &fakeShaper{links: twoLinks(), clock: systemTime()}
+		p := NewPlayer(s, nil)
+		if err := p.Schedule(ctx, time.Now(), long); err != nil {
+			t.Fatal(err)
+		}
+		waitApplied(t, p, 1)
+		if err := p.Schedule(ctx, time.Now(), []TimedChange{{Link: "bc", Quality: q(2 * ms)}}); err != nil {
+			t.Fatal(err)
+		}
+		st := waitState(t, p, ScheduleDone)
+		// The first schedule's goroutine ended before Schedule returned:
+		// its hour-away "down" can never come.
+		if calls := s.Calls(); !slices.Equal(calls, []string{"set ab  delay 1ms", "set bc  delay 2ms"}) || st.Changes != 1 {
+			t.Fatalf("calls %v, status %+v", calls, st)
+		}
+	})
+
+	t.Run("cancel", func(t *testing.T) {
+		s := &fakeShaper{links: twoLinks(), clock: systemTime()}
+		p := NewPlayer(s, nil)
+		if err := p.Schedule(ctx, time.Now(), long); err != nil {
+			t.Fatal(err)
+		}
+		waitApplied(t, p, 1)
+		if err := p.CancelSchedule(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if st, _ := p.ScheduleStatus(ctx, 0); st.State != ScheduleCancelled || st.Applied != 1 || len(s.Calls()) != 1 {
+			t.Fatalf("after cancel: %+v, calls %v", st, s.Calls())
+		}
+	})
+
+	t.Run("the shaper refuses a change", func(t *testing.T) {
+		s := &fakeShaper{links: twoLinks(), clock: systemTime(), fail: 3} // the third call, "set bc"
+		p := NewPlayer(s, nil)
+		if err := p.Schedule(ctx, time.Now(), changes); err != nil {
+			t.Fatal(err)
+		}
+		st := waitState(t, p, ScheduleCancelled)
+		if st.Applied != 2 || !strings.Contains(st.Error, "device busy") {
+			t.Fatalf("status %+v; want 2 applied and the shaper's error", st)
+		}
+	})
+
+	t.Run("AsScheduler prefers the shaper's own", func(t *testing.T) {
+		own := ownScheduler{&fakeShaper{links: twoLinks()}}
+		if _, ok := AsScheduler(own, nil).(ownScheduler); !ok {
+			t.Fatal("AsScheduler wrapped a shaper that schedules itself")
+		}
+		if _, ok := AsScheduler(&fakeShaper{}, nil).(*Player); !ok {
+			t.Fatal("AsScheduler of a plain shaper is not a Player")
+		}
+	})
+}
+
+type ownScheduler struct{ *fakeShaper }
+
+func (ownScheduler) Schedule(context.Context, time.Time, []TimedChange) error { return nil }
+func (ownScheduler) CancelSchedule(context.Context) error                     { return nil }
+func (ownScheduler) ScheduleStatus(context.Context, int) (ScheduleStatus, error) {
+	return ScheduleStatus{}, nil
 }
