@@ -267,7 +267,7 @@ func fabricChecks(t *testing.T, lab string, info inspectJSON) {
 // test binary builds its own namespaces there, so it needs only root.
 func kernelShaperInGuest(t *testing.T, lab, host string) {
 	bin := filepath.Join(t.TempDir(), "kernel.test")
-	build := exec.Command("go", "test", "-c", "-o", bin, "../../netfabric/kernel")
+	build := exec.Command("go", "test", "-c", "-tags", "netem", "-o", bin, "../../netfabric/kernel")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build kernel shaper tests: %v\n%s", err, out)
@@ -435,17 +435,6 @@ func directionChanged(t *testing.T, lab, link, from string) time.Time {
 	}
 	t.Fatalf("link show: no direction %s from %s:\n%s", link, from, out)
 	return time.Time{}
-}
-
-// TestFabricOnRunningLab runs the link checks against a lab that is
-// already up (links ab, bc as in the quickstart), for quick iterations:
-// FORGELAB_TEST_LAB=NAME go test -run TestFabricOnRunningLab ./cmd/forgelab
-func TestFabricOnRunningLab(t *testing.T) {
-	lab := os.Getenv("FORGELAB_TEST_LAB")
-	if lab == "" {
-		t.Skip("set FORGELAB_TEST_LAB to a running lab with links ab and bc to run the link checks against it")
-	}
-	fabricChecks(t, lab, inspect(t, lab))
 }
 
 // TestGuestFabric shapes inside the guests (tc netem over SSH, the fabric

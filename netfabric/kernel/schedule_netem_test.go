@@ -1,0 +1,62 @@
+//go:build netem
+
+// Built with -tags netem and run inside a guest, like netem_guest_test.go.
+
+package kernel
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/forgelab/forgelab/netfabric"
+)
+
+// TestNetemPlaySchedule: pings from a to b cross from fast to slow when a
+// scheduled netem delay on what a sends takes effect, not before.
+func TestNetemPlaySchedule(t *testing.T) {
+	requireNetem(t)
+	k := newLab(t, "ks", netfabric.Impairment{}, "10.93.0.1", "10.93.0.2")
+	ctx := context.Background()
+	start := time.Now().Add(300 * time.Millisecond)
+	const at = 400 * time.Millisecond
+	type played struct {
+		st  netfabric.ScheduleStatus
+		err error
+	}
+	done := make(chan played, 1)
+	go func() {
+		st, err := netfabric.PlaySchedule(ctx, k.s, start, []netfabric.TimedChange{
+			{At: at, Link: "ab", From: "a", Quality: &netfabric.Impairment{Delay: 50 * time.Millisecond}},
+		}, nil)
+		done <- played{st, err}
+	}()
+	rs, err := k.env.Ping(ctx, 0, k.env.Hosts[1].Addr, 100, 10*time.Millisecond)
+	if err != nil || len(rs) < 90 {
+		t.Fatalf("ping: %d of 100 replies, %v", len(rs), err)
+	}
+	p := <-done
+	if p.err != nil || p.st.Applied != 1 || p.st.Records[0].Late < 0 {
+		t.Fatalf("PlaySchedule: %+v, %v", p.st, p.err)
+	}
+	due := start.Add(at)
+	applied := due.Add(p.st.Records[0].Late)
+	const slack = 5 * time.Millisecond // ping's clock readings against ours
+	var firstSlow time.Time
+	for _, r := range rs {
+		slow := r.RTT > 45*time.Millisecond
+		switch {
+		case r.Sent.Before(due.Add(-slack)) && slow:
+			t.Errorf("ping %d sent %v before the due time already slow (%v)", r.Seq, due.Sub(r.Sent), r.RTT)
+		case r.Sent.After(applied.Add(slack)) && !slow:
+			t.Errorf("ping %d sent %v after the change took effect still fast (%v)", r.Seq, r.Sent.Sub(applied), r.RTT)
+		}
+		if slow && firstSlow.IsZero() {
+			firstSlow = r.Sent
+		}
+	}
+	if firstSlow.IsZero() {
+		t.Fatal("the scheduled change never showed in the traffic")
+	}
+	t.Logf("change due %v after start, applied %v late; first slow ping sent %v after the due time", at, p.st.Records[0].Late, firstSlow.Sub(due))
+}
