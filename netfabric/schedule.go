@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -24,8 +25,8 @@ type TimedChange struct {
 // Scheduler is an optional Shaper capability: the shaper takes a whole
 // timed schedule at once and applies each change itself at its due time,
 // start + At, rather than one control call per change. The userspace
-// engine has it; for other shapers PlaySchedule does the same from the
-// caller's process.
+// engine has it; for other shapers a Player (see AsScheduler) does the
+// same from the caller's process, with PlaySchedule's loop.
 //
 // Changes due at the same time are applied in the order given. A change
 // applied late (the shaper was busy, or start is in the past) is applied
@@ -109,10 +110,27 @@ func LatenessOf(records []AppliedChange) Lateness {
 	}
 	slices.Sort(late)
 	rank := func(q float64) time.Duration {
-		i := int(q*float64(len(late))+0.999999999) - 1 // ceil(q n) - 1
+		i := int(math.Ceil(q*float64(len(late)))) - 1
 		return late[min(max(i, 0), len(late)-1)]
 	}
 	return Lateness{N: len(late), P50: rank(0.50), P99: rank(0.99), Max: late[len(late)-1]}
+}
+
+// CloneChanges copies a schedule deeply, so a Scheduler keeps what it was
+// given whatever the caller later does with its slice and pointers.
+func CloneChanges(changes []TimedChange) []TimedChange {
+	out := slices.Clone(changes)
+	for i := range out {
+		if q := out[i].Quality; q != nil {
+			c := *q
+			out[i].Quality = &c
+		}
+		if u := out[i].Up; u != nil {
+			c := *u
+			out[i].Up = &c
+		}
+	}
+	return out
 }
 
 // MaxScheduleChanges bounds one schedule: an hour of 50 links changing at
@@ -310,6 +328,7 @@ func (p *Player) Schedule(ctx context.Context, start time.Time, changes []TimedC
 	if err != nil {
 		return err
 	}
+	changes = CloneChanges(changes)
 	p.stop()
 	run, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})

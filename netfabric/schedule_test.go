@@ -413,3 +413,12 @@ func (ownScheduler) CancelSchedule(context.Context) error                     { 
 func (ownScheduler) ScheduleStatus(context.Context, int) (ScheduleStatus, error) {
 	return ScheduleStatus{}, nil
 }
+
+func TestCloneChanges(t *testing.T) {
+	in := []TimedChange{{Link: "ab", Quality: q(time.Millisecond), Up: up(true)}, {Link: "bc"}}
+	out := CloneChanges(in)
+	in[0].Quality.Delay, *in[0].Up, in[1].Link = 0, false, "zz"
+	if out[0].Quality.Delay != time.Millisecond || !*out[0].Up || out[1].Link != "bc" || out[1].Quality != nil {
+		t.Fatalf("the copy follows the original: %+v", out)
+	}
+}

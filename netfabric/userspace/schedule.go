@@ -2,6 +2,7 @@ package userspace
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime"
 	"sync/atomic"
@@ -74,6 +75,7 @@ func (e *Engine) Schedule(_ context.Context, start time.Time, changes []netfabri
 	if err != nil {
 		return err
 	}
+	changes = netfabric.CloneChanges(changes)
 	// start may come from another process (wall clock only): place it on
 	// the engine clock through the wall clock once, then stay monotonic.
 	startMono := e.now() + int64(time.Until(start))
@@ -84,7 +86,7 @@ func (e *Engine) Schedule(_ context.Context, start time.Time, changes []netfabri
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.stopped {
-		return fmt.Errorf("schedule: the engine has stopped (start the lab's fabric again)")
+		return errors.New("schedule: the engine has stopped (start the lab's fabric again)")
 	}
 	e.sched = s
 	e.applyDueLocked()
