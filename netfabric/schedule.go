@@ -33,6 +33,10 @@ type TimedChange struct {
 // as soon as possible and its lateness recorded; none is skipped or
 // applied early.
 //
+// A Scheduler that turns out unable to take schedules (a fabric daemon
+// started by an older forgelab) returns ErrUnsupported from Schedule; a
+// runner then falls back to a Player.
+//
 // Direct calls (Set, SetUp, Partition, ...) made while a schedule runs
 // still work: a manual change holds until the schedule's next change of
 // the same direction (Set) or link (SetUp), which overwrites it.

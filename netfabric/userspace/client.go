@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -199,6 +201,11 @@ func (c *Client) Schedule(ctx context.Context, start time.Time, changes []netfab
 		reqs[i] = request{Op: "schedule", Start: &start, Changes: part, Part: i, Parts: parts}
 	}
 	_, err := c.exchange(ctx, reqs)
+	var re *remoteError
+	if errors.As(err, &re) && re.kind == nil && strings.HasPrefix(re.msg, "unknown operation") {
+		// A daemon started before schedules existed says only this.
+		return fmt.Errorf("%w: the fabric daemon at %s predates timed schedules (restart the lab's fabric, or play the schedule from the runner with netfabric.Player)", netfabric.ErrUnsupported, c.sock)
+	}
 	return err
 }
 

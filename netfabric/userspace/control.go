@@ -262,7 +262,8 @@ func handle(ctx context.Context, e *Engine, req request) response {
 		resp.Schedule = &st
 	case "shutdown":
 	default:
-		err = fmt.Errorf("unknown operation %q", req.Op)
+		// Unsupported, so a newer client can tell and fall back.
+		err = fmt.Errorf("%w: unknown operation %q (an older fabric daemon? restart the lab's fabric)", netfabric.ErrUnsupported, req.Op)
 	}
 	if err != nil {
 		return errResponse(err)

@@ -1,9 +1,12 @@
 package userspace
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -248,6 +251,12 @@ func TestSchedule(t *testing.T) {
 		}
 	})
 
+	t.Run("an unknown operation is unsupported", func(t *testing.T) {
+		if _, err := c.call(ctx, request{Op: "frobnicate"}); !errors.Is(err, netfabric.ErrUnsupported) {
+			t.Fatalf("err = %v, want unsupported", err)
+		}
+	})
+
 	t.Run("big schedules travel in parts", func(t *testing.T) {
 		reset(t)
 		const n = 3*scheduleChunk + 100
@@ -397,4 +406,40 @@ func ExampleClient_Schedule() {
 	}
 	st, _ := c.ScheduleStatus(ctx, 0)
 	fmt.Println(st.State, st.Lateness)
+}
+
+// TestScheduleOldDaemon: a daemon from before timed schedules answers
+// "unknown operation" without a kind; the client reports ErrUnsupported,
+// so a runner knows to play the schedule itself.
+func TestScheduleOldDaemon(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "old.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				for {
+					if _, err := r.ReadBytes('\n'); err != nil {
+						return
+					}
+					fmt.Fprintln(c, `{"error":"unknown operation \"schedule\""}`)
+				}
+			}()
+		}
+	}()
+	c := NewClient(sock)
+	defer c.Close()
+	err = c.Schedule(context.Background(), time.Now(), []netfabric.TimedChange{{Link: "ab", Quality: delay(0)}})
+	if !errors.Is(err, netfabric.ErrUnsupported) || !strings.Contains(err.Error(), "predates timed schedules") {
+		t.Fatalf("err = %v, want unsupported", err)
+	}
 }
