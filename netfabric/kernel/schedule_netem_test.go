@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
+
 	"github.com/forgelab/forgelab/netfabric"
 )
 
@@ -26,7 +28,12 @@ func TestNetemPlaySchedule(t *testing.T) {
 	}
 	done := make(chan played, 1)
 	go func() {
+		// On the way, a's qdiscs change shape: htb with pfifo, htb with
+		// netem, netem alone (each a rebuild), then netem changed in place.
 		st, err := netfabric.PlaySchedule(ctx, k.s, start, []netfabric.TimedChange{
+			{At: 0, Link: "ab", From: "a", Quality: &netfabric.Impairment{RateBits: 50e6}},
+			{At: 100 * time.Millisecond, Link: "ab", From: "a", Quality: &netfabric.Impairment{RateBits: 50e6, Delay: time.Millisecond}},
+			{At: 200 * time.Millisecond, Link: "ab", From: "a", Quality: &netfabric.Impairment{Delay: 2 * time.Millisecond}},
 			{At: at, Link: "ab", From: "a", Quality: &netfabric.Impairment{Delay: 50 * time.Millisecond}},
 		}, nil)
 		done <- played{st, err}
@@ -36,11 +43,17 @@ func TestNetemPlaySchedule(t *testing.T) {
 		t.Fatalf("ping: %d of 100 replies, %v", len(rs), err)
 	}
 	p := <-done
-	if p.err != nil || p.st.Applied != 1 || p.st.Records[0].Late < 0 {
+	if p.err != nil || p.st.Applied != 4 {
 		t.Fatalf("PlaySchedule: %+v, %v", p.st, p.err)
 	}
+	for n, r := range p.st.Records {
+		if r.Index != n || r.Late < 0 {
+			t.Fatalf("record %d: %+v", n, r)
+		}
+	}
+	last := p.st.Records[3]
 	due := start.Add(at)
-	applied := due.Add(p.st.Records[0].Late)
+	applied := due.Add(last.Late)
 	const slack = 5 * time.Millisecond // ping's clock readings against ours
 	var firstSlow time.Time
 	for _, r := range rs {
@@ -58,5 +71,20 @@ func TestNetemPlaySchedule(t *testing.T) {
 	if firstSlow.IsZero() {
 		t.Fatal("the scheduled change never showed in the traffic")
 	}
-	t.Logf("change due %v after start, applied %v late; first slow ping sent %v after the due time", at, p.st.Records[0].Late, firstSlow.Sub(due))
+	t.Logf("change due %v after start, applied %v late; first slow ping sent %v after the due time", at, last.Late, firstSlow.Sub(due))
+	ifb, err := netlink.LinkByName(k.env.Hosts[0].Dev + "i")
+	if err != nil {
+		t.Fatal(err)
+	}
+	qs, err := netlink.QdiscList(ifb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, q := range qs {
+		kinds = append(kinds, q.Type()+" "+netlink.HandleStr(q.Attrs().Handle))
+	}
+	if len(kinds) != 1 || kinds[0] != "netem 1:0" {
+		t.Fatalf("qdiscs on a's ifb after the schedule: %v; want netem 1:0 alone", kinds)
+	}
 }
