@@ -200,6 +200,8 @@ func ensureIfb(name string) (netlink.Link, error) {
 		}
 	} else if l.Type() != "ifb" {
 		return nil, fmt.Errorf("ifb %s: a %s device has that name", name, l.Type())
+	} else if l.Attrs().Flags&net.FlagUp != 0 {
+		return l, nil // up, so set up below already (IPv6 goes off before up)
 	}
 	_ = os.WriteFile("/proc/sys/net/ipv6/conf/"+name+"/disable_ipv6", []byte("1"), 0)
 	if err := netlink.LinkSetUp(l); err != nil {
