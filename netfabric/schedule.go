@@ -69,7 +69,10 @@ type ScheduleStatus struct {
 	Start   time.Time `json:"start,omitzero"`
 	Changes int       `json:"changes"` // in the schedule
 	Applied int       `json:"applied"` // applied so far
-	// Lateness covers every change applied so far.
+	// Lateness covers every change applied so far; it is given when
+	// since is 0 and left zero otherwise, so that collecting records as
+	// they come costs only the new ones (the collector has them all to
+	// summarise).
 	Lateness Lateness `json:"lateness"`
 	// Records are the applied changes from the since'th on, in the order
 	// applied.
@@ -382,13 +385,11 @@ func (p *Player) ScheduleStatus(_ context.Context, since int) (ScheduleStatus, e
 	}
 	p.mu.Lock()
 	st := p.st
-	st.Records = slices.Clone(p.st.Records)
+	st.Applied = len(p.st.Records)
+	st.Records = slices.Clone(p.st.Records[min(since, st.Applied):])
 	p.mu.Unlock()
-	st.Applied, st.Lateness = len(st.Records), LatenessOf(st.Records)
-	if since < len(st.Records) {
-		st.Records = st.Records[since:]
-	} else {
-		st.Records = nil
+	if since == 0 {
+		st.Lateness = LatenessOf(st.Records)
 	}
 	return st, nil
 }

@@ -329,8 +329,11 @@ func TestPlayer(t *testing.T) {
 		if !slices.Equal(s.Calls(), want) || st.Applied != 3 || st.Changes != 3 || st.Lateness.N != 3 {
 			t.Fatalf("calls %v, status %+v", s.Calls(), st)
 		}
-		if tail, _ := p.ScheduleStatus(ctx, 2); len(tail.Records) != 1 || tail.Records[0].Index != 0 {
-			t.Fatalf("records since 2: %+v", tail.Records)
+		if tail, _ := p.ScheduleStatus(ctx, 2); len(tail.Records) != 1 || tail.Records[0].Index != 0 || tail.Applied != 3 || tail.Lateness.N != 0 {
+			t.Fatalf("status since 2: %+v; want the last record, 3 applied, no summary", tail)
+		}
+		if past, _ := p.ScheduleStatus(ctx, 9); len(past.Records) != 0 || past.Applied != 3 {
+			t.Fatalf("status since 9: %+v", past)
 		}
 	})
 

@@ -288,7 +288,9 @@ func runUserspace(ctx context.Context, o options, links netfabric.Links, changes
 	}
 	handover := time.Since(sent)
 	var st netfabric.ScheduleStatus
+	polls := 0
 	for {
+		polls++
 		if st, err = c.ScheduleStatus(ctx, st.Applied); err != nil {
 			return nil, err
 		}
@@ -302,8 +304,11 @@ func runUserspace(ctx context.Context, o options, links netfabric.Links, changes
 		case <-time.After(time.Second):
 		}
 	}
+	if st, err = c.ScheduleStatus(ctx, 0); err != nil { // with the lateness summary
+		return nil, err
+	}
 	engineRun := result{name: "engine applies the schedule (1 request)", st: st, runnerCPU: selfCPU() - r0, engineCPU: procCPU(pid) - e0,
-		messages: (len(changes)+4095)/4096 + 1 + int(o.duration/time.Second)}
+		messages: (len(changes)+4095)/4096 + polls + 1}
 	fmt.Fprintf(os.Stderr, "  handing over %d changes took %v (lead %v)\n", len(changes), handover.Round(time.Microsecond), o.lead)
 	if st.State != netfabric.ScheduleDone {
 		return nil, fmt.Errorf("engine schedule ended %s after %d of %d changes", st.State, st.Applied, st.Changes)

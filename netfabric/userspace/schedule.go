@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -122,11 +123,10 @@ func (e *Engine) ScheduleStatus(_ context.Context, since int) (netfabric.Schedul
 	st := netfabric.ScheduleStatus{State: s.state, Start: s.start, Changes: len(s.changes), Applied: len(s.records)}
 	// Copy under the lock, summarise outside it: sorting thousands of
 	// records must not hold up a change that is due.
-	all := append([]netfabric.AppliedChange(nil), s.records...)
+	st.Records = slices.Clone(s.records[min(since, len(s.records)):])
 	e.mu.Unlock()
-	st.Lateness = netfabric.LatenessOf(all)
-	if since < len(all) {
-		st.Records = all[since:]
+	if since == 0 {
+		st.Lateness = netfabric.LatenessOf(st.Records)
 	}
 	return st, nil
 }

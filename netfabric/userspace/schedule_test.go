@@ -130,8 +130,8 @@ func TestSchedule(t *testing.T) {
 		}
 		// since: only the records after the first 50.
 		tail, err := c.ScheduleStatus(ctx, 50)
-		if err != nil || len(tail.Records) != 10 || tail.Records[0] != st.Records[50] || tail.Lateness != st.Lateness {
-			t.Fatalf("status since 50: %d records, %v; want the last 10 and the same lateness", len(tail.Records), err)
+		if err != nil || len(tail.Records) != 10 || tail.Records[0] != st.Records[50] || tail.Applied != 60 || tail.Lateness.N != 0 {
+			t.Fatalf("status since 50: %d records, applied %d, lateness %v, %v; want the last 10, 60 applied, no summary", len(tail.Records), tail.Applied, tail.Lateness, err)
 		}
 	})
 
