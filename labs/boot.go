@@ -345,7 +345,7 @@ func (m *Manager) bootHost(ctx context.Context, rec *Recorder, p *Plan, i int, k
 	if opts.Accel == hypervisor.TCG {
 		cfg.TBCacheMiB = tcgTBCacheMiB
 	}
-	if b := m.Images.DirectBoot(h.Image); b != nil {
+	if b := m.Images.DirectBoot(h.Image); b != nil && !opts.DiskBoot {
 		cfg.Kernel, cfg.Initrd, cfg.Cmdline = b.Kernel, b.Initrd, b.Cmdline
 	}
 	// Data NICs use the taps prepareFabric made: they outlive VM restarts,

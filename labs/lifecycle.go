@@ -103,6 +103,10 @@ type CreateOptions struct {
 	Parallel     int           // boots at once; 0 = fit the CPUs
 	ReadyTimeout time.Duration // per host; 0 = default for the accelerator
 	User         string        // login user in the guests
+	// DiskBoot boots every VM through BIOS and its disk's boot loader even
+	// when the image keeps its kernel for direct boot (a kernel upgraded
+	// inside the guest, or the plain boot as a baseline).
+	DiskBoot bool
 }
 
 const (

@@ -2,7 +2,9 @@
 // SSH-ready, what CPU the boots cost, and how long destroy takes, for the
 // built-in debian-12 image (the seed applied by forgelab-guestinit) next to
 // its baseline in the same run: debian-12-cloud-init, the same image with
-// Debian's stock cloud-init applying the same seed. Images alternate within
+// Debian's stock cloud-init applying the same seed, booted plainly (BIOS and
+// GRUB from the disk; -baseline-boot kernel boots it directly too, to
+// separate what the image gains from what direct boot gains). Images alternate within
 // each size so drift in the machine's load hits both alike.
 //
 //	go run ./bench/boot -bin bin/forgelab -vms 1,4 -runs 2
@@ -34,11 +36,12 @@ func main() {
 	vms := flag.String("vms", "1,4", "lab sizes to measure")
 	runs := flag.Int("runs", 1, "runs per size and image")
 	imgs := flag.String("images", "debian-12,debian-12-cloud-init", "images: the first is measured, the second is its baseline")
+	baseBoot := flag.String("baseline-boot", "disk", "how the baseline boots: disk (a plain libvirt boot: BIOS and GRUB) or kernel")
 	flag.Parse()
 	host, _ := os.Hostname()
 	load, _ := os.ReadFile("/proc/loadavg")
 	fmt.Printf("machine: %s, %s, %d cores, %s, load %s", host, cpuModel(), runtime.NumCPU(), memTotal(), load)
-	fmt.Printf("%-22s %-4s %-4s %-6s %12s %12s %14s %12s\n", "image", "VMs", "run", "accel", "create (s)", "slowest (s)", "CPU/VM (s)", "destroy (s)")
+	fmt.Printf("%-22s %-6s %-4s %-4s %-6s %12s %12s %14s %12s\n", "image", "boot", "VMs", "run", "accel", "create (s)", "slowest (s)", "CPU/VM (s)", "destroy (s)")
 	images := strings.Split(*imgs, ",")
 	var all []result
 	for _, f := range strings.Split(*vms, ",") {
@@ -47,8 +50,12 @@ func main() {
 			fail(err)
 		}
 		for r := 1; r <= *runs; r++ {
-			for _, img := range images {
-				all = append(all, measure(*bin, img, n, r))
+			for i, img := range images {
+				boot := "kernel"
+				if i > 0 {
+					boot = *baseBoot
+				}
+				all = append(all, measure(*bin, img, boot, n, r))
 			}
 		}
 	}
@@ -101,7 +108,7 @@ func verdict(ok bool) string {
 	return "NOT met"
 }
 
-func measure(bin, image string, n, run int) result {
+func measure(bin, image, boot string, n, run int) result {
 	name := fmt.Sprintf("flbench-%d", n)
 	var b strings.Builder
 	fmt.Fprintf(&b, "[lab]\nname = %q\n[defaults]\nimage = %q\nmemory = \"512MiB\"\n", name, image)
@@ -115,7 +122,7 @@ func measure(bin, image string, n, run int) result {
 
 	run1(bin, "destroy", name)
 	start := time.Now()
-	if out, err := run1(bin, "create", file); err != nil {
+	if out, err := run1(bin, "create", "--boot", boot, file); err != nil {
 		run1(bin, "destroy", name)
 		fail(fmt.Errorf("create: %v\n%s", err, out))
 	}
@@ -145,7 +152,7 @@ func measure(bin, image string, n, run int) result {
 	}
 	destroy := time.Since(start)
 	r := result{image: image, vms: n, create: create, slowest: slowest, cpuPerVM: cpu / time.Duration(max(n, 1)), destroy: destroy}
-	fmt.Printf("%-22s %-4d %-4d %-6s %12.1f %12.1f %14.1f %12.2f\n", image, n, run, info.Accel, create.Seconds(), slowest.Seconds(), r.cpuPerVM.Seconds(), destroy.Seconds())
+	fmt.Printf("%-22s %-6s %-4d %-4d %-6s %12.1f %12.1f %14.1f %12.2f\n", image, boot, n, run, info.Accel, create.Seconds(), slowest.Seconds(), r.cpuPerVM.Seconds(), destroy.Seconds())
 	return r
 }
 

@@ -19,6 +19,7 @@ func createCommand() *cli.Command {
 		ArgsUsage: "LAB.toml",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "accel", Usage: "kvm, tcg or auto (detect)", Value: "auto"},
+			&cli.StringFlag{Name: "boot", Usage: "kernel (the image's own kernel, directly, where the image keeps one) or disk (BIOS and the disk's boot loader)", Value: "kernel"},
 			&cli.IntFlag{Name: "parallel", Usage: "VMs booting at once (0: fit the CPUs)"},
 			&cli.DurationFlag{Name: "timeout", Usage: "per-host wait for SSH (0: 2m under KVM, 6m under TCG)"},
 		},
@@ -37,6 +38,9 @@ func createCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
+			if b := c.String("boot"); b != "kernel" && b != "disk" {
+				return fmt.Errorf("--boot %q: use kernel or disk", b)
+			}
 			fmt.Fprintf(os.Stderr, "accelerator: %s (%s)\n", accel, reason)
 			if warn := hypervisor.CheckKVMDevice("/dev/kvm"); warn != "" {
 				fmt.Fprintln(os.Stderr, "warning:", warn)
@@ -52,6 +56,7 @@ func createCommand() *cli.Command {
 			start := time.Now()
 			st, err := m.Create(c.Context, spec, labs.CreateOptions{
 				Accel: accel, AccelReason: reason, Parallel: c.Int("parallel"), ReadyTimeout: c.Duration("timeout"),
+				DiskBoot: c.String("boot") == "disk",
 			})
 			if err != nil {
 				return fmt.Errorf("create %s: %w", spec.Lab.Name, err)
