@@ -7,8 +7,9 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/forgelab/forgelab/provision"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/forgelab/forgelab/provision"
 )
 
 // SSHTarget says how to reach a lab host over its management address with

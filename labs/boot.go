@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/forgelab/forgelab/hypervisor"
+	"github.com/forgelab/forgelab/labs/plan"
 	"github.com/forgelab/forgelab/provision"
 )
 
@@ -32,7 +33,7 @@ const (
 // plan turns spec into a Plan whose management subnet clashes with no
 // other network on this machine. An explicit [lab] mgmt is used as is,
 // or refused when it clashes.
-func (m *Manager) plan(spec *Spec) (*Plan, error) {
+func (m *Manager) plan(sp *Spec) (*Plan, error) {
 	used, err := m.usedPrefixes()
 	if err != nil {
 		return nil, err
@@ -45,17 +46,17 @@ func (m *Manager) plan(spec *Spec) (*Plan, error) {
 		}
 		return false
 	}
-	if spec.Lab.Mgmt.IsValid() {
-		p, err := NewPlan(spec)
+	if sp.Lab.Mgmt.IsValid() {
+		p, err := plan.NewPlan(sp)
 		if err != nil {
 			return nil, err
 		}
 		if clash(p.Mgmt.Prefix) {
-			return nil, fmt.Errorf("%s: [lab] mgmt %s overlaps a network already on this machine: choose another /24", spec.File, p.Mgmt.Prefix)
+			return nil, fmt.Errorf("%s: [lab] mgmt %s overlaps a network already on this machine: choose another /24", sp.File, p.Mgmt.Prefix)
 		}
 		return p, nil
 	}
-	p, err := NewPlan(spec)
+	p, err := plan.NewPlan(sp)
 	if err != nil {
 		return nil, err
 	}
@@ -65,9 +66,9 @@ func (m *Manager) plan(spec *Spec) (*Plan, error) {
 			if cand == p.Mgmt.Prefix {
 				return p, nil
 			}
-			s := *spec
+			s := *sp
 			s.Lab.Mgmt = cand
-			return NewPlan(&s)
+			return plan.NewPlan(&s)
 		}
 		// Next /24 in 10.200.0.0-10.249.255.0, wrapping around.
 		a := cand.Addr().As4()
@@ -80,7 +81,7 @@ func (m *Manager) plan(spec *Spec) (*Plan, error) {
 		}
 		cand = netip.PrefixFrom(netip.AddrFrom4(a), 24)
 	}
-	return nil, fmt.Errorf("no free /24 for the management network of lab %s: set [lab] mgmt", spec.Lab.Name)
+	return nil, fmt.Errorf("no free /24 for the management network of lab %s: set [lab] mgmt", sp.Lab.Name)
 }
 
 func (m *Manager) usedPrefixes() ([]netip.Prefix, error) {
@@ -314,7 +315,7 @@ func (m *Manager) bootHost(ctx context.Context, rec *Recorder, p *Plan, i int, k
 		Hostname:   h.Name, User: opts.User, Password: k.password,
 		AuthorizedKeys: []string{k.user.Public},
 		HostKeyPrivate: string(hk.Private), HostKeyPublic: hk.Public,
-		EtcHosts: EtcHosts(p, h.Name),
+		EtcHosts: plan.EtcHosts(p, h.Name),
 		NICs:     []SeedNIC{{Name: "eth0", MAC: h.MgmtMAC, DHCP4: true}},
 	}
 	for _, n := range h.NICs {

@@ -75,8 +75,8 @@ func (f hostFabric) Launch(ctx context.Context, dir string, cfg userspace.Config
 
 func (hostFabric) Stop(ctx context.Context, dir string) error { return userspace.Stop(ctx, dir) }
 
-// Impairment converts a lab file's quality into the fabric's terms.
-func (q Quality) Impairment() netfabric.Impairment {
+// impairment converts a lab file's quality into the fabric's terms.
+func impairment(q Quality) netfabric.Impairment {
 	return netfabric.Impairment{
 		RateBits:  q.RateBits,
 		Delay:     time.Duration(q.DelayNs),
@@ -93,7 +93,7 @@ func (q Quality) Impairment() netfabric.Impairment {
 func FabricLinks(p *Plan) netfabric.Links {
 	var links netfabric.Links
 	for _, l := range p.Links {
-		fl := netfabric.Link{Name: l.Name, Bridge: l.Bridge, Quality: l.Quality.Impairment()}
+		fl := netfabric.Link{Name: l.Name, Bridge: l.Bridge, Quality: impairment(l.Quality)}
 		for _, host := range l.Endpoints {
 			h := p.Host(host)
 			for _, n := range h.NICs {

@@ -107,13 +107,13 @@ func (m *Manager) progress(format string, args ...any) {
 
 // Create brings a lab up: every host booted and answering SSH, every link
 // wired. On any failure it removes what it made and returns the error.
-func (m *Manager) Create(ctx context.Context, spec *Spec, opts CreateOptions) (st *State, err error) {
-	unlock, err := m.Store.Lock(spec.Lab.Name)
+func (m *Manager) Create(ctx context.Context, sp *Spec, opts CreateOptions) (st *State, err error) {
+	unlock, err := m.Store.Lock(sp.Lab.Name)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	if old, err := m.Store.Load(spec.Lab.Name); err == nil {
+	if old, err := m.Store.Load(sp.Lab.Name); err == nil {
 		return nil, fmt.Errorf("lab %s already exists (created from %s, %s): run `forgelab destroy %s` first", old.Lab, old.File, old.Phase, old.Lab)
 	}
 	if opts.User == "" {
@@ -125,21 +125,21 @@ func (m *Manager) Create(ctx context.Context, spec *Spec, opts CreateOptions) (s
 			opts.ReadyTimeout = 6 * time.Minute
 		}
 	}
-	if err := m.checkMemory(spec, opts.Accel); err != nil {
+	if err := m.checkMemory(sp, opts.Accel); err != nil {
 		return nil, err
 	}
-	plan, err := m.plan(spec)
+	lp, err := m.plan(sp)
 	if err != nil {
 		return nil, err
 	}
-	if err := m.checkIDFree(plan); err != nil {
+	if err := m.checkIDFree(lp); err != nil {
 		return nil, err
 	}
-	if err := CheckSoftware(spec, plan); err != nil {
+	if err := CheckSoftware(sp, lp); err != nil {
 		return nil, err
 	}
 
-	dir := m.Store.LabDir(spec.Lab.Name)
+	dir := m.Store.LabDir(sp.Lab.Name)
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		return nil, fmt.Errorf("make state dir: %w", err)
 	}
@@ -147,7 +147,7 @@ func (m *Manager) Create(ctx context.Context, spec *Spec, opts CreateOptions) (s
 	// dir without state is what a create killed before its first save
 	// leaves: nothing was made yet, so it can go.
 	if err := os.Mkdir(dir, 0o755); errors.Is(err, os.ErrExist) {
-		if _, serr := os.Stat(m.Store.statePath(spec.Lab.Name)); errors.Is(serr, os.ErrNotExist) {
+		if _, serr := os.Stat(m.Store.statePath(sp.Lab.Name)); errors.Is(serr, os.ErrNotExist) {
 			os.RemoveAll(dir)
 			err = os.Mkdir(dir, 0o755)
 		}
@@ -157,12 +157,12 @@ func (m *Manager) Create(ctx context.Context, spec *Spec, opts CreateOptions) (s
 	} else if err != nil {
 		return nil, fmt.Errorf("make lab dir: %w", err)
 	}
-	fabric, fabricReason := m.Fabric.Resolve(plan.Fabric)
+	fabric, fabricReason := m.Fabric.Resolve(lp.Fabric)
 	st = &State{
-		Lab: spec.Lab.Name, ID: plan.ID, File: spec.File, Phase: PhaseCreating,
+		Lab: sp.Lab.Name, ID: lp.ID, File: sp.File, Phase: PhaseCreating,
 		Created: time.Now().UTC(), Accel: string(opts.Accel), AccelReason: opts.AccelReason,
 		Fabric: fabric, FabricReason: fabricReason,
-		User: opts.User, Plan: plan, Hosts: map[string]*HostState{},
+		User: opts.User, Plan: lp, Hosts: map[string]*HostState{},
 		Resources: []Resource{{Kind: KindDir, Name: dir}},
 	}
 	rec := m.Store.Recorder(st)
@@ -180,33 +180,33 @@ func (m *Manager) Create(ctx context.Context, spec *Spec, opts CreateOptions) (s
 		rec.Update(func(s *State) { s.Phase, s.Error = PhaseFailed, err.Error() })
 		m.progress("create failed: removing what was made")
 		if cerr := m.teardown(cctx, rec); cerr != nil {
-			err = fmt.Errorf("%w\n(cleanup also failed: %v; run `forgelab destroy %s`)", err, cerr, spec.Lab.Name)
+			err = fmt.Errorf("%w\n(cleanup also failed: %v; run `forgelab destroy %s`)", err, cerr, sp.Lab.Name)
 		}
 	}()
 
-	if err := m.ensureImages(ctx, plan); err != nil {
+	if err := m.ensureImages(ctx, lp); err != nil {
 		return nil, err
 	}
-	keys, err := m.makeKeys(rec, dir, plan)
+	keys, err := m.makeKeys(rec, dir, lp)
 	if err != nil {
 		return nil, err
 	}
-	if err := m.makeMgmt(ctx, rec, plan); err != nil {
+	if err := m.makeMgmt(ctx, rec, lp); err != nil {
 		return nil, err
 	}
-	if err := m.prepareTunnels(ctx, rec, plan); err != nil { // physical hosts' links
+	if err := m.prepareTunnels(ctx, rec, lp); err != nil { // physical hosts' links
 		return nil, err
 	}
-	if err := m.prepareFabric(ctx, rec, plan, st.Fabric); err != nil {
+	if err := m.prepareFabric(ctx, rec, lp, st.Fabric); err != nil {
 		return nil, err
 	}
-	if err := m.bootAll(ctx, rec, plan, keys, opts); err != nil {
+	if err := m.bootAll(ctx, rec, lp, keys, opts); err != nil {
 		return nil, err
 	}
 	if err := m.startShaping(ctx, rec); err != nil {
 		return nil, err
 	}
-	if err := m.setupSoftware(ctx, rec, spec); err != nil {
+	if err := m.setupSoftware(ctx, rec, sp); err != nil {
 		return nil, err
 	}
 	if err := rec.Update(func(s *State) { s.Phase = PhaseReady }); err != nil {
@@ -231,13 +231,13 @@ func (m *Manager) checkIDFree(p *Plan) error {
 
 // checkMemory refuses a lab that would not fit in the host's free memory,
 // before anything is made.
-func (m *Manager) checkMemory(spec *Spec, accel hypervisor.Accel) error {
+func (m *Manager) checkMemory(sp *Spec, accel hypervisor.Accel) error {
 	overhead := int64(kvmOverheadMiB)
 	if accel == hypervisor.TCG {
 		overhead = tcgOverheadMiB
 	}
 	var need int64
-	for _, h := range spec.Hosts {
+	for _, h := range sp.Hosts {
 		if h.Kind == "" || h.Kind == "vm" {
 			need += int64(h.MemoryMiB) + overhead
 		}
@@ -251,7 +251,7 @@ func (m *Manager) checkMemory(spec *Spec, accel hypervisor.Accel) error {
 		return fmt.Errorf("read free memory: %w", err)
 	}
 	if need > have {
-		return fmt.Errorf("lab %s needs about %d MiB for its VMs (memory plus QEMU overhead), but this machine has %d MiB available: lower memory in [defaults] or per host, use fewer hosts, or destroy other labs", spec.Lab.Name, need, have)
+		return fmt.Errorf("lab %s needs about %d MiB for its VMs (memory plus QEMU overhead), but this machine has %d MiB available: lower memory in [defaults] or per host, use fewer hosts, or destroy other labs", sp.Lab.Name, need, have)
 	}
 	return nil
 }

@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/forgelab/forgelab/hypervisor"
+	"github.com/forgelab/forgelab/labs/plan"
+	"github.com/forgelab/forgelab/labs/spec"
 	"github.com/forgelab/forgelab/netfabric/userspace"
 )
 
@@ -190,7 +192,7 @@ endpoints = ["c", "a"]
 
 func mustParse(t *testing.T, src string) *Spec {
 	t.Helper()
-	s, err := Parse("trio.toml", []byte(src))
+	s, err := spec.Parse("trio.toml", []byte(src))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,13 +241,13 @@ func TestCreateFailureCleansUp(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newFakeWorld()
 			m := newTestManager(t, w)
-			spec := mustParse(t, threeHosts)
-			p, _ := NewPlan(spec)
+			sp := mustParse(t, threeHosts)
+			p, _ := plan.NewPlan(sp)
 			if tc.failReady == "" {
 				w.failStart = p.Host("b").Domain
 			}
 			w.failReady = tc.failReady
-			_, err := m.Create(context.Background(), spec, CreateOptions{Accel: hypervisor.TCG, Parallel: 1})
+			_, err := m.Create(context.Background(), sp, CreateOptions{Accel: hypervisor.TCG, Parallel: 1})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("create error = %v, want %q", err, tc.want)
 			}
@@ -275,11 +277,11 @@ func TestCreateRefusesWhatDoesNotFit(t *testing.T) {
 func TestCreateAvoidsTakenMgmtSubnet(t *testing.T) {
 	w := newFakeWorld()
 	m := newTestManager(t, w)
-	spec := mustParse(t, threeHosts)
-	p, _ := NewPlan(spec)
+	sp := mustParse(t, threeHosts)
+	p, _ := plan.NewPlan(sp)
 	taken := p.Mgmt.Prefix
 	w.otherNets = []string{fmt.Sprintf(`<network><name>other</name><ip address="%s" netmask="255.255.255.0"/></network>`, taken.Addr().Next())}
-	st, err := m.Create(context.Background(), spec, CreateOptions{Accel: hypervisor.TCG})
+	st, err := m.Create(context.Background(), sp, CreateOptions{Accel: hypervisor.TCG})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,8 +296,8 @@ func TestCreateAvoidsTakenMgmtSubnet(t *testing.T) {
 func TestDestroyAfterInterruptedCreate(t *testing.T) {
 	w := newFakeWorld()
 	m := newTestManager(t, w)
-	spec := mustParse(t, threeHosts)
-	p, _ := NewPlan(spec)
+	sp := mustParse(t, threeHosts)
+	p, _ := plan.NewPlan(sp)
 	dir := m.Store.LabDir("trio")
 	os.MkdirAll(dir, 0o755)
 	st := &State{Lab: "trio", ID: p.ID, Phase: PhaseCreating, Plan: p, Resources: []Resource{{KindDir, dir}}}

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/forgelab/forgelab/labs/spec"
 	"github.com/forgelab/forgelab/provision"
 	"github.com/forgelab/forgelab/provision/coord"
 )
@@ -43,17 +44,17 @@ func (m *Manager) Redeploy(ctx context.Context, lab, host string) ([]DeployResul
 	if st.Phase != PhaseReady {
 		return nil, fmt.Errorf("lab %s is %s, not ready: nothing to deploy to", lab, st.Phase)
 	}
-	spec, err := Load(st.File)
+	sp, err := spec.Load(st.File)
 	if err != nil {
 		return nil, fmt.Errorf("lab file of %s: %w", lab, err)
 	}
-	if err := sameHosts(spec, st.Plan); err != nil {
+	if err := sameHosts(sp, st.Plan); err != nil {
 		return nil, fmt.Errorf("%s: %w: the lab file's hosts changed since create (recreate the lab to apply that)", st.File, err)
 	}
 	if host != "" && st.Plan.Host(host) == nil {
 		return nil, fmt.Errorf("lab %s has no host %q (hosts: %s)", lab, host, hostNames(st.Plan))
 	}
-	if err := CheckSoftware(spec, st.Plan); err != nil {
+	if err := CheckSoftware(sp, st.Plan); err != nil {
 		return nil, err
 	}
 	rec := m.Store.Recorder(st)
@@ -81,7 +82,7 @@ func (m *Manager) Redeploy(ctx context.Context, lab, host string) ([]DeployResul
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	reports, err := m.deployAll(ctx, rec, spec, conns, only)
+	reports, err := m.deployAll(ctx, rec, sp, conns, only)
 	var results []DeployResult
 	for _, h := range st.Plan.Hosts {
 		if r, ok := reports[h.Name]; ok {
@@ -99,8 +100,8 @@ func (m *Manager) Redeploy(ctx context.Context, lab, host string) ([]DeployResul
 		}
 		var affected []ServiceSpec
 		f := hostFacts(st.Plan, st.Coord, res.Host)
-		for _, s := range spec.Services {
-			if !onHost(s.Hosts, res.Host) {
+		for _, s := range sp.Services {
+			if !spec.OnHost(s.Hosts, res.Host) {
 				continue
 			}
 			svc, err := toService(s, f)
@@ -130,16 +131,16 @@ func (m *Manager) Redeploy(ctx context.Context, lab, host string) ([]DeployResul
 }
 
 // sameHosts checks that a lab file still has the hosts of a plan.
-func sameHosts(spec *Spec, p *Plan) error {
+func sameHosts(sp *Spec, p *Plan) error {
 	var want, got []string
 	for _, h := range p.Hosts {
 		want = append(want, h.Name+"/"+kindOf(h.Kind))
 	}
-	for _, h := range spec.Hosts {
+	for _, h := range sp.Hosts {
 		got = append(got, h.Name+"/"+kindOf(h.Kind))
 	}
-	if spec.Lab.Name != p.Lab {
-		return fmt.Errorf("it names lab %s, not %s", spec.Lab.Name, p.Lab)
+	if sp.Lab.Name != p.Lab {
+		return fmt.Errorf("it names lab %s, not %s", sp.Lab.Name, p.Lab)
 	}
 	if !slices.Equal(want, got) {
 		return fmt.Errorf("hosts %s, the lab has %s", strings.Join(got, ", "), strings.Join(want, ", "))
@@ -166,10 +167,10 @@ func (m *Manager) Logs(ctx context.Context, lab, host, service string, lines int
 		return fmt.Errorf("lab %s has no host %q", lab, host)
 	}
 	if service != "" {
-		if spec, err := Load(st.File); err == nil {
+		if sp, err := spec.Load(st.File); err == nil {
 			var names []string
-			for _, s := range spec.Services {
-				if onHost(s.Hosts, host) {
+			for _, s := range sp.Services {
+				if spec.OnHost(s.Hosts, host) {
 					names = append(names, s.Name)
 				}
 			}

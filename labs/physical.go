@@ -81,16 +81,16 @@ func physicalHost(s *Store, st *State, h HostPlan, tofu bool) (provision.Physica
 	if h.SSH == nil {
 		return provision.PhysicalHost{}, fmt.Errorf("host %s is physical but has no ssh table", h.Name)
 	}
-	spec := &Spec{File: st.File}
+	sp := &Spec{File: st.File}
 	ph := provision.PhysicalHost{
 		Name: h.Name, Lab: st.Lab, Address: h.SSH.Address, Port: h.SSH.Port, User: h.SSH.User,
-		KeyPath: spec.resolve(h.SSH.Key), UseAgent: h.SSH.Agent,
+		KeyPath: sp.Resolve(h.SSH.Key), UseAgent: h.SSH.Agent,
 		KnownHosts:      filepath.Join(s.LabDir(st.Lab), KnownHostsFile),
 		TrustOnFirstUse: tofu && h.SSH.TrustOnFirstUse,
 		ConnectTimeout:  10 * time.Second,
 	}
 	if h.SSH.KnownHosts != "" {
-		ph.AlsoKnownHosts = []string{spec.resolve(h.SSH.KnownHosts)}
+		ph.AlsoKnownHosts = []string{sp.Resolve(h.SSH.KnownHosts)}
 	} else if home, err := os.UserHomeDir(); err == nil {
 		ph.AlsoKnownHosts = []string{filepath.Join(home, ".ssh", "known_hosts")}
 	}

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/forgelab/forgelab/labs/spec"
 	"github.com/forgelab/forgelab/provision"
 )
 
@@ -88,26 +89,26 @@ func coordForCheck(p *Plan) *CoordState {
 // CheckSoftware renders every template and plans every deploy for every
 // host against the plan, so that a bad template, a missing file or a
 // symlink escaping its tree fails before anything is made or booted.
-func CheckSoftware(spec *Spec, p *Plan) error {
+func CheckSoftware(sp *Spec, p *Plan) error {
 	var errs Errors
 	add := func(line int, format string, args ...any) {
-		errs = append(errs, &Error{File: spec.File, Line: line, Msg: fmt.Sprintf(format, args...)})
+		errs = append(errs, &Error{File: sp.File, Line: line, Msg: fmt.Sprintf(format, args...)})
 	}
 	coord := coordForCheck(p)
 	checked := map[int]bool{} // deploys without templates are the same for every host
 	for _, h := range p.Hosts {
 		f := hostFacts(p, coord, h.Name)
-		for i, d := range spec.Deploys {
-			if !onHost(d.Hosts, h.Name) || checked[i] {
+		for i, d := range sp.Deploys {
+			if !spec.OnHost(d.Hosts, h.Name) || checked[i] {
 				continue
 			}
 			checked[i] = !d.Template
-			if err := toDeploy(spec, d).Check(&f); err != nil {
+			if err := toDeploy(sp, d).Check(&f); err != nil {
 				add(d.Line, "deploy #%d for host %s: %v", i+1, h.Name, templateError(err))
 			}
 		}
-		for _, s := range spec.Services {
-			if !onHost(s.Hosts, h.Name) {
+		for _, s := range sp.Services {
+			if !spec.OnHost(s.Hosts, h.Name) {
 				continue
 			}
 			svc, err := toService(s, f)
@@ -118,8 +119,8 @@ func CheckSoftware(spec *Spec, p *Plan) error {
 				add(s.Line, "service %s for host %s: %v", s.Name, h.Name, templateError(err))
 			}
 		}
-		for _, w := range spec.Workloads {
-			if !onHost(w.Hosts, h.Name) {
+		for _, w := range sp.Workloads {
+			if !spec.OnHost(w.Hosts, h.Name) {
 				continue
 			}
 			if _, err := toWorkload(w, f); err != nil {
@@ -171,9 +172,9 @@ func stripHost(msg string) string {
 	return msg
 }
 
-func toDeploy(spec *Spec, d DeploySpec) provision.Deploy {
+func toDeploy(sp *Spec, d DeploySpec) provision.Deploy {
 	return provision.Deploy{
-		Src: spec.SourcePath(d), Dst: d.Dst, Mode: d.Mode, Owner: d.Owner,
+		Src: sp.SourcePath(d), Dst: d.Dst, Mode: d.Mode, Owner: d.Owner,
 		Exclude: d.Exclude, Template: d.Template,
 	}
 }
@@ -220,8 +221,8 @@ func toWorkload(w WorkloadSpec, f provision.Facts) (provision.Workload, error) {
 
 // setupSoftware deploys files, starts services and waits for them, once
 // every host answers SSH, then starts the workloads in the background.
-func (m *Manager) setupSoftware(ctx context.Context, rec *Recorder, spec *Spec) error {
-	if !spec.HasSoftware() {
+func (m *Manager) setupSoftware(ctx context.Context, rec *Recorder, sp *Spec) error {
+	if !sp.HasSoftware() {
 		return nil
 	}
 	st := rec.state
@@ -238,15 +239,15 @@ func (m *Manager) setupSoftware(ctx context.Context, rec *Recorder, spec *Spec) 
 	if err != nil {
 		return err
 	}
-	if len(spec.Deploys) > 0 {
-		if _, err := m.deployAll(ctx, rec, spec, conns, nil); err != nil {
+	if len(sp.Deploys) > 0 {
+		if _, err := m.deployAll(ctx, rec, sp, conns, nil); err != nil {
 			return err
 		}
 	}
-	if err := m.startServices(ctx, rec, spec, conns, spec.Services); err != nil {
+	if err := m.startServices(ctx, rec, sp, conns, sp.Services); err != nil {
 		return err
 	}
-	return m.startWorkloads(ctx, rec, spec)
+	return m.startWorkloads(ctx, rec, sp)
 }
 
 // startCoord starts the coordination service on the management network's
@@ -352,7 +353,7 @@ func (m *Manager) serviceOptions(rec *Recorder, host string) provision.ServiceOp
 // deployAll copies every [[deploy]] to its hosts (only to host when it is
 // not ""), at most deployParallel hosts at once, a host's deploys in file
 // order. It returns what changed on each host.
-func (m *Manager) deployAll(ctx context.Context, rec *Recorder, spec *Spec, conns map[string]Remote, only map[string]bool) (map[string]provision.Report, error) {
+func (m *Manager) deployAll(ctx context.Context, rec *Recorder, sp *Spec, conns map[string]Remote, only map[string]bool) (map[string]provision.Report, error) {
 	p := rec.state.Plan
 	reports := map[string]provision.Report{}
 	var mu sync.Mutex
@@ -365,8 +366,8 @@ func (m *Manager) deployAll(ctx context.Context, rec *Recorder, spec *Spec, conn
 			continue
 		}
 		var ds []DeploySpec
-		for _, d := range spec.Deploys {
-			if onHost(d.Hosts, h.Name) {
+		for _, d := range sp.Deploys {
+			if spec.OnHost(d.Hosts, h.Name) {
 				ds = append(ds, d)
 			}
 		}
@@ -384,7 +385,7 @@ func (m *Manager) deployAll(ctx context.Context, rec *Recorder, spec *Spec, conn
 			var err error
 			for _, d := range ds {
 				var rep provision.Report
-				rep, err = conns[host].Deploy(ctx, toDeploy(spec, d), o)
+				rep, err = conns[host].Deploy(ctx, toDeploy(sp, d), o)
 				total.Sent += rep.Sent
 				total.Skipped += rep.Skipped
 				total.Updated += rep.Updated
@@ -418,14 +419,14 @@ func (m *Manager) deployAll(ctx context.Context, rec *Recorder, spec *Spec, conn
 
 // startServices installs, (re)starts and waits for each service, in file
 // order; one service on all its hosts at once.
-func (m *Manager) startServices(ctx context.Context, rec *Recorder, spec *Spec, conns map[string]Remote, services []ServiceSpec) error {
+func (m *Manager) startServices(ctx context.Context, rec *Recorder, sp *Spec, conns map[string]Remote, services []ServiceSpec) error {
 	p := rec.state.Plan
 	managers := map[string]ServiceManager{}
 	for _, s := range services {
 		start := time.Now()
 		var hosts []string
 		for _, h := range p.Hosts {
-			if onHost(s.Hosts, h.Name) {
+			if spec.OnHost(s.Hosts, h.Name) {
 				hosts = append(hosts, h.Name)
 			}
 		}

@@ -28,6 +28,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/forgelab/forgelab/labs/spec"
 	"github.com/forgelab/forgelab/provision"
 )
 
@@ -78,15 +79,15 @@ func workloadDir(base, name, host string) string { return filepath.Join(base, na
 
 // startWorkloads renders the workloads, writes the plan and starts the
 // helper that runs them.
-func (m *Manager) startWorkloads(ctx context.Context, rec *Recorder, spec *Spec) error {
-	if len(spec.Workloads) == 0 {
+func (m *Manager) startWorkloads(ctx context.Context, rec *Recorder, sp *Spec) error {
+	if len(sp.Workloads) == 0 {
 		return nil
 	}
 	st := rec.state
 	var planned []plannedWorkload
-	for _, w := range spec.Workloads {
+	for _, w := range sp.Workloads {
 		for _, h := range st.Plan.Hosts {
-			if !onHost(w.Hosts, h.Name) {
+			if !spec.OnHost(w.Hosts, h.Name) {
 				continue
 			}
 			wl, err := toWorkload(w, hostFacts(st.Plan, st.Coord, h.Name))

@@ -10,6 +10,7 @@ import (
 
 	"github.com/forgelab/forgelab/hypervisor"
 	"github.com/forgelab/forgelab/labs"
+	"github.com/forgelab/forgelab/labs/spec"
 )
 
 func createCommand() *cli.Command {
@@ -26,12 +27,12 @@ func createCommand() *cli.Command {
 			if err := needArgs(c, 1, "LAB.toml"); err != nil {
 				return err
 			}
-			spec, err := labs.Load(c.Args().First())
+			sp, err := spec.Load(c.Args().First())
 			if err != nil {
 				return err
 			}
-			if abs, err := filepath.Abs(spec.File); err == nil {
-				spec.File = abs
+			if abs, err := filepath.Abs(sp.File); err == nil {
+				sp.File = abs
 			}
 			accel, reason, err := chooseAccel(c.String("accel"))
 			if err != nil {
@@ -50,11 +51,11 @@ func createCommand() *cli.Command {
 			}
 			defer done()
 			start := time.Now()
-			st, err := m.Create(c.Context, spec, labs.CreateOptions{
+			st, err := m.Create(c.Context, sp, labs.CreateOptions{
 				Accel: accel, AccelReason: reason, Parallel: c.Int("parallel"), ReadyTimeout: c.Duration("timeout"),
 			})
 			if err != nil {
-				return fmt.Errorf("create %s: %w", spec.Lab.Name, err)
+				return fmt.Errorf("create %s: %w", sp.Lab.Name, err)
 			}
 			fmt.Fprintf(os.Stderr, "lab %s is ready (%d hosts) in %s\n", st.Lab, len(st.Plan.Hosts), time.Since(start).Round(100*time.Millisecond))
 			info, err := m.Inspect(st.Lab)

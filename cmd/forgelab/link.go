@@ -11,6 +11,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/forgelab/forgelab/labs"
+	"github.com/forgelab/forgelab/labs/spec"
 	"github.com/forgelab/forgelab/netfabric"
 )
 
@@ -156,14 +157,14 @@ func applyQualityFlags(c *cli.Context, q *netfabric.Impairment) error {
 			}
 		}
 	}
-	parse("rate", func(v string) (e error) { q.RateBits, e = labs.ParseRate(v); return })
-	parse("delay", func(v string) (e error) { q.Delay, e = labs.ParseDelay(v); return })
-	parse("jitter", func(v string) (e error) { q.Jitter, e = labs.ParseDelay(v); return })
+	parse("rate", func(v string) (e error) { q.RateBits, e = spec.ParseRate(v); return })
+	parse("delay", func(v string) (e error) { q.Delay, e = spec.ParseDelay(v); return })
+	parse("jitter", func(v string) (e error) { q.Jitter, e = spec.ParseDelay(v); return })
 	parse("distribution", func(v string) error { q.Distribution = v; return nil })
-	parse("loss", func(v string) (e error) { q.Loss, e = labs.ParsePercent(v); return })
-	parse("duplicate", func(v string) (e error) { q.Duplicate, e = labs.ParsePercent(v); return })
-	parse("reorder", func(v string) (e error) { q.Reorder, e = labs.ParsePercent(v); return })
-	parse("corrupt", func(v string) (e error) { q.Corrupt, e = labs.ParsePercent(v); return })
+	parse("loss", func(v string) (e error) { q.Loss, e = spec.ParsePercent(v); return })
+	parse("duplicate", func(v string) (e error) { q.Duplicate, e = spec.ParsePercent(v); return })
+	parse("reorder", func(v string) (e error) { q.Reorder, e = spec.ParsePercent(v); return })
+	parse("corrupt", func(v string) (e error) { q.Corrupt, e = spec.ParsePercent(v); return })
 	if c.IsSet("limit") {
 		q.Limit = c.Int("limit")
 	}

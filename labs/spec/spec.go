@@ -1,4 +1,4 @@
-package labs
+package spec
 
 // The lab file: TOML, read by Load/Parse into a Spec. Every key, its
 // meaning and its default:
@@ -69,12 +69,17 @@ import (
 // Limits of the lab file. Host and link counts come from the naming scheme
 // (two decimal digits in netdev names, see plan.go).
 const (
+	// MaxHosts, MaxLinks and MaxNICs: two decimal digits per index in
+	// netdev names (HH, NN in plan's naming scheme; NICs are n01-n99).
+	MaxHosts     = 100
+	MaxLinks     = 100
+	MaxNICs      = 99
 	maxLabName   = 32
 	maxHostName  = 20
 	maxLinkName  = 20
 	maxCPUs      = 128
 	minMemoryMiB = 128
-	mgmtFirst    = 10 // hosts are .10, .11, ... on the mgmt network
+	MgmtFirst    = 10 // hosts are .10, .11, ... on the mgmt network
 )
 
 // Error is one problem in a lab file, at a line (0: the file as a whole).
@@ -193,18 +198,18 @@ func (p *parser) spec(root *table) *Spec {
 	root.unknownKeys()
 	p.checkNICs(s)
 	if labT != nil && s.Lab.Mgmt.IsValid() {
-		if room := mgmtRoom(s.Lab.Mgmt); len(s.Hosts) > room {
-			labT.errorf("mgmt", "mgmt %s has room for %d hosts (from .%d up), this lab has %d (use a /24)", s.Lab.Mgmt, room, mgmtFirst, len(s.Hosts))
+		if room := MgmtRoom(s.Lab.Mgmt); len(s.Hosts) > room {
+			labT.errorf("mgmt", "mgmt %s has room for %d hosts (from .%d up), this lab has %d (use a /24)", s.Lab.Mgmt, room, MgmtFirst, len(s.Hosts))
 		}
 	}
 	return s
 }
 
-// mgmtRoom is how many hosts fit on a mgmt network: .10 up to the last
+// MgmtRoom is how many hosts fit on a mgmt network: .10 up to the last
 // address before the broadcast address.
-func mgmtRoom(p netip.Prefix) int {
+func MgmtRoom(p netip.Prefix) int {
 	size := 1 << (32 - p.Bits())
-	return max(0, size-mgmtFirst-1)
+	return max(0, size-MgmtFirst-1)
 }
 
 func (p *parser) lab(t *table) LabSection {
@@ -242,8 +247,8 @@ func (t *table) mgmt(s string) netip.Prefix {
 		t.errorf("mgmt", `mgmt %q is not an IPv4 prefix (write it like "10.213.7.0/24")`, s)
 	case p != p.Masked():
 		t.errorf("mgmt", "mgmt %q has host bits set (write %q)", s, p.Masked().String())
-	case mgmtRoom(p) < 1:
-		t.errorf("mgmt", "mgmt %s is too small: hosts start at .%d (use a /24)", p, mgmtFirst)
+	case MgmtRoom(p) < 1:
+		t.errorf("mgmt", "mgmt %s is too small: hosts start at .%d (use a /24)", p, MgmtFirst)
 	default:
 		return p
 	}
@@ -293,8 +298,8 @@ func (p *parser) hosts(ts []*table, def vmResources) []HostSpec {
 	seen := map[string]int{} // name -> line
 	for i, t := range ts {
 		h := p.host(t, i, def)
-		if i == maxHosts {
-			t.errorf("", "a lab has at most %d hosts", maxHosts)
+		if i == MaxHosts {
+			t.errorf("", "a lab has at most %d hosts", MaxHosts)
 		}
 		if line, dup := seen[h.Name]; dup && h.Name != "" {
 			t.errorf("name", "name %q is already used by the host on line %d (host names must be unique)", h.Name, line)
@@ -431,8 +436,8 @@ func newLabWide(mgmt netip.Prefix, labT *table) *labWide {
 func (p *parser) links(ts []*table, hosts []HostSpec, w *labWide) []LinkSpec {
 	var links []LinkSpec
 	for i, t := range ts {
-		if i == maxLinks {
-			t.errorf("", "a lab has at most %d links", maxLinks)
+		if i == MaxLinks {
+			t.errorf("", "a lab has at most %d links", MaxLinks)
 		}
 		links = append(links, p.link(t, i, hosts, w))
 	}
@@ -637,13 +642,13 @@ func (t *table) checkPinned(host string, a, subnet netip.Prefix, key string) {
 		t.errorf("addresses", "address %q of host %q has prefix length /%d but %s is %s (write %q)", a, host, a.Bits(), key, subnet, netip.PrefixFrom(a.Addr(), subnet.Bits()))
 	case a.Addr() == subnet.Addr():
 		t.errorf("addresses", "address %q of host %q is the network address of %s (pick another)", a, host, subnet)
-	case a.Addr().Is4() && a.Addr() == lastAddr(subnet):
+	case a.Addr().Is4() && a.Addr() == LastAddr(subnet):
 		t.errorf("addresses", "address %q of host %q is the broadcast address of %s (pick another)", a, host, subnet)
 	}
 }
 
-// lastAddr is the highest address of p.
-func lastAddr(p netip.Prefix) netip.Addr {
+// LastAddr is the highest address of p.
+func LastAddr(p netip.Prefix) netip.Addr {
 	b := p.Masked().Addr().AsSlice()
 	for i := range b {
 		if bits := p.Bits() - 8*i; bits < 8 {
@@ -780,8 +785,8 @@ func (p *parser) checkNICs(s *Spec) {
 				n++
 			}
 		}
-		if n > maxNICs {
-			p.errorf(h.Line, "host %q is on %d links; a host can be on at most %d", h.Name, n, maxNICs)
+		if n > MaxNICs {
+			p.errorf(h.Line, "host %q is on %d links; a host can be on at most %d", h.Name, n, MaxNICs)
 		}
 	}
 }
