@@ -3,6 +3,7 @@ package labs
 import (
 	"github.com/forgelab/forgelab/labs/plan"
 	"github.com/forgelab/forgelab/labs/spec"
+	"github.com/forgelab/forgelab/labs/store"
 )
 
 // Names of the sub-packages' types as the orchestrator uses them, so code
@@ -27,4 +28,14 @@ type (
 	HostPlan = plan.HostPlan
 	NICPlan  = plan.NICPlan
 	LinkPlan = plan.LinkPlan
+)
+
+type (
+	Store       = store.Store
+	State       = store.State
+	Resource    = store.Resource
+	HostState   = store.HostState
+	AdoptedHost = store.AdoptedHost
+	CoordState  = store.CoordState
+	Recorder    = store.Recorder
 )

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -20,14 +19,8 @@ import (
 
 	"github.com/forgelab/forgelab/hypervisor"
 	"github.com/forgelab/forgelab/labs/plan"
+	"github.com/forgelab/forgelab/labs/store"
 	"github.com/forgelab/forgelab/provision"
-)
-
-// Files in a lab's directory.
-const (
-	KeyFile        = "id_ed25519"
-	KnownHostsFile = "known_hosts"
-	PasswordFile   = "console-password"
 )
 
 // plan turns spec into a Plan whose management subnet clashes with no
@@ -161,21 +154,21 @@ type labKeys struct {
 // makeKeys makes the lab's login key, one host key per VM (so forgelab
 // knows every host key before boot and verifies it), and the console
 // password. All secrets are 0600 inside the lab dir.
-func (m *Manager) makeKeys(rec *Recorder, dir string, p *Plan) (*labKeys, error) {
+func (m *Manager) makeKeys(rec *Recorder, l store.Layout, p *Plan) (*labKeys, error) {
 	k := &labKeys{hosts: map[string]provision.KeyPair{}}
 	var err error
 	if k.user, err = provision.NewKeyPair("forgelab-" + p.Lab); err != nil {
 		return nil, err
 	}
-	keyPath := filepath.Join(dir, KeyFile)
-	rec.Record(KindFile, keyPath+".pub")
-	rec.Record(KindFile, keyPath)
+	keyPath := l.Key()
+	rec.Record(store.KindFile, keyPath+".pub")
+	rec.Record(store.KindFile, keyPath)
 	if err := k.user.WriteFile(keyPath); err != nil {
 		return nil, err
 	}
 	var known strings.Builder
 	for _, h := range p.Hosts {
-		if h.Kind == "physical" {
+		if !kindOf(h).madeHere() {
 			continue // its own key, checked when it is adopted
 		}
 		kp, err := provision.NewKeyPair("forgelab-" + p.Lab + "-" + h.Name)
@@ -189,8 +182,8 @@ func (m *Manager) makeKeys(rec *Recorder, dir string, p *Plan) (*labKeys, error)
 		}
 		known.WriteString(line + "\n")
 	}
-	khPath := filepath.Join(dir, KnownHostsFile)
-	rec.Record(KindFile, khPath)
+	khPath := l.KnownHosts()
+	rec.Record(store.KindFile, khPath)
 	if err := os.WriteFile(khPath, []byte(known.String()), 0o644); err != nil {
 		return nil, err
 	}
@@ -199,8 +192,8 @@ func (m *Manager) makeKeys(rec *Recorder, dir string, p *Plan) (*labKeys, error)
 		return nil, err
 	}
 	k.password = base64.RawURLEncoding.EncodeToString(buf)
-	pwPath := filepath.Join(dir, PasswordFile)
-	rec.Record(KindFile, pwPath)
+	pwPath := l.Password()
+	rec.Record(store.KindFile, pwPath)
 	if err := os.WriteFile(pwPath, []byte(k.password+"\n"), 0o600); err != nil {
 		return nil, err
 	}
@@ -215,17 +208,17 @@ func (m *Manager) makeMgmt(ctx context.Context, rec *Recorder, p *Plan) error {
 		Netmask: net.IP(mask).String(), Domain: p.Lab + ".lab",
 	}
 	for _, h := range p.Hosts {
-		if h.Kind == "physical" {
+		if !kindOf(h).madeHere() {
 			continue
 		}
 		n.Hosts = append(n.Hosts, hypervisor.DHCPHost{MAC: h.MgmtMAC, IP: h.MgmtIP.String(), Name: h.Name})
 	}
-	if err := rec.Record(KindNetwork, n.Name); err != nil {
+	if err := rec.Record(store.KindNetwork, n.Name); err != nil {
 		return err
 	}
 	// libvirt makes the bridge; record it too so a half-made network
 	// cannot leave it behind.
-	if err := rec.Record(KindNetdev, n.Bridge); err != nil {
+	if err := rec.Record(store.KindNetdev, n.Bridge); err != nil {
 		return err
 	}
 	m.progress("management network %s (%s)", n.Name, pfx)
@@ -259,11 +252,7 @@ func (m *Manager) bootAll(ctx context.Context, rec *Recorder, p *Plan, k *labKey
 				return
 			}
 			defer func() { <-sem }()
-			boot := m.bootHost
-			if p.Hosts[i].Kind == "physical" {
-				boot = m.adoptHost
-			}
-			if err := boot(ctx, rec, p, i, k, opts); err != nil {
+			if err := kindOf(p.Hosts[i]).join(ctx, m, rec, i, k, opts); err != nil {
 				errc <- fmt.Errorf("host %s: %w", p.Hosts[i].Name, err)
 				cancel() // one failure stops the rest: the lab is removed anyway
 			}
@@ -298,12 +287,10 @@ func DefaultParallel(accel hypervisor.Accel) int {
 
 func (m *Manager) bootHost(ctx context.Context, rec *Recorder, p *Plan, i int, k *labKeys, opts CreateOptions) error {
 	h := p.Hosts[i]
-	dir := m.Store.LabDir(p.Lab)
-	disk := filepath.Join(dir, h.Name+".qcow2")
-	seed := filepath.Join(dir, h.Name+"-seed.iso")
-	serial := filepath.Join(dir, h.Name+"-serial.log")
+	l := m.Store.LayoutOf(rec.State())
+	disk, seed, serial := l.Disk(h.Name), l.Seed(h.Name), l.SerialLog(h.Name)
 
-	if err := rec.Record(KindFile, disk); err != nil {
+	if err := rec.Record(store.KindFile, disk); err != nil {
 		return err
 	}
 	if err := m.Images.CreateOverlay(ctx, m.Images.Path(h.Image), disk, h.DiskBytes); err != nil {
@@ -325,7 +312,7 @@ func (m *Manager) bootHost(ctx context.Context, rec *Recorder, p *Plan, i int, k
 		}
 		in.NICs = append(in.NICs, sn)
 	}
-	if err := rec.Record(KindFile, seed); err != nil {
+	if err := rec.Record(store.KindFile, seed); err != nil {
 		return err
 	}
 	if err := m.Images.WriteSeed(seed, in); err != nil {
@@ -346,13 +333,13 @@ func (m *Manager) bootHost(ctx context.Context, rec *Recorder, p *Plan, i int, k
 		cfg.NICs = append(cfg.NICs, hypervisor.NIC{MAC: n.MAC, Tap: n.Tap, TapExisting: true})
 	}
 	// Record everything the domain brings with it before it exists.
-	if err := rec.Record(KindNetdev, cfg.NICs[0].Tap); err != nil {
+	if err := rec.Record(store.KindNetdev, cfg.NICs[0].Tap); err != nil {
 		return err
 	}
-	if err := rec.Record(KindFile, serial); err != nil {
+	if err := rec.Record(store.KindFile, serial); err != nil {
 		return err
 	}
-	if err := rec.Record(KindDomain, h.Domain); err != nil {
+	if err := rec.Record(store.KindDomain, h.Domain); err != nil {
 		return err
 	}
 	start := time.Now()
@@ -362,7 +349,7 @@ func (m *Manager) bootHost(ctx context.Context, rec *Recorder, p *Plan, i int, k
 	m.progress("  %s: booting", h.Name)
 	wctx, cancel := context.WithTimeout(ctx, opts.ReadyTimeout)
 	defer cancel()
-	if err := m.waitAlive(wctx, rec.state, h); err != nil {
+	if err := m.waitAlive(wctx, rec.State(), h); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}

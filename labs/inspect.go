@@ -65,7 +65,7 @@ func (m *Manager) Inspect(name string) (*Info, error) {
 	info := &Info{
 		Lab: st.Lab, ID: st.ID, File: st.File, Phase: st.Phase, Error: st.Error,
 		Created: st.Created, Accel: st.Accel, AccelReason: st.AccelReason,
-		User: st.User, StateDir: m.Store.LabDir(st.Lab),
+		User: st.User, StateDir: m.Store.LayoutOf(st).Dir,
 	}
 	p := st.Plan
 	if p == nil {
@@ -75,12 +75,9 @@ func (m *Manager) Inspect(name string) (*Info, error) {
 	info.Mgmt = p.Mgmt.Prefix.String()
 	for _, h := range p.Hosts {
 		hi := HostInfo{
-			Name: h.Name, Kind: h.Kind, Domain: h.Domain, CPUs: h.CPUs, MemoryMiB: h.MemoryMiB,
+			Name: h.Name, Kind: kindName(h.Kind), Domain: h.Domain, CPUs: h.CPUs, MemoryMiB: h.MemoryMiB,
 			Image: h.Image, MgmtIP: h.MgmtIP.String(),
-			SerialLog: m.Store.LabDir(st.Lab) + "/" + h.Name + "-serial.log",
-		}
-		if hi.Kind == "" {
-			hi.Kind = "vm"
+			SerialLog: m.Store.LayoutOf(st).SerialLog(h.Name),
 		}
 		if hs := st.Hosts[h.Name]; hs != nil {
 			hi.Ready, hi.BootTime, hi.BootCPU = hs.Ready, hs.BootTime, hs.BootCPU

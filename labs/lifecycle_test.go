@@ -7,7 +7,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
-	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +15,7 @@ import (
 	"github.com/forgelab/forgelab/hypervisor"
 	"github.com/forgelab/forgelab/labs/plan"
 	"github.com/forgelab/forgelab/labs/spec"
+	"github.com/forgelab/forgelab/labs/store"
 	"github.com/forgelab/forgelab/netfabric/userspace"
 )
 
@@ -28,10 +29,14 @@ type fakeWorld struct {
 	failStart string // domain name whose start fails
 	failReady string // host that never becomes ready
 	otherNets []string
+	// What the control path did to running domains.
+	states  map[string]string // domain -> state other than running
+	nicDown map[string]bool   // "domain/mac" of NICs without carrier
 }
 
 func newFakeWorld() *fakeWorld {
-	return &fakeWorld{domains: map[string]hypervisor.DomainConfig{}, networks: map[string]hypervisor.NATNetwork{}, netdevs: map[string]bool{}}
+	return &fakeWorld{domains: map[string]hypervisor.DomainConfig{}, networks: map[string]hypervisor.NATNetwork{}, netdevs: map[string]bool{},
+		states: map[string]string{}, nicDown: map[string]bool{}}
 }
 
 func (f *fakeWorld) StartNetwork(ctx context.Context, n hypervisor.NATNetwork) error {
@@ -77,9 +82,39 @@ func (f *fakeWorld) DomainState(name string) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, ok := f.domains[name]; ok {
+		if s := f.states[name]; s != "" {
+			return s, nil
+		}
 		return "running", nil
 	}
 	return "absent", nil
+}
+func (f *fakeWorld) Do(ctx context.Context, name string, a hypervisor.HostAction) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.domains[name]; !ok {
+		return fmt.Errorf("look up domain %s: not found", name)
+	}
+	f.states[name] = map[hypervisor.HostAction]string{
+		hypervisor.ActionStop: "shutoff", hypervisor.ActionKill: "shutoff", hypervisor.ActionPause: "paused",
+	}[a]
+	return nil
+}
+func (f *fakeWorld) SetNICLink(ctx context.Context, name, mac string, up bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	cfg, ok := f.domains[name]
+	if !ok {
+		return fmt.Errorf("look up domain %s: not found", name)
+	}
+	if !slices.ContainsFunc(cfg.NICs, func(n hypervisor.NIC) bool { return n.MAC == mac }) {
+		return fmt.Errorf("domain %s has no NIC with MAC %s", name, mac)
+	}
+	f.nicDown[name+"/"+mac] = !up
+	return nil
+}
+func (f *fakeWorld) Console(ctx context.Context, name string, in *os.File, out io.Writer) error {
+	return errors.New("no consoles in unit tests")
 }
 func (f *fakeWorld) NetworkXMLs() ([]string, error) { return f.otherNets, nil }
 func (f *fakeWorld) EnsureBridge(name string) error {
@@ -113,7 +148,7 @@ func (f *fakeWorld) leftovers() string {
 
 func (f *fakeWorld) Resolve(want string) (string, string) {
 	if want == "auto" || want == "" {
-		return FabricUserspace, "fake"
+		return spec.FabricUserspace, "fake"
 	}
 	return want, "fake"
 }
@@ -206,11 +241,11 @@ func TestCreateThenDestroyLeavesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Phase != PhaseReady || len(w.domains) != 3 || len(w.networks) != 1 {
+	if st.Phase != store.PhaseReady || len(w.domains) != 3 || len(w.networks) != 1 {
 		t.Fatalf("after create: phase %s, %d domains, %d networks", st.Phase, len(w.domains), len(w.networks))
 	}
 	// Secrets are private to root.
-	fi, err := os.Stat(filepath.Join(m.Store.LabDir("trio"), KeyFile))
+	fi, err := os.Stat(m.Store.LayoutOf(&State{Lab: "trio"}).Key())
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("lab key: %v, mode %v", err, fi.Mode())
 	}
@@ -223,11 +258,11 @@ func TestCreateThenDestroyLeavesNothing(t *testing.T) {
 	if left := w.leftovers(); left != "" {
 		t.Fatalf("leaked after destroy: %s", left)
 	}
-	if _, err := os.Stat(m.Store.LabDir("trio")); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(m.Store.LayoutOf(&State{Lab: "trio"}).Dir); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("lab dir still there: %v", err)
 	}
-	if err := m.Destroy(context.Background(), "trio"); !errors.Is(err, ErrNoLab) {
-		t.Fatalf("second destroy: %v, want ErrNoLab", err)
+	if err := m.Destroy(context.Background(), "trio"); !errors.Is(err, store.ErrNoLab) {
+		t.Fatalf("second destroy: %v, want store.ErrNoLab", err)
 	}
 }
 
@@ -298,16 +333,16 @@ func TestDestroyAfterInterruptedCreate(t *testing.T) {
 	m := newTestManager(t, w)
 	sp := mustParse(t, threeHosts)
 	p, _ := plan.NewPlan(sp)
-	dir := m.Store.LabDir("trio")
+	dir := m.Store.LayoutOf(&State{Lab: "trio"}).Dir
 	os.MkdirAll(dir, 0o755)
-	st := &State{Lab: "trio", ID: p.ID, Phase: PhaseCreating, Plan: p, Resources: []Resource{{KindDir, dir}}}
+	st := &State{Lab: "trio", ID: p.ID, Phase: store.PhaseCreating, Plan: p, Resources: []Resource{{Kind: store.KindDir, Name: dir}}}
 	rec := m.Store.Recorder(st)
-	rec.Record(KindNetwork, p.Mgmt.Network)
+	rec.Record(store.KindNetwork, p.Mgmt.Network)
 	w.StartNetwork(context.Background(), hypervisor.NATNetwork{Name: p.Mgmt.Network, Bridge: p.Mgmt.Bridge})
-	rec.Record(KindNetdev, p.Links[0].Bridge)
+	rec.Record(store.KindNetdev, p.Links[0].Bridge)
 	w.EnsureBridge(p.Links[0].Bridge)
-	rec.Record(KindNetdev, p.Links[1].Bridge) // recorded, never made (killed here)
-	rec.Record(KindDomain, p.Hosts[0].Domain)
+	rec.Record(store.KindNetdev, p.Links[1].Bridge) // recorded, never made (killed here)
+	rec.Record(store.KindDomain, p.Hosts[0].Domain)
 	if err := m.Destroy(context.Background(), "trio"); err != nil {
 		t.Fatal(err)
 	}
@@ -321,7 +356,7 @@ func TestDestroyAfterInterruptedCreate(t *testing.T) {
 func TestCreateAfterKillBeforeFirstSave(t *testing.T) {
 	w := newFakeWorld()
 	m := newTestManager(t, w)
-	if err := os.MkdirAll(m.Store.LabDir("trio"), 0o755); err != nil {
+	if err := os.MkdirAll(m.Store.LayoutOf(&State{Lab: "trio"}).Dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := m.Create(context.Background(), mustParse(t, threeHosts), CreateOptions{Accel: hypervisor.TCG}); err != nil {

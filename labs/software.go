@@ -11,31 +11,15 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/forgelab/forgelab/labs/spec"
+	"github.com/forgelab/forgelab/labs/store"
 	"github.com/forgelab/forgelab/provision"
 )
-
-// Files and directories of the software side in a lab's directory.
-const (
-	CoordPIDFile  = "coordd.pid"
-	CoordLogFile  = "coordd.log"
-	WorkloadsDir  = "workloads"
-	WorkloadsPlan = "plan.json"
-	RunnerPIDFile = "workloadd.pid"
-	RunnerLogFile = "workloadd.log"
-)
-
-// CoordState is the lab's coordination service.
-type CoordState struct {
-	Port int               `json:"port"`
-	URLs map[string]string `json:"urls"` // host -> base URL as that host reaches it
-}
 
 // deployParallel is how many hosts get files at once.
 const deployParallel = 4
@@ -44,12 +28,7 @@ const deployParallel = 4
 func facts(p *Plan, coord *CoordState) map[string]provision.HostFacts {
 	out := map[string]provision.HostFacts{}
 	for _, h := range p.Hosts {
-		hf := provision.HostFacts{Name: h.Name, Mgmt: h.MgmtIP, Position: h.Position}
-		if h.Kind == "physical" && h.SSH != nil {
-			if a, err := netip.ParseAddr(h.SSH.Address); err == nil {
-				hf.Mgmt = a
-			}
-		}
+		hf := provision.HostFacts{Name: h.Name, Mgmt: kindOf(h).mgmtAddr(h), Position: h.Position}
 		for _, n := range h.NICs {
 			lf := provision.LinkFacts{Name: n.Link, Addresses: n.Addresses}
 			if l := p.Link(n.Link); l != nil {
@@ -225,7 +204,7 @@ func (m *Manager) setupSoftware(ctx context.Context, rec *Recorder, sp *Spec) er
 	if !sp.HasSoftware() {
 		return nil
 	}
-	st := rec.state
+	st := rec.State()
 	p := st.Plan
 	if err := m.startCoord(ctx, rec); err != nil {
 		return err
@@ -253,13 +232,13 @@ func (m *Manager) setupSoftware(ctx context.Context, rec *Recorder, sp *Spec) er
 // startCoord starts the coordination service on the management network's
 // gateway and on this machine's address towards each physical host.
 func (m *Manager) startCoord(ctx context.Context, rec *Recorder) error {
-	st := rec.state
+	st := rec.State()
 	p := st.Plan
 	addrs := []netip.Addr{p.Mgmt.Gateway}
 	via := map[string]netip.Addr{}
 	for _, h := range p.Hosts {
 		via[h.Name] = p.Mgmt.Gateway
-		if ah := st.Adopted[h.Name]; h.Kind == "physical" && ah != nil {
+		if ah := st.Adopted[h.Name]; !kindOf(h).madeHere() && ah != nil {
 			a, err := netip.ParseAddr(ah.Local)
 			if err != nil {
 				return fmt.Errorf("coordination service: no address towards host %s", h.Name)
@@ -270,12 +249,12 @@ func (m *Manager) startCoord(ctx context.Context, rec *Recorder) error {
 			}
 		}
 	}
-	dir := m.Store.LabDir(st.Lab)
-	pidFile := filepath.Join(dir, CoordPIDFile)
-	if err := rec.Record(KindProcess, pidFile); err != nil {
+	l := m.Store.LayoutOf(st)
+	pidFile := l.CoordPID()
+	if err := rec.Record(store.KindProcess, pidFile); err != nil {
 		return err
 	}
-	port, err := m.software().StartCoord(ctx, addrs, pidFile, filepath.Join(dir, CoordLogFile))
+	port, err := m.software().StartCoord(ctx, addrs, pidFile, l.CoordLog())
 	if err != nil {
 		return err
 	}
@@ -329,12 +308,12 @@ func (m *Manager) connectAll(ctx context.Context, st *State, p *Plan) (map[strin
 }
 
 // deployOptions are the options for deploys to one host: journalled on
-// physical hosts.
+// hosts forgelab did not make.
 func (m *Manager) deployOptions(rec *Recorder, host string, f *provision.Facts) provision.DeployOptions {
 	o := provision.DeployOptions{Facts: f}
-	if h := rec.state.Plan.Host(host); h != nil && h.Kind == "physical" {
+	if h := rec.State().Plan.Host(host); h != nil && !kindOf(*h).madeHere() {
 		o.Journal = m.journal(rec, host)
-		o.BackupDir = "/var/lib/forgelab-adopted/" + rec.state.Lab + "/backup"
+		o.BackupDir = "/var/lib/forgelab-adopted/" + rec.State().Lab + "/backup"
 	}
 	return o
 }
@@ -343,7 +322,7 @@ func (m *Manager) deployOptions(rec *Recorder, host string, f *provision.Facts) 
 func (m *Manager) serviceOptions(rec *Recorder, host string) provision.ServiceOptions {
 	o := provision.ServiceOptions{Host: host}
 	if rec != nil {
-		if h := rec.state.Plan.Host(host); h != nil && h.Kind == "physical" {
+		if h := rec.State().Plan.Host(host); h != nil && !kindOf(*h).madeHere() {
 			o.Journal = m.journal(rec, host)
 		}
 	}
@@ -354,7 +333,7 @@ func (m *Manager) serviceOptions(rec *Recorder, host string) provision.ServiceOp
 // not ""), at most deployParallel hosts at once, a host's deploys in file
 // order. It returns what changed on each host.
 func (m *Manager) deployAll(ctx context.Context, rec *Recorder, sp *Spec, conns map[string]Remote, only map[string]bool) (map[string]provision.Report, error) {
-	p := rec.state.Plan
+	p := rec.State().Plan
 	reports := map[string]provision.Report{}
 	var mu sync.Mutex
 	var errs []error
@@ -379,7 +358,7 @@ func (m *Manager) deployAll(ctx context.Context, rec *Recorder, sp *Spec, conns 
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			f := hostFacts(p, rec.state.Coord, host)
+			f := hostFacts(p, rec.State().Coord, host)
 			o := m.deployOptions(rec, host, &f)
 			var total provision.Report
 			var err error
@@ -420,7 +399,7 @@ func (m *Manager) deployAll(ctx context.Context, rec *Recorder, sp *Spec, conns 
 // startServices installs, (re)starts and waits for each service, in file
 // order; one service on all its hosts at once.
 func (m *Manager) startServices(ctx context.Context, rec *Recorder, sp *Spec, conns map[string]Remote, services []ServiceSpec) error {
-	p := rec.state.Plan
+	p := rec.State().Plan
 	managers := map[string]ServiceManager{}
 	for _, s := range services {
 		start := time.Now()
@@ -457,7 +436,7 @@ func (m *Manager) startServices(ctx context.Context, rec *Recorder, sp *Spec, co
 }
 
 func (m *Manager) upService(ctx context.Context, rec *Recorder, sm ServiceManager, s ServiceSpec, host string) error {
-	svc, err := toService(s, hostFacts(rec.state.Plan, rec.state.Coord, host))
+	svc, err := toService(s, hostFacts(rec.State().Plan, rec.State().Coord, host))
 	if err != nil {
 		return fmt.Errorf("service %s on host %s: %w", s.Name, host, err)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/forgelab/forgelab/hypervisor"
 	"github.com/forgelab/forgelab/labs/plan"
 	"github.com/forgelab/forgelab/labs/spec"
+	"github.com/forgelab/forgelab/labs/store"
 	"github.com/forgelab/forgelab/provision"
 )
 
@@ -102,7 +103,7 @@ func (f *fakeSoftware) StartCoord(ctx context.Context, addrs []netip.Addr, pidFi
 }
 
 func (f *fakeSoftware) StartWorkloads(ctx context.Context, lab, pidFile, logFile string) error {
-	planned, err := readPlan(filepath.Dir(pidFile))
+	planned, err := readPlan(filepath.Join(filepath.Dir(pidFile), store.WorkloadsPlan))
 	if err != nil {
 		return err
 	}
@@ -342,7 +343,7 @@ func TestCreateSoftware(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Phase != PhaseReady || st.Coord == nil || st.Coord.Port != 7070 {
+	if st.Phase != store.PhaseReady || st.Coord == nil || st.Coord.Port != 7070 {
 		t.Fatalf("phase %s, coord %+v", st.Phase, st.Coord)
 	}
 	gw := st.Plan.Mgmt.Gateway.String()
@@ -517,7 +518,7 @@ func TestCreatePhysicalHost(t *testing.T) {
 	if want := []string{"netdev", "file", "file", "unit"}; !slices.Equal(kinds, want) || ah.Local != "192.0.2.1" || ah.Addr != "192.0.2.10:2222" {
 		t.Errorf("journal %v (%+v), want %v", kinds, ah, want)
 	}
-	if !slices.Contains(saved.Resources, Resource{KindAdopted, "edge"}) {
+	if !slices.Contains(saved.Resources, Resource{Kind: store.KindAdopted, Name: "edge"}) {
 		t.Errorf("no adopted resource: %v", saved.Resources)
 	}
 	if got := saved.Coord.URLs["edge"]; got != "http://192.0.2.1:7070" {
@@ -609,10 +610,25 @@ func TestRedeploy(t *testing.T) {
 	if _, err := m.Redeploy(context.Background(), "trio", "zz"); err == nil || !strings.Contains(err.Error(), `no host "zz"`) {
 		t.Errorf("redeploy to a host that is not there: %v", err)
 	}
-	// A lab file whose hosts changed is refused.
+	// Edits to the lab file after create do not leak in: redeploy uses
+	// the lab file as create read it.
 	os.WriteFile(sp.File, []byte(softwareLab+"[[host]]\nname = \"d\"\n"), 0o644)
+	res, err = m.Redeploy(context.Background(), "trio", "")
+	if err != nil {
+		t.Fatalf("redeploy after the lab file changed: %v", err)
+	}
+	for _, r := range res {
+		if r.Host == "d" || r.Report.Sent != 0 {
+			t.Errorf("redeploy after the lab file changed: %+v", r)
+		}
+	}
+	// A lab made before the spec was recorded reads its lab file again,
+	// and refuses one whose hosts changed.
+	st, _ := m.Store.Load("trio")
+	st.Spec = nil
+	m.Store.Recorder(st).Update(func(*State) {})
 	if _, err := m.Redeploy(context.Background(), "trio", ""); err == nil || !strings.Contains(err.Error(), "hosts changed") {
-		t.Errorf("redeploy after the hosts changed: %v", err)
+		t.Errorf("redeploy of an old lab after the hosts changed: %v", err)
 	}
 }
 
@@ -625,7 +641,7 @@ func TestPhysicalHostTarget(t *testing.T) {
 	t.Setenv("SSH_AUTH_SOCK", "")
 	st := &State{Lab: "mixed", File: "/labs/x/lab.toml"}
 	s := &Store{Dir: "/state"}
-	h := HostPlan{Name: "edge", Kind: "physical", SSH: &SSHSpec{Address: "192.0.2.10", Port: 2222, User: "lab", Key: "keys/id", TrustOnFirstUse: true}}
+	h := HostPlan{Name: "edge", Kind: spec.KindPhysical, SSH: &SSHSpec{Address: "192.0.2.10", Port: 2222, User: "lab", Key: "keys/id", TrustOnFirstUse: true}}
 	ph, err := physicalHost(s, st, h, true)
 	if err != nil {
 		t.Fatal(err)
@@ -653,7 +669,7 @@ func TestPhysicalHostTarget(t *testing.T) {
 		t.Errorf("agent: %+v", ph)
 	}
 	st.Plan = &Plan{Hosts: []HostPlan{h}}
-	args, err := s.PhysicalSSHArgs(st, "edge")
+	args, err := sshArgs(s, st, "edge")
 	if err != nil || strings.Join(args, " ") != "-p 22 -o UserKnownHostsFile=/state/labs/mixed/known_hosts "+filepath.Join(home, "kh")+" -o StrictHostKeyChecking=yes root@edge.example.net" {
 		t.Errorf("ssh args %q %v", args, err)
 	}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/forgelab/forgelab/hypervisor"
 	"github.com/forgelab/forgelab/labs"
 	"github.com/forgelab/forgelab/labs/spec"
 )
@@ -34,15 +33,14 @@ func createCommand() *cli.Command {
 			if abs, err := filepath.Abs(sp.File); err == nil {
 				sp.File = abs
 			}
-			accel, reason, err := chooseAccel(c.String("accel"))
+			accel, err := labs.ChooseAccel(c.String("accel"))
+			if accel.Accel != "" {
+				fmt.Fprintf(os.Stderr, "accelerator: %s (%s)\n", accel.Accel, accel.Reason)
+			}
+			if accel.Warning != "" {
+				fmt.Fprintln(os.Stderr, "warning:", accel.Warning)
+			}
 			if err != nil {
-				return err
-			}
-			fmt.Fprintf(os.Stderr, "accelerator: %s (%s)\n", accel, reason)
-			if warn := hypervisor.CheckKVMDevice("/dev/kvm"); warn != "" {
-				fmt.Fprintln(os.Stderr, "warning:", warn)
-			}
-			if err := hypervisor.CheckQEMU(); err != nil {
 				return err
 			}
 			m, done, err := manager(c)
@@ -52,7 +50,7 @@ func createCommand() *cli.Command {
 			defer done()
 			start := time.Now()
 			st, err := m.Create(c.Context, sp, labs.CreateOptions{
-				Accel: accel, AccelReason: reason, Parallel: c.Int("parallel"), ReadyTimeout: c.Duration("timeout"),
+				Accel: accel.Accel, AccelReason: accel.Reason, Parallel: c.Int("parallel"), ReadyTimeout: c.Duration("timeout"),
 			})
 			if err != nil {
 				return fmt.Errorf("create %s: %w", sp.Lab.Name, err)
@@ -67,16 +65,4 @@ func createCommand() *cli.Command {
 			return nil
 		},
 	}
-}
-
-func chooseAccel(flag string) (hypervisor.Accel, string, error) {
-	accel, forced, err := hypervisor.ParseAccel(flag)
-	if err != nil {
-		return "", "", err
-	}
-	if forced {
-		return accel, "forced with --accel", nil
-	}
-	a, why := hypervisor.DetectAccel(hypervisor.DefaultProbe())
-	return a, why, nil
 }

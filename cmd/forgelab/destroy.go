@@ -9,7 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/forgelab/forgelab/labs"
+	labstore "github.com/forgelab/forgelab/labs/store"
 )
 
 func destroyCommand() *cli.Command {
@@ -39,7 +39,7 @@ func destroyCommand() *cli.Command {
 				start := time.Now()
 				// Destroy finishes even on Ctrl-C: a half-removed lab is worse.
 				err := m.Destroy(context.WithoutCancel(c.Context), name)
-				if errors.Is(err, labs.ErrNoLab) {
+				if errors.Is(err, labstore.ErrNoLab) {
 					fmt.Fprintf(os.Stderr, "lab %s: nothing to destroy\n", name)
 					continue
 				}

@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/forgelab/forgelab/images"
+	"github.com/forgelab/forgelab/labs"
 )
 
 func imageCommand() *cli.Command {
@@ -105,20 +106,5 @@ func imageCommand() *cli.Command {
 }
 
 func labsUsingImage(c *cli.Context, image string) []string {
-	s := store(c)
-	names, _ := s.Labs()
-	var users []string
-	for _, n := range names {
-		st, err := s.Load(n)
-		if err != nil || st.Plan == nil {
-			continue
-		}
-		for _, h := range st.Plan.Hosts {
-			if h.Image == image {
-				users = append(users, n)
-				break
-			}
-		}
-	}
-	return users
+	return (&labs.Manager{Store: store(c)}).LabsUsingImage(image)
 }

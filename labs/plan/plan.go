@@ -218,7 +218,7 @@ func planHosts(s *spec.Spec, p *Plan) ([]HostPlan, error) {
 			Name: h.Name, Kind: h.Kind, Image: h.Image, CPUs: h.CPUs,
 			MemoryMiB: h.MemoryMiB, DiskBytes: h.DiskBytes, Position: h.Position, SSH: h.SSH,
 		}
-		vm := h.Kind != "physical"
+		vm := h.Kind != spec.KindPhysical
 		if vm {
 			hp.Domain = fmt.Sprintf("fl-%s-%s", p.ID, h.Name)
 			hp.MgmtMAC = macs.next(h.Name, 0)

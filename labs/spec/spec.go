@@ -213,7 +213,7 @@ func MgmtRoom(p netip.Prefix) int {
 }
 
 func (p *parser) lab(t *table) LabSection {
-	lab := LabSection{Fabric: "auto", Seed: 1}
+	lab := LabSection{Fabric: FabricAuto, Seed: 1}
 	if t == nil {
 		p.errorf(0, `no [lab] table: start the file with [lab] and name = "mylab"`)
 		return lab
@@ -225,8 +225,8 @@ func (p *parser) lab(t *table) LabSection {
 	}
 	if f, ok := t.str("fabric"); ok {
 		lab.Fabric = f
-		if !slices.Contains([]string{"kernel", "userspace", "guest", "auto"}, f) {
-			t.errorf("fabric", `fabric %q is not known (use "kernel", "userspace", "guest" or "auto")`, f)
+		if !slices.Contains(Fabrics, f) {
+			t.errorf("fabric", "fabric %q is not known (use %s)", f, quotedOr(Fabrics))
 		}
 	}
 	if seed, ok := t.integer("seed"); ok {
@@ -313,26 +313,26 @@ func (p *parser) hosts(ts []*table, def vmResources) []HostSpec {
 
 func (p *parser) host(t *table, i int, def vmResources) HostSpec {
 	t.what = fmt.Sprintf("host #%d", i+1)
-	h := HostSpec{Kind: "vm", Line: t.line("")}
+	h := HostSpec{Kind: KindVM, Line: t.line("")}
 	if name, ok := t.required("name", fmt.Sprintf(`name = "h%d"`, i+1)); ok {
 		t.what = fmt.Sprintf("host %q", name)
 		h.Name = name
 		t.checkName("name", name, maxHostName)
 	}
 	if k, ok := t.str("kind"); ok {
-		if k == "vm" || k == "physical" {
+		if slices.Contains(Kinds, k) {
 			h.Kind = k
 		} else {
-			t.errorf("kind", `kind %q is not known (use "vm" or "physical")`, k)
+			t.errorf("kind", "kind %q is not known (use %s)", k, quotedOr(Kinds))
 		}
 	}
 	if pos, ok := t.position("position"); ok {
 		h.Position = pos
 	}
-	if h.Kind == "physical" {
+	if h.Kind == KindPhysical {
 		for _, key := range []string{"image", "cpus", "memory", "disk"} {
 			if t.has(key) {
-				t.errorf(key, `%s is only for kind = "vm" hosts (remove it)`, key)
+				t.errorf(key, "%s is only for kind = %q hosts (remove it)", key, KindVM)
 			}
 		}
 		h.SSH = t.ssh()
@@ -340,7 +340,7 @@ func (p *parser) host(t *table, i int, def vmResources) HostSpec {
 		r := t.vm(def)
 		h.Image, h.CPUs, h.MemoryMiB, h.DiskBytes = r.image, r.cpus, r.memoryMiB, r.diskBytes
 		if t.has("ssh") {
-			t.errorf("ssh", `ssh is only for kind = "physical" hosts (forgelab reaches its VMs itself)`)
+			t.errorf("ssh", "ssh is only for kind = %q hosts (forgelab reaches its VMs itself)", KindPhysical)
 		}
 	}
 	t.unknownKeys()
@@ -1275,4 +1275,14 @@ func normalizeKey(key string) string {
 		parts[i] = strings.Trim(strings.TrimSpace(p), `"'`)
 	}
 	return strings.Join(parts, ".")
+}
+
+// CheckLabName says why name cannot be a lab's name, or returns nil. Every
+// caller that turns a name from the command line into a path checks it
+// first, so "../x" or "a/b" never reaches the file system.
+func CheckLabName(name string) error {
+	if validName(name, maxLabName) {
+		return nil
+	}
+	return fmt.Errorf("%q is not a lab name: lab names are lowercase letters, digits and '-', start with a letter, and have at most %d characters", name, maxLabName)
 }

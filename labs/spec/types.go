@@ -17,7 +17,7 @@ type Spec struct {
 
 type LabSection struct {
 	Name   string
-	Fabric string // "kernel" | "userspace" | "guest" | "auto" ("" means auto)
+	Fabric string // one of Fabrics ("" means FabricAuto)
 	Seed   int64
 	// Mgmt is the IPv4 prefix of the management network (libvirt NAT, DHCP
 	// with static leases). Zero value: Plan picks one derived from the name.
@@ -26,7 +26,7 @@ type LabSection struct {
 
 type HostSpec struct {
 	Name      string
-	Kind      string // "vm" (default) | "physical" (issue 4)
+	Kind      string // KindVM (the default) or KindPhysical
 	Image     string // image store name, e.g. "debian-12"
 	CPUs      int
 	MemoryMiB int
@@ -37,7 +37,7 @@ type HostSpec struct {
 	SSH *SSHSpec
 }
 
-// SSHSpec is the ssh table of a physical host (kind = "physical").
+// SSHSpec is the ssh table of a physical host.
 type SSHSpec struct {
 	Address         string // IP address or DNS name, no port
 	Port            int    // default 22
