@@ -118,10 +118,10 @@ func (l Layout) SerialLog(host string) string { return l.path(host + "-serial.lo
 
 // Workloads is the workload runner's directory; WorkloadDir one
 // workload's outputs on one host.
-func (l Layout) Workloads() string                { return l.path(WorkloadsDir) }
-func (l Layout) WorkloadsPlan() string            { return filepath.Join(l.Workloads(), WorkloadsPlan) }
-func (l Layout) RunnerPID() string                { return filepath.Join(l.Workloads(), RunnerPIDFile) }
-func (l Layout) RunnerLog() string                { return filepath.Join(l.Workloads(), RunnerLogFile) }
+func (l Layout) Workloads() string     { return l.path(WorkloadsDir) }
+func (l Layout) WorkloadsPlan() string { return filepath.Join(l.Workloads(), WorkloadsPlan) }
+func (l Layout) RunnerPID() string     { return filepath.Join(l.Workloads(), RunnerPIDFile) }
+func (l Layout) RunnerLog() string     { return filepath.Join(l.Workloads(), RunnerLogFile) }
 func (l Layout) WorkloadDir(name, host string) string {
 	return filepath.Join(l.Workloads(), name, host)
 }

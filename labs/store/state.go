@@ -50,11 +50,11 @@ const (
 // path and destroy to work from any process, even after the creating one
 // was killed.
 type State struct {
-	Lab          string `json:"lab"`
-	ID           string `json:"id"`
-	File         string `json:"file"`
-	Phase        string `json:"phase"`
-	Error        string `json:"error,omitempty"`
+	Lab          string    `json:"lab"`
+	ID           string    `json:"id"`
+	File         string    `json:"file"`
+	Phase        string    `json:"phase"`
+	Error        string    `json:"error,omitempty"`
 	Created      time.Time `json:"created"`
 	Accel        string    `json:"accel,omitempty"`
 	AccelReason  string    `json:"accel_reason,omitempty"`
