@@ -320,7 +320,7 @@ func (m *Manager) bootHost(ctx context.Context, rec *Recorder, p *Plan, i int, k
 	}
 
 	cfg := hypervisor.DomainConfig{
-		Name: h.Domain, Title: "forgelab " + p.Lab + "/" + h.Name, Accel: opts.Accel,
+		Name: h.Domain, Title: "forgelab " + p.Lab + "/" + h.Name, Lab: p.Lab, LabID: p.ID, Accel: opts.Accel,
 		VCPUs: h.CPUs, MemoryMiB: h.MemoryMiB, Disk: disk, Seed: seed, SerialLog: serial,
 		NICs: []hypervisor.NIC{{MAC: h.MgmtMAC, Network: p.Mgmt.Network, Tap: MgmtTap(p, i)}},
 	}
