@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"github.com/forgelab/forgelab/labs/plan"
 	"github.com/forgelab/forgelab/labs/spec"
 	"github.com/forgelab/forgelab/labs/store"
+	"github.com/forgelab/forgelab/netfabric"
 	"github.com/forgelab/forgelab/netfabric/userspace"
 )
 
@@ -372,5 +374,75 @@ func TestNetworkPrefixes(t *testing.T) {
 	want := []netip.Prefix{netip.MustParsePrefix("192.168.122.0/24"), netip.MustParsePrefix("10.1.0.0/16")}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("got %v, want %v", got, want)
+	}
+}
+
+// Create is a list of named steps: a failure in any of them is reported
+// as "step NAME: ...", and everything the steps before it made is gone.
+func TestCreateStepFailsLeaveNothing(t *testing.T) {
+	names := []string{}
+	for _, s := range (&Manager{}).createSteps() {
+		names = append(names, s.name)
+	}
+	if want := "images keys mgmt host-links fabric boot shaping software"; strings.Join(names, " ") != want {
+		t.Fatalf("steps %v, want %s", names, want)
+	}
+	for _, fabric := range []string{"kernel", "userspace"} {
+		for i, name := range names {
+			t.Run(fabric+"/"+name, func(t *testing.T) {
+				w := newFakeWorld()
+				m, sw := newTestManager(t, w), newFakeSoftware()
+				m.Software = sw
+				m.Shapers = func(st *State) (netfabric.Shaper, error) {
+					return &fakeShaper{w: w, path: filepath.Join(m.Store.LayoutOf(st).Dir, "fake-fabric.json"), links: FabricLinks(st.Plan)}, nil
+				}
+				// Run the step for real, then fail: what it made must go too.
+				m.editSteps = func(steps []createStep) []createStep {
+					run := steps[i].run
+					steps[i].run = func(ctx context.Context, c *creation) error {
+						if err := run(ctx, c); err != nil {
+							return err
+						}
+						return errors.New("injected failure")
+					}
+					return steps
+				}
+				src := strings.Replace(softwareLab, `name = "trio"`, "name = \"trio\"\nfabric = \""+fabric+"\"", 1)
+				_, err := m.Create(context.Background(), writeSpec(t, src), CreateOptions{Accel: hypervisor.TCG})
+				if err == nil || !strings.HasPrefix(err.Error(), "step "+name+": injected failure") {
+					t.Fatalf("create: %v, want step %s: injected failure", err, name)
+				}
+				if left := w.leftovers(); left != "" {
+					t.Errorf("leaked: %s", left)
+				}
+				if alive := sw.helpersAlive(); len(alive) > 0 {
+					t.Errorf("helpers still running: %v", alive)
+				}
+				if names, _ := m.Store.Labs(); len(names) != 0 {
+					t.Errorf("state left for %v", names)
+				}
+				if _, err := os.Stat(m.Store.LayoutOf(&State{Lab: "trio"}).Dir); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("lab dir left: %v", err)
+				}
+			})
+		}
+	}
+}
+
+// Each step's time is kept in the state, for inspect and benchmarks.
+func TestCreateRecordsStepTimes(t *testing.T) {
+	w := newFakeWorld()
+	m := newTestManager(t, w)
+	st, err := m.Create(context.Background(), mustParse(t, threeHosts), CreateOptions{Accel: hypervisor.TCG})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Destroy(context.Background(), "trio")
+	info, err := m.Inspect("trio")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Steps) != 8 || len(info.Steps) != 8 || info.Steps[5].Name != "boot" || info.Steps[5].Error != "" {
+		t.Errorf("steps %+v", info.Steps)
 	}
 }
