@@ -25,7 +25,7 @@ import (
 const deployParallel = 4
 
 // facts is what templates see about every host of the lab.
-func facts(p *Plan, coord *CoordState) map[string]provision.HostFacts {
+func facts(p *Plan) map[string]provision.HostFacts {
 	out := map[string]provision.HostFacts{}
 	for _, h := range p.Hosts {
 		hf := provision.HostFacts{Name: h.Name, Mgmt: kindOf(h).mgmtAddr(h), Position: h.Position}
@@ -47,7 +47,7 @@ func facts(p *Plan, coord *CoordState) map[string]provision.HostFacts {
 
 // hostFacts is what templates rendered for one host see.
 func hostFacts(p *Plan, coord *CoordState, host string) provision.Facts {
-	all := facts(p, coord)
+	all := facts(p)
 	f := provision.Facts{Lab: p.Lab, Seed: p.Seed, Host: all[host], Hosts: all}
 	if coord != nil {
 		f.Coord = coord.URLs[host]

@@ -32,7 +32,7 @@ package plan
 //
 // Physical hosts get no domain, mgmt tap or MAC; each of their NICs is a
 // VXLAN tunnel fl<id>h<HH>v<NN> to this machine, its name the NIC's Name
-// (on the host) and Tap (here), see physical.go.
+// (on the host) and Tap (here), see labs/physical.go.
 
 import (
 	"github.com/forgelab/forgelab/labs/spec"
@@ -240,7 +240,7 @@ func planHosts(s *spec.Spec, p *Plan) ([]HostPlan, error) {
 				nic.Tap = tapName(p.ID, hi, n)
 			} else {
 				// A physical host's NIC is a VXLAN tunnel of that name on
-				// both ends (physical.go): the lab's end is its "tap".
+				// both ends (labs/physical.go): the lab's end is its "tap".
 				nic.Name = vxlanName(p.ID, hi, n)
 				nic.Tap = nic.Name
 			}

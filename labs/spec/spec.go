@@ -7,7 +7,7 @@ package spec
 //	name   = "quickstart"   # required. a-z, 0-9, '-'; starts with a letter; at most 32 characters
 //	fabric = "auto"         # how links are made: kernel | userspace | guest | auto
 //	seed   = 1              # seeds every random choice of a run (impairments, mobility)
-//	mgmt   = "10.1.2.0/24"  # IPv4 management network (libvirt NAT); default: derived from the name (see plan.go)
+//	mgmt   = "10.1.2.0/24"  # IPv4 management network (libvirt NAT); default: derived from the name (see package plan)
 //
 //	[defaults]              # for every host of kind "vm" that does not set its own
 //	image  = "debian-12"    # image store name
@@ -35,7 +35,7 @@ package spec
 //	[[link]]                # at most 100
 //	name      = "ab"        # default "<a>-<b>" for two endpoints, "seg<N>" for more (N: the link's index from 0)
 //	endpoints = ["a", "b"]  # required. two hosts, or more for a shared segment
-//	subnet4   = "10.1.0.0/24"  # /30 or larger; default: from the first pinned IPv4 address, else the pool (plan.go)
+//	subnet4   = "10.1.0.0/24"  # /30 or larger; default: from the first pinned IPv4 address, else the pool (package plan)
 //	subnet6   = "fd00:1::/64"  # /126 or larger; default: from the first pinned IPv6 address, else the pool
 //	addresses = { a = ["10.1.0.5/24", "fd00:1::5/64"] }  # pinned, one per family per host; the others get
 //	                        # the lowest free host numbers in endpoint order (.1, .2, ...; ::1, ::2, ...)
@@ -67,7 +67,7 @@ import (
 )
 
 // Limits of the lab file. Host and link counts come from the naming scheme
-// (two decimal digits in netdev names, see plan.go).
+// (two decimal digits in netdev names, see package plan).
 const (
 	// MaxHosts, MaxLinks and MaxNICs: two decimal digits per index in
 	// netdev names (HH, NN in plan's naming scheme; NICs are n01-n99).

@@ -56,12 +56,12 @@ type LinkSpec struct {
 	// Addresses pins a host's address on this link (host name -> addresses,
 	// with prefix length). Unpinned hosts get the next free ones.
 	Addresses map[string][]netip.Prefix
-	Quality   Quality // static impairments declared in the lab file (issue 3)
+	Quality   Quality // static impairments declared in the lab file
 	Line      int
 }
 
 // Quality is a link's impairment as declared; zero values mean "none".
-// Filled in by issue 3; kept here so the schema has one home.
+// The fabric turns it into a netfabric.Impairment (labs/fabric.go).
 type Quality struct {
 	RateBits int64 // bits per second, 0 = unlimited
 	DelayNs  int64
