@@ -44,10 +44,14 @@ var hostKinds = map[string]hostKind{
 	spec.KindPhysical: physicalKind{},
 }
 
-// kindOf is a host's kind. The lab file admits only known kinds, and ""
-// (a state saved before kinds were spelled out) is a VM.
-func kindOf(h HostPlan) hostKind {
-	if k, ok := hostKinds[h.Kind]; ok {
+// kindOf is a host's kind.
+func kindOf(h HostPlan) hostKind { return kindNamed(h.Kind) }
+
+// kindNamed is the kind the lab file names. The lab file admits only
+// known kinds, and "" (a host of a state saved before kinds were spelled
+// out) is a VM.
+func kindNamed(name string) hostKind {
+	if k, ok := hostKinds[name]; ok {
 		return k
 	}
 	return vmKind{}

@@ -315,7 +315,7 @@ func (m *Manager) checkMemory(sp *Spec, accel hypervisor.Accel) error {
 	}
 	var need int64
 	for _, h := range sp.Hosts {
-		if hostKinds[kindName(h.Kind)].madeHere() {
+		if kindNamed(h.Kind).madeHere() {
 			need += int64(h.MemoryMiB) + overhead
 		}
 	}
