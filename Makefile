@@ -9,8 +9,11 @@ FORGELAB := ./bin/forgelab --state-dir $(STATE_DIR)
 setup:
 	.ci/setup
 
+# forgelab, and next to it forgelab-guestinit: the static program the
+# debian-12 image runs at boot to apply a VM's seed (copied in at image build).
 build:
 	$(GO) build -o bin/forgelab ./cmd/forgelab
+	CGO_ENABLED=0 $(GO) build -ldflags='-s -w' -o bin/forgelab-guestinit ./images/guestinit/forgelab-guestinit
 
 # Unit tests only: no VMs, no root needed.
 unit:
@@ -21,8 +24,9 @@ unit:
 # image in $(STATE_DIR)/images (built on first use).
 test: setup build
 	$(GO) vet ./...
-	FORGELAB_STATE_DIR=$(STATE_DIR) FORGELAB_BIN=$(CURDIR)/bin/forgelab \
-	  $(GO) test -count=1 -timeout 50m -p 1 ./... 
+	.ci/check-tools
+	FORGELAB_STATE_DIR=$(STATE_DIR) FORGELAB_BIN=$(CURDIR)/bin/forgelab FORGELAB_GUESTINIT=$(CURDIR)/bin/forgelab-guestinit \
+	  $(GO) test -count=1 -timeout 50m -p 1 ./...
 
 image: setup build
 	$(FORGELAB) image build debian-12

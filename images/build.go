@@ -2,6 +2,7 @@ package images
 
 import (
 	"context"
+	"debug/elf"
 	"errors"
 	"fmt"
 	"io"
@@ -18,12 +19,16 @@ type recipe struct {
 	// tools the build runs, with the Debian package that has each.
 	tools    map[string]string
 	needRoot bool
+	// version is recorded with the image; an image of an older version is
+	// stale (Store.Stale).
+	version int
 	// build returns the finished qcow2 (inside work) and a Source line.
 	build func(b *builder, work string, s *Store) (qcow2, source string, err error)
 }
 
 var recipes = map[string]recipe{
-	"debian-12": debian12Recipe,
+	"debian-12":            debian12Recipe,
+	"debian-12-cloud-init": debian12CloudInitRecipe,
 }
 
 // Recipes returns the names Build knows, sorted.
@@ -99,7 +104,7 @@ func (s *Store) Build(ctx context.Context, name string, progress io.Writer) (err
 	}
 	if err == nil {
 		b.step("installing as %s", s.Path(name))
-		err = s.install(name, qcow2, source)
+		err = s.install(name, qcow2, source, recipeID(name, r))
 	}
 	if err != nil {
 		fmt.Fprintf(logf, "\nFAILED: %v\n", err)
@@ -111,4 +116,31 @@ func (s *Store) Build(ctx context.Context, name string, progress io.Writer) (err
 	}
 	b.step("built %s in %s", name, time.Since(start).Round(time.Second))
 	return nil
+}
+
+// guestInitBinary finds the static forgelab-guestinit program for the image.
+func (s *Store) guestInitBinary() (string, error) {
+	p, from := s.GuestInit, "the store's GuestInit"
+	if p == "" {
+		p, from = os.Getenv("FORGELAB_GUESTINIT"), "FORGELAB_GUESTINIT"
+	}
+	if p == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return "", err
+		}
+		p, from = filepath.Join(filepath.Dir(exe), "forgelab-guestinit"), "next to "+exe
+	}
+	const fix = "build it with `make build` (CGO_ENABLED=0 go build -o bin/forgelab-guestinit ./images/guestinit/forgelab-guestinit), keep it next to forgelab or set FORGELAB_GUESTINIT"
+	f, err := elf.Open(p)
+	if err != nil {
+		return "", fmt.Errorf("forgelab-guestinit (%s, %s): %w: %s", p, from, err, fix)
+	}
+	defer f.Close()
+	for _, prog := range f.Progs {
+		if prog.Type == elf.PT_INTERP {
+			return "", fmt.Errorf("forgelab-guestinit %s is dynamically linked, so it may not run in the guest: %s", p, fix)
+		}
+	}
+	return p, nil
 }

@@ -24,15 +24,19 @@ const (
 	partStartMiB  = 1
 )
 
-// debianPackages are installed on top of debootstrap's minbase. debootstrap
-// does not resolve virtual packages, so some real ones are named here
-// (python3-cffi-backend for cloud-init's dependencies).
+// debianPackages are installed on top of debootstrap's minbase in every
+// variant: what a lab guest needs (SSH, networkd, the tools network tests
+// use, python3 for users' scripts).
 var debianPackages = []string{
 	"linux-image-cloud-amd64", "systemd-sysv", "udev", "dbus",
-	"openssh-server", "cloud-init", "netplan.io", "python3-cffi-backend",
-	"sudo", "ca-certificates", "e2fsprogs", "kmod", "procps", "less", "curl",
+	"openssh-server", "sudo", "ca-certificates", "e2fsprogs", "kmod", "procps", "less", "curl", "python3",
 	"iproute2", "iputils-ping", "iperf3", "tcpdump", "babeld", "ethtool", "netcat-openbsd", "nftables",
 }
+
+// cloudInitPackages make the debian-12-cloud-init variant. debootstrap does
+// not resolve virtual packages, so python3-cffi-backend is named for
+// cloud-init's dependencies.
+var cloudInitPackages = []string{"cloud-init", "netplan.io", "python3-cffi-backend"}
 
 // grubModules are built into core.img, so /boot/grub needs only grub.cfg.
 var grubModules = []string{
@@ -42,18 +46,48 @@ var grubModules = []string{
 
 const grubDir = "/usr/lib/grub/i386-pc"
 
-var debian12Recipe = recipe{
-	tools: map[string]string{
-		"debootstrap": "debootstrap", "chroot": "coreutils", "sfdisk": "fdisk",
-		"mkfs.ext4": "e2fsprogs", "grub-mkimage": "grub-pc-bin", "qemu-img": "qemu-utils",
-	},
-	needRoot: true,
-	build:    buildDebian12,
+// The two variants differ only in what applies the seed at boot.
+// debian-12: forgelab-guestinit, a static program run before ssh.service
+// (about 0.1 s); debian-12-cloud-init: Debian's cloud-init as shipped (its
+// Python costs most of a boot under emulation), for seeds that need more
+// than guestinit reads and to keep forgelab's seeds honest against the
+// real cloud-init.
+var (
+	debian12Recipe          = debianRecipe(false)
+	debian12CloudInitRecipe = debianRecipe(true)
+)
+
+// debianRecipeVersion changes whenever the recipe makes a different image,
+// so images built by an older forgelab are rebuilt (Store.Stale).
+const debianRecipeVersion = 2
+
+func debianRecipe(cloudInit bool) recipe {
+	r := recipe{
+		tools: map[string]string{
+			"debootstrap": "debootstrap", "chroot": "coreutils", "sfdisk": "fdisk",
+			"mkfs.ext4": "e2fsprogs", "grub-mkimage": "grub-pc-bin", "qemu-img": "qemu-utils",
+		},
+		needRoot: true,
+		version:  debianRecipeVersion,
+		build: func(b *builder, work string, s *Store) (string, string, error) {
+			return buildDebian12(b, work, s, cloudInit)
+		},
+	}
+	return r
 }
 
-func buildDebian12(b *builder, work string, s *Store) (string, string, error) {
+func buildDebian12(b *builder, work string, s *Store, cloudInit bool) (string, string, error) {
 	if _, err := os.Stat(filepath.Join(grubDir, "boot.img")); err != nil {
 		return "", "", fmt.Errorf("GRUB for BIOS is not installed (%s/boot.img): apt-get install grub-pc-bin", grubDir)
+	}
+	name, pkgs, guestInit := "debian-12", debianPackages, ""
+	if cloudInit {
+		name, pkgs = "debian-12-cloud-init", append(append([]string{}, debianPackages...), cloudInitPackages...)
+	} else {
+		var err error
+		if guestInit, err = s.guestInitBinary(); err != nil {
+			return "", "", err
+		}
 	}
 	cache := filepath.Join(s.Dir, "cache", "debs")
 	if err := os.MkdirAll(cache, 0o755); err != nil {
@@ -65,9 +99,9 @@ func buildDebian12(b *builder, work string, s *Store) (string, string, error) {
 	// debootstrap mounts /proc and /sys in the target; in a private mount
 	// namespace those mounts die with it, whatever happens to it.
 	b.step("debootstrap: Debian %s (minbase + %d packages) from %s (%s); .debs cached in %s",
-		debianSuite, len(debianPackages), mirror, from, cache)
+		debianSuite, len(pkgs), mirror, from, cache)
 	args := []string{"--variant=minbase", "--components=main", "--cache-dir=" + cache,
-		"--include=" + strings.Join(debianPackages, ","), debianSuite, tree, mirror}
+		"--include=" + strings.Join(pkgs, ","), debianSuite, tree, mirror}
 	env := []string{"DEBIAN_FRONTEND=noninteractive", "LC_ALL=C.UTF-8", "LANG=C.UTF-8"}
 	// No fsync per file (the tree is thrown away on failure anyway), and no
 	// initramfs while the kernel is installed: it is made once, below, with
@@ -86,8 +120,12 @@ func buildDebian12(b *builder, work string, s *Store) (string, string, error) {
 	if err != nil {
 		return "", "", err
 	}
-	b.step("configuring the guest: cloud-init, networkd, ssh, serial console, boot trims (kernel %s)", kver)
-	if err := configureDebianTree(tree, debianConfig{fsUUID: fsUUID, mirror: mirror, kernel: kver}); err != nil {
+	seedBy := "forgelab-guestinit"
+	if cloudInit {
+		seedBy = "cloud-init"
+	}
+	b.step("configuring the guest: %s, networkd, ssh, serial console, boot trims (kernel %s)", seedBy, kver)
+	if err := configureDebianTree(tree, debianConfig{fsUUID: fsUUID, mirror: mirror, kernel: kver, cloudInit: cloudInit, guestInit: guestInit}); err != nil {
 		return "", "", fmt.Errorf("configure tree: %w", err)
 	}
 	b.step("initramfs: virtio drivers only")
@@ -164,7 +202,7 @@ func buildDebian12(b *builder, work string, s *Store) (string, string, error) {
 		}
 	}
 	os.Remove(raw)
-	return out, fmt.Sprintf("recipe debian-12 (Debian %s from %s, kernel %s)", debianSuite, mirror, kver), nil
+	return out, fmt.Sprintf("recipe %s (Debian %s from %s, kernel %s, seed applied by %s)", name, debianSuite, mirror, kver, seedBy), nil
 }
 
 // privateMounts wraps a command so that mounts it makes stay in a private

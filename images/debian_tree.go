@@ -17,57 +17,72 @@ import (
 
 type debianConfig struct {
 	fsUUID, mirror, kernel string
+	// cloudInit: the seed is applied by cloud-init as Debian ships it;
+	// otherwise by guestInit, the static forgelab-guestinit program.
+	cloudInit bool
+	guestInit string
 }
 
 // kernelCmdline: serial console only (no VGA console to emulate), classic
-// ethN names (cloud-init renames NICs by MAC anyway), rw root so nothing has
+// ethN names (the seed renames NICs by MAC anyway), rw root so nothing has
 // to remount it, quiet so the emulated UART is not the bottleneck, no crypto
 // self-tests and no kernel audit (about 0.5 s of kernel boot under TCG).
 func kernelCmdline(fsUUID string) string {
 	return "root=UUID=" + fsUUID + " rw console=ttyS0,115200 net.ifnames=0 quiet cryptomgr.notests audit=0"
 }
 
-// cloudInitCfg keeps cloud-init in charge of the instance (users, ssh keys,
-// host keys, hostname, network) and drops what costs boot time: the config
-// stage does not run (cloud-config.service is masked); the final stage keeps
-// runcmd and user scripts but runs at idle CPU priority, after SSH is up.
-const cloudInitCfg = `# forgelab: NoCloud seed disk (volume id cidata) only; trimmed module lists.
+// cloudInitCfg: the debian-12-cloud-init variant runs cloud-init as Debian
+// ships it; it only learns where the seed is, as any NoCloud user sets it.
+const cloudInitCfg = `# forgelab: NoCloud seed disk (volume id cidata)
 datasource_list: [ NoCloud, None ]
-
-cloud_init_modules:
- - seed_random
- - bootcmd
- - write-files
- - set_hostname
- - update_hostname
- - update_etc_hosts
- - users-groups
- - ssh
-
-# The config stage is skipped (cloud-config.service is masked).
-cloud_config_modules: []
-
-cloud_final_modules:
- - runcmd
- - scripts-vendor
- - scripts-per-once
- - scripts-per-boot
- - scripts-per-instance
- - scripts-user
- - power-state-change
 `
 
-// netplanShim: cloud-init runs "netplan generate" in its local stage; the
-// Python front end of netplan costs about 3 s under TCG and only execs the C
-// generator, so plain "netplan generate" goes straight to it.
-const netplanShim = `#!/bin/sh
-# forgelab: plain "netplan generate" (what cloud-init runs at boot) goes
-# straight to the C generator; the Python front end costs seconds under
-# emulation. Everything else is the real netplan.
-if [ "$#" -eq 1 ] && [ "$1" = generate ]; then
-	exec /usr/libexec/netplan/generate
-fi
-exec /usr/sbin/netplan "$@"
+// guestInitUnit runs forgelab-guestinit before anything reads what it
+// writes: the .link files (systemd-udevd names the NICs at coldplug, and
+// the virtio NIC driver is loaded only then), the .network files, the host
+// key and the users (ssh.service). It needs no udev and no mounts: the
+// kernel makes the seed disk's node, and the root is mounted read-write.
+const guestInitUnit = `[Unit]
+Description=Apply the NoCloud seed (forgelab-guestinit)
+DefaultDependencies=no
+Before=systemd-udev-trigger.service systemd-networkd.service ssh.service sysinit.target shutdown.target
+Conflicts=shutdown.target
+
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/usr/local/sbin/forgelab-guestinit
+StandardOutput=journal+console
+
+[Install]
+WantedBy=sysinit.target
+`
+
+// sshUnit replaces Debian's ssh.service (a drop-in cannot remove an
+// ordering): sshd listens on every address, so it need not wait for
+// network.target and starts while networkd brings the NICs up; and no
+// `sshd -t` self-test before the start (a whole sshd start-up under TCG).
+const sshUnit = `[Unit]
+Description=OpenBSD Secure Shell server (forgelab: not ordered after network.target)
+Documentation=man:sshd(8) man:sshd_config(5)
+After=auditd.service
+ConditionPathExists=!/etc/ssh/sshd_not_to_be_run
+
+[Service]
+EnvironmentFile=-/etc/default/ssh
+ExecStart=/usr/sbin/sshd -D $SSHD_OPTS
+ExecReload=/usr/sbin/sshd -t
+ExecReload=/bin/kill -HUP $MAINPID
+KillMode=process
+Restart=on-failure
+RestartPreventExitStatus=255
+Type=notify
+RuntimeDirectory=sshd
+RuntimeDirectoryMode=0755
+
+[Install]
+WantedBy=multi-user.target
+Alias=sshd.service
 `
 
 // growroot replaces cloud-init's growpart and resizefs modules (about 0.8 s
@@ -157,6 +172,9 @@ fi
 ln -s "${rootmnt}/dev" /dev
 `
 
+// afterSSH are ordered after ssh.service (see configureDebianTree).
+var afterSSH = []string{"systemd-logind.service", "dbus.service", "serial-getty@ttyS0.service"}
+
 // maskedUnits cost boot time and do nothing a lab VM needs.
 var maskedUnits = []string{
 	// background jobs
@@ -177,17 +195,13 @@ var maskedUnits = []string{
 	"systemd-update-utmp.service", "systemd-update-utmp-runlevel.service", "systemd-user-sessions.service",
 	// VGA console login: the serial console has one
 	"getty@tty1.service",
-	// cloud-init's config stage (see cloudInitCfg)
-	"cloud-config.service",
 }
 
-// maskedGenerators run at every boot and every daemon-reload. cloud-init's
-// generator (a shell script running ds-identify) is replaced by enabling
-// cloud-init.target statically.
+// maskedGenerators run at every boot and every daemon-reload.
 var maskedGenerators = []string{
 	"systemd-cryptsetup-generator", "systemd-integritysetup-generator", "systemd-veritysetup-generator",
 	"systemd-hibernate-resume-generator", "systemd-gpt-auto-generator", "systemd-system-update-generator",
-	"systemd-run-generator", "systemd-rc-local-generator", "cloud-init-generator",
+	"systemd-run-generator", "systemd-rc-local-generator",
 }
 
 // blacklistedModules: nested KVM under emulation, legacy devices, and the IDE
@@ -238,18 +252,16 @@ func configureDebianTree(root string, c debianConfig) error {
 		"path-exclude /usr/share/doc/*\npath-include /usr/share/doc/*/copyright\npath-exclude /usr/share/man/*\n"+
 		"path-exclude /usr/share/info/*\npath-exclude /usr/share/locale/*\npath-include /usr/share/locale/locale.alias\n", 0o644))
 
-	// cloud-init
-	do(t.write("etc/cloud/cloud.cfg.d/90-forgelab.cfg", cloudInitCfg, 0o644))
-	do(t.write("etc/cloud/ds-identify.cfg", "policy: enabled\n", 0o644))
-	do(t.symlink("etc/systemd/system/multi-user.target.wants/cloud-init.target", "/lib/systemd/system/cloud-init.target"))
-	// What the masked generator would have left for `cloud-init status`.
-	do(t.write("etc/tmpfiles.d/forgelab-cloud-init.conf", "f /run/cloud-init/enabled 0644 root root -\n", 0o644))
-	do(t.remove("etc/systemd/system/cloud-init.target.wants/cloud-config.service"))
-	do(t.write("etc/systemd/system/cloud-final.service.d/forgelab.conf",
-		"# forgelab: user scripts run in the gaps; the first SSH login goes first\n[Service]\nNice=19\nCPUSchedulingPolicy=idle\nIOSchedulingClass=idle\n", 0o644))
-	do(t.write("usr/local/sbin/netplan", netplanShim, 0o755))
+	// What applies the seed at boot.
+	if c.cloudInit {
+		do(t.write("etc/cloud/cloud.cfg.d/90-forgelab.cfg", cloudInitCfg, 0o644))
+	} else {
+		do(t.copyFile("usr/local/sbin/forgelab-guestinit", c.guestInit, 0o755))
+		do(t.write("etc/systemd/system/forgelab-guestinit.service", guestInitUnit, 0o644))
+		do(t.symlink("etc/systemd/system/sysinit.target.wants/forgelab-guestinit.service", "/etc/systemd/system/forgelab-guestinit.service"))
+	}
 
-	// Network: systemd-networkd (netplan renders for it); wait-online is
+	// Network: systemd-networkd (forgelab-guestinit or netplan renders for it); wait-online is
 	// satisfied by any one link, and quickly gives up.
 	do(t.symlink("etc/systemd/system/multi-user.target.wants/systemd-networkd.service", "/lib/systemd/system/systemd-networkd.service"))
 	do(t.symlink("etc/systemd/system/sockets.target.wants/systemd-networkd.socket", "/lib/systemd/system/systemd-networkd.socket"))
@@ -262,7 +274,14 @@ func configureDebianTree(root string, c debianConfig) error {
 	// before start (it costs a full sshd start-up under TCG).
 	do(t.write("etc/ssh/sshd_config.d/forgelab.conf", "# forgelab\nHostKey /etc/ssh/ssh_host_ed25519_key\n"+
 		"PasswordAuthentication no\nKbdInteractiveAuthentication no\nUseDNS no\n", 0o644))
-	do(t.write("etc/systemd/system/ssh.service.d/forgelab.conf", "[Service]\nExecStartPre=\n", 0o644))
+	do(t.write("etc/systemd/system/ssh.service", sshUnit, 0o644))
+	// What a lab reaches the guest through comes first: logind, D-Bus and
+	// the serial getty start once sshd is up, instead of sharing the one
+	// emulated vCPU with it (about 5 s of a boot under TCG).
+	for _, u := range afterSSH {
+		do(t.write("etc/systemd/system/"+u+".d/forgelab-after-ssh.conf",
+			"# forgelab: start once sshd is up (boot time under emulation)\n[Unit]\nAfter=ssh.service\n", 0o644))
+	}
 	// No dynamic motd at SSH logins (run-parts and uname on every login).
 	do(t.edit("etc/pam.d/sshd", func(s string) string {
 		return regexp.MustCompile(`(?m)^(session\s+optional\s+pam_motd\.so\s+motd=/run/motd\.dynamic.*)$`).
@@ -450,6 +469,15 @@ func (t tree) edit(p string, fn func(string) string) error {
 		return err
 	}
 	return t.write(p, fn(string(b)), fi.Mode().Perm())
+}
+
+// copyFile copies a file from the build host into the tree.
+func (t tree) copyFile(p, src string, mode os.FileMode) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return t.write(p, string(b), mode)
 }
 
 func (t tree) symlink(p, target string) error {

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/GehirnInc/crypt"
+	_ "github.com/GehirnInc/crypt/sha512_crypt" // registers crypt.SHA512
 	"github.com/kdomanski/iso9660"
 )
 
@@ -24,9 +26,10 @@ type Seed struct {
 	// User is the login user: passwordless sudo, shell /bin/bash, password
 	// not locked (so Password works on the serial console).
 	User string
-	// Password is the plain password for console logins; empty: none.
-	// SSH stays key-only either way.
-	Password string
+	// PasswordHash is the crypt(3) hash of the password for console logins
+	// (HashPassword makes one); empty: none. The seed never carries the
+	// plain password. SSH stays key-only either way.
+	PasswordHash string
 	// AuthorizedKeys are authorized_keys lines ("ssh-ed25519 AAAA... comment").
 	AuthorizedKeys []string
 	// HostKeyPrivate (OpenSSH PEM) and HostKeyPublic (authorized_keys format)
@@ -50,9 +53,14 @@ type SeedNIC struct {
 	Gateway4    string
 	Nameservers []string
 	// Optional NICs do not hold up boot (systemd-networkd-wait-online).
-	// NICs without DHCP are always written optional: a data NIC with static
-	// addresses must never delay boot.
+	// NICs without DHCP that are not Primary are always written optional: a
+	// data NIC with static addresses must never delay boot.
 	Optional bool
+	// Primary marks the NIC the guest is reached through (the management
+	// NIC): never optional, and without an IPv6 link-local address unless it
+	// has IPv6 addresses (networkd's IPv6 duplicate address detection holds
+	// a link's configuration for about 1.5 s).
+	Primary bool
 }
 
 var (
@@ -88,8 +96,8 @@ func (s Seed) validate() error {
 			errs = append(errs, errors.New("host key: public key must be one \"ssh-ed25519 AAAA...\" line"))
 		}
 	}
-	if strings.ContainsAny(s.Password, "\n\r") {
-		errs = append(errs, errors.New("password: must not contain newlines"))
+	if s.PasswordHash != "" && (!strings.HasPrefix(s.PasswordHash, "$") || strings.ContainsAny(s.PasswordHash, ":\n\r")) {
+		errs = append(errs, errors.New("password hash: want a crypt(3) hash such as HashPassword returns"))
 	}
 	if !utf8.ValidString(s.EtcHosts) || strings.ContainsFunc(s.EtcHosts, func(r rune) bool { return r < 0x20 && r != '\n' && r != '\t' }) {
 		errs = append(errs, errors.New("etc hosts: must be text lines (UTF-8, no control characters)"))
@@ -139,6 +147,15 @@ func validateNICs(nics []SeedNIC) []error {
 	return errs
 }
 
+// HashPassword returns the SHA-512 crypt(3) hash of a password with a
+// random salt: what /etc/shadow, cloud-init's passwd and guestinit take.
+func HashPassword(plain string) (string, error) {
+	if strings.ContainsAny(plain, "\n\r") {
+		return "", errors.New("password: must not contain newlines")
+	}
+	return crypt.SHA512.New().Generate([]byte(plain), nil)
+}
+
 // MetaData returns the NoCloud meta-data document.
 func (s Seed) MetaData() ([]byte, error) {
 	if err := s.validate(); err != nil {
@@ -171,8 +188,8 @@ func (s Seed) UserData() ([]byte, error) {
 	u.add("sudo", "ALL=(ALL) NOPASSWD:ALL")
 	u.add("groups", "adm, sudo")
 	u.add("lock_passwd", false)
-	if s.Password != "" {
-		u.add("plain_text_passwd", s.Password)
+	if s.PasswordHash != "" {
+		u.add("passwd", s.PasswordHash)
 	}
 	if len(s.AuthorizedKeys) > 0 {
 		keys := yseq{}
@@ -228,11 +245,12 @@ func (s Seed) NetworkConfig() ([]byte, error) {
 		e.add("dhcp4", n.DHCP4)
 		if !n.DHCP4 {
 			e.add("dhcp6", false)
-		} else if !hasIPv6(n.Addresses) {
-			// A DHCPv4-only NIC (the management NIC) gets no IPv6
-			// link-local address: systemd-networkd calls a link configured
-			// only after IPv6 duplicate address detection (about 1.5 s),
-			// and cloud-init's network stage waits for that.
+		}
+		if (n.DHCP4 || n.Primary) && !hasIPv6(n.Addresses) {
+			// A DHCPv4-only or primary IPv4 NIC (the management NIC) gets
+			// no IPv6 link-local address: systemd-networkd calls a link
+			// configured only after IPv6 duplicate address detection
+			// (about 1.5 s), and a boot may wait for that.
 			e.add("link-local", yseq{})
 		}
 		if len(n.Addresses) > 0 {
@@ -258,7 +276,7 @@ func (s Seed) NetworkConfig() ([]byte, error) {
 			nsm.add("addresses", ns)
 			e.add("nameservers", nsm)
 		}
-		if n.Optional || !n.DHCP4 {
+		if n.Optional || (!n.DHCP4 && !n.Primary) {
 			e.add("optional", true)
 		}
 		eths.add(n.Name, e)

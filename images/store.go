@@ -31,7 +31,13 @@ import (
 )
 
 // Store is a directory of images.
-type Store struct{ Dir string }
+type Store struct {
+	Dir string
+	// GuestInit is the static forgelab-guestinit program that the debian-12
+	// recipe puts into the image. Empty: $FORGELAB_GUESTINIT, else
+	// forgelab-guestinit next to the running program.
+	GuestInit string
+}
 
 // NewStore returns the store kept in dir (created on first write).
 func NewStore(dir string) *Store { return &Store{Dir: dir} }
@@ -43,6 +49,8 @@ type Image struct {
 	Format string `json:"format"` // always "qcow2" for stored images
 	SHA256 string `json:"sha256"` // of the stored qcow2 file
 	Source string `json:"source"` // "recipe debian-12 (...)" or "import /path/file.raw (raw, sha256 ...)"
+	// Recipe is "NAME/VERSION" of the recipe that built it; empty for imports.
+	Recipe string `json:"recipe,omitempty"`
 	// VirtualSize is the disk size the guest sees; FileSize what the file takes.
 	VirtualSize int64     `json:"virtual_size"`
 	FileSize    int64     `json:"file_size"`
@@ -108,6 +116,23 @@ func (s *Store) Get(name string) (Image, error) {
 	img.FileSize = fi.Size()
 	return img, nil
 }
+
+// Stale reports whether image name was built by an older version of its
+// recipe (so it lacks what the current recipe makes, such as a faster
+// boot). Imported images are never stale.
+func (s *Store) Stale(name string) bool {
+	r, ok := recipes[name]
+	if !ok {
+		return false
+	}
+	img, err := s.Get(name)
+	if err != nil || !strings.HasPrefix(img.Source, "recipe ") {
+		return false
+	}
+	return img.Recipe != recipeID(name, r)
+}
+
+func recipeID(name string, r recipe) string { return fmt.Sprintf("%s/%d", name, r.version) }
 
 // List returns every image in the store, sorted by name.
 func (s *Store) List() ([]Image, error) {
@@ -186,7 +211,7 @@ func (s *Store) lock(name string) (func(), error) {
 // install moves a finished qcow2 (in the store directory) into place under
 // name and writes its metadata. The metadata goes first, so an image file
 // never exists without it.
-func (s *Store) install(name, tmpQcow2, source string) error {
+func (s *Store) install(name, tmpQcow2, source, recipeID string) error {
 	info, err := qemuImgInfo(context.Background(), tmpQcow2)
 	if err != nil {
 		return err
@@ -200,7 +225,7 @@ func (s *Store) install(name, tmpQcow2, source string) error {
 		return err
 	}
 	img := Image{
-		Name: name, Path: s.Path(name), Format: info.Format, SHA256: sum, Source: source,
+		Name: name, Path: s.Path(name), Format: info.Format, SHA256: sum, Source: source, Recipe: recipeID,
 		VirtualSize: info.VirtualSize, FileSize: fi.Size(), Created: time.Now().UTC().Truncate(time.Second),
 	}
 	b, err := json.MarshalIndent(img, "", "  ")
@@ -312,7 +337,7 @@ func (s *Store) Import(ctx context.Context, name, src, wantSHA256 string) (err e
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("import %s: %w", name, err)
 	}
-	if err := s.install(name, final, fmt.Sprintf("import %s (%s, sha256 %s)", abs, info.Format, got)); err != nil {
+	if err := s.install(name, final, fmt.Sprintf("import %s (%s, sha256 %s)", abs, info.Format, got), ""); err != nil {
 		return fmt.Errorf("import %s: %w", name, err)
 	}
 	return nil

@@ -230,7 +230,7 @@ func TestBuildUnknownRecipe(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "debian-12") {
 		t.Fatalf("error %v, want one listing the recipes", err)
 	}
-	if got := Recipes(); len(got) != 1 || got[0] != "debian-12" {
+	if got := Recipes(); len(got) != 2 || got[0] != "debian-12" || got[1] != "debian-12-cloud-init" {
 		t.Errorf("recipes %v", got)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"time"
 
 	"github.com/forgelab/forgelab/hypervisor"
@@ -116,22 +115,6 @@ func (m *Manager) SerialLog(st *State, host string) (string, error) {
 // ConsolePassword is the file that holds the password for serial-console
 // logins.
 func (m *Manager) ConsolePassword(st *State) string { return m.Store.LayoutOf(st).Password() }
-
-// LabsUsingImage lists the labs with a host on image.
-func (m *Manager) LabsUsingImage(image string) []string {
-	names, _ := m.Store.Labs()
-	var users []string
-	for _, n := range names {
-		st, err := m.Store.Load(n)
-		if err != nil || st.Plan == nil {
-			continue
-		}
-		if slices.ContainsFunc(st.Plan.Hosts, func(h HostPlan) bool { return h.Image == image }) {
-			users = append(users, n)
-		}
-	}
-	return users
-}
 
 // AccelChoice is the accelerator create uses, and why.
 type AccelChoice struct {

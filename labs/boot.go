@@ -303,7 +303,13 @@ func (m *Manager) bootHost(ctx context.Context, rec *Recorder, p *Plan, i int, k
 		AuthorizedKeys: []string{k.user.Public},
 		HostKeyPrivate: string(hk.Private), HostKeyPublic: hk.Public,
 		EtcHosts: plan.EtcHosts(p, h.Name),
-		NICs:     []SeedNIC{{Name: "eth0", MAC: h.MgmtMAC, DHCP4: true}},
+		// The management address is static (the lab planned it; the DHCP
+		// lease stays for images that ignore the seed): the guest is
+		// reachable as soon as its NIC is up, without a DHCP exchange.
+		NICs: []SeedNIC{{Name: "eth0", MAC: h.MgmtMAC, Primary: true,
+			Addresses:   []string{netip.PrefixFrom(h.MgmtIP, p.Mgmt.Prefix.Bits()).String()},
+			Gateway4:    p.Mgmt.Gateway.String(),
+			Nameservers: []string{p.Mgmt.Gateway.String()}}},
 	}
 	for _, n := range h.NICs {
 		sn := SeedNIC{Name: n.Name, MAC: n.MAC}

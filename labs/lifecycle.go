@@ -43,6 +43,9 @@ type Netdevs interface {
 // Images is the image store as the orchestrator needs it.
 type Images interface {
 	Has(name string) bool
+	// Stale: built by an older version of its recipe.
+	Stale(name string) bool
+	Remove(name string) error
 	Path(name string) string
 	Build(ctx context.Context, name string, progress io.Writer) error
 	Recipes() []string
@@ -64,6 +67,11 @@ type SeedNIC struct {
 	Name, MAC string
 	DHCP4     bool
 	Addresses []string
+	// Gateway4 and Nameservers: the management NIC's way out.
+	Gateway4    string
+	Nameservers []string
+	// Primary: the NIC forgelab reaches the guest through.
+	Primary bool
 }
 
 // Waiter waits until a host answers SSH and runs a command.
@@ -353,11 +361,24 @@ func (m *Manager) ensureImages(ctx context.Context, p *Plan) error {
 		if !kindOf(h).madeHere() {
 			continue
 		}
-		if seen[h.Image] || m.Images.Has(h.Image) {
-			seen[h.Image] = true
+		if seen[h.Image] {
 			continue
 		}
 		seen[h.Image] = true
+		if m.Images.Has(h.Image) {
+			if !m.Images.Stale(h.Image) {
+				continue
+			}
+			if users := m.Store.LabsUsingImage(h.Image); len(users) > 0 {
+				m.progress("image %s was built by an older forgelab recipe (slower boots); labs %v use it, so it stays: destroy them and run `forgelab image build --force %s`",
+					h.Image, users, h.Image)
+				continue
+			}
+			m.progress("image %s was built by an older forgelab recipe: rebuilding it", h.Image)
+			if err := m.Images.Remove(h.Image); err != nil {
+				return fmt.Errorf("rebuild stale image %s: %w", h.Image, err)
+			}
+		}
 		if !contains(m.Images.Recipes(), h.Image) {
 			return fmt.Errorf("host %s: image %q is not in the image store: import it with `forgelab image import %s FILE`, or use one of the built-in recipes (%s)", h.Name, h.Image, h.Image, strings.Join(m.Images.Recipes(), ", "))
 		}

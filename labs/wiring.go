@@ -50,12 +50,20 @@ func (imageStore) CreateOverlay(ctx context.Context, base, dst string, size int6
 
 func (imageStore) WriteSeed(path string, in SeedInput) error {
 	s := images.Seed{
-		InstanceID: in.InstanceID, Hostname: in.Hostname, User: in.User, Password: in.Password,
+		InstanceID: in.InstanceID, Hostname: in.Hostname, User: in.User,
 		AuthorizedKeys: in.AuthorizedKeys, HostKeyPrivate: in.HostKeyPrivate, HostKeyPublic: in.HostKeyPublic,
 		EtcHosts: in.EtcHosts,
 	}
 	for _, n := range in.NICs {
-		s.NICs = append(s.NICs, images.SeedNIC{Name: n.Name, MAC: n.MAC, DHCP4: n.DHCP4, Addresses: n.Addresses})
+		s.NICs = append(s.NICs, images.SeedNIC{Name: n.Name, MAC: n.MAC, DHCP4: n.DHCP4, Addresses: n.Addresses,
+			Gateway4: n.Gateway4, Nameservers: n.Nameservers, Primary: n.Primary})
+	}
+	if in.Password != "" {
+		h, err := images.HashPassword(in.Password)
+		if err != nil {
+			return err
+		}
+		s.PasswordHash = h
 	}
 	return images.WriteSeedISO(path, s)
 }

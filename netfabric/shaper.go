@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"time"
 )
 
 // Errors a caller may want to tell apart.
@@ -93,9 +94,13 @@ type LinkState struct {
 
 // Direction is the traffic one host sends on a link.
 type Direction struct {
-	From     string     `json:"from"`
-	Quality  Impairment `json:"quality"`
-	Counters *Counters  `json:"counters,omitempty"` // nil where the shaper cannot count
+	From    string     `json:"from"`
+	Quality Impairment `json:"quality"`
+	// Changed is when Quality took effect, by the shaper's own clock, where
+	// the shaper knows it (the userspace engine): the moment a change is
+	// measured from, rather than when a command asking for it started.
+	Changed  time.Time `json:"changed,omitzero"`
+	Counters *Counters `json:"counters,omitempty"` // nil where the shaper cannot count
 }
 
 // Counters count the traffic of one direction. Packets are wire packets:

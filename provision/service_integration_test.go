@@ -82,17 +82,25 @@ func TestAdoptSudoUserIntegration(t *testing.T) {
 }
 
 // vmTarget reads FORGELAB_TEST_SSH=user@addr:port and FORGELAB_TEST_SSH_KEY
-// (a lab VM, or any disposable host with systemd). Without them the test
-// skips, unless FORGELAB_TEST_SSH_REQUIRED=1 (CI declares it where it
-// provides a VM).
+// (a lab VM, or any disposable host with systemd). Without them, and with a
+// forgelab binary in FORGELAB_BIN (as `make test` sets it), it boots one
+// lab VM for the whole package (destroyed in TestMain). Without either the
+// test fails under CI=true and skips elsewhere.
 func vmTarget(t *testing.T) PhysicalHost {
 	spec, key := os.Getenv("FORGELAB_TEST_SSH"), os.Getenv("FORGELAB_TEST_SSH_KEY")
 	if spec == "" || key == "" {
-		msg := "set FORGELAB_TEST_SSH=user@addr:port and FORGELAB_TEST_SSH_KEY=/path/to/key to run the systemd tests against a disposable host with systemd (a lab VM); FORGELAB_TEST_SSH_KNOWN_HOSTS optional (default: trust on first use)"
-		if os.Getenv("FORGELAB_TEST_SSH_REQUIRED") == "1" {
-			t.Fatal(msg)
+		if testing.Short() {
+			t.Skip("systemd test against a VM: skipped with -short")
 		}
-		t.Skip(msg)
+		if err := sharedVM.start(); err != nil {
+			msg := "set FORGELAB_TEST_SSH=user@addr:port and FORGELAB_TEST_SSH_KEY=/path/to/key to run the systemd tests against a disposable host with systemd, or FORGELAB_BIN=/path/to/forgelab (make test does) to boot a lab VM for them: " + err.Error()
+			if os.Getenv("CI") == "true" || os.Getenv("FORGELAB_TEST_SSH_REQUIRED") == "1" {
+				t.Fatal(msg)
+			}
+			t.Skip(msg)
+		}
+		spec, key = sharedVM.spec, sharedVM.key
+		t.Setenv("FORGELAB_TEST_SSH_KNOWN_HOSTS", sharedVM.knownHosts)
 	}
 	user, hostport, ok := strings.Cut(spec, "@")
 	if !ok {

@@ -104,7 +104,10 @@ type Client struct {
 }
 
 // Dial connects once, honouring ctx for the TCP connect and the handshake.
-func Dial(ctx context.Context, t Target) (*Client, error) {
+func Dial(ctx context.Context, t Target) (*Client, error) { return dial(ctx, t, 0) }
+
+// dial is Dial with a bound on the TCP connect alone (0: ctx's).
+func dial(ctx context.Context, t Target, connectTimeout time.Duration) (*Client, error) {
 	cfg := &ssh.ClientConfig{
 		User:              t.User,
 		Auth:              t.Auth,
@@ -115,7 +118,7 @@ func Dial(ctx context.Context, t Target) (*Client, error) {
 	if len(cfg.Auth) == 0 && t.Signer != nil {
 		cfg.Auth = []ssh.AuthMethod{ssh.PublicKeys(t.Signer)}
 	}
-	var d net.Dialer
+	d := net.Dialer{Timeout: connectTimeout}
 	conn, err := d.DialContext(ctx, "tcp", t.Addr)
 	if err != nil {
 		return nil, err
@@ -146,7 +149,12 @@ func WaitSSH(ctx context.Context, t Target, poll time.Duration) (*Client, error)
 	var last error
 	for {
 		attempt, cancel := context.WithTimeout(ctx, 15*time.Second)
-		c, err := Dial(attempt, t)
+		// A guest whose address is not up yet answers no ARP, and the
+		// kernel gives up on a connect only after about 3 s: bound the
+		// connect so the first try after the address comes up is not
+		// held behind a stale one. A guest that is up accepts in
+		// milliseconds, even under emulation.
+		c, err := dial(attempt, t, 2*time.Second)
 		if err == nil {
 			_, err = c.Output(attempt, "true")
 			if err == nil {

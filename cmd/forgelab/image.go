@@ -8,7 +8,6 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/forgelab/forgelab/images"
-	"github.com/forgelab/forgelab/labs"
 )
 
 func imageCommand() *cli.Command {
@@ -105,6 +104,4 @@ func imageCommand() *cli.Command {
 	}
 }
 
-func labsUsingImage(c *cli.Context, image string) []string {
-	return (&labs.Manager{Store: store(c)}).LabsUsingImage(image)
-}
+func labsUsingImage(c *cli.Context, image string) []string { return store(c).LabsUsingImage(image) }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -145,6 +146,23 @@ func (s *Store) Labs() ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// LabsUsingImage names the labs whose hosts boot from image (their disks
+// are overlays on it).
+func (s *Store) LabsUsingImage(image string) []string {
+	names, _ := s.Labs()
+	var users []string
+	for _, n := range names {
+		st, err := s.Load(n)
+		if err != nil || st.Plan == nil {
+			continue
+		}
+		if slices.ContainsFunc(st.Plan.Hosts, func(h plan.HostPlan) bool { return h.Image == image }) {
+			users = append(users, n)
+		}
+	}
+	return users
 }
 
 // Entry is one lab as List finds it: its state, or why it cannot be read

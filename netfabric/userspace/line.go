@@ -33,6 +33,7 @@ type line struct {
 
 	mu       sync.Mutex
 	q        netfabric.Impairment
+	changed  time.Time // when q took effect
 	limit    int
 	fifo     fifo
 	qbytes   int
@@ -72,6 +73,7 @@ func newLine(e *Engine, lk *link, from *port) (*line, error) {
 
 func (l *line) setQuality(q netfabric.Impairment) {
 	l.q = q
+	l.changed = time.Now()
 	l.limit = q.QueueLimit(assumedRate)
 }
 
@@ -251,13 +253,14 @@ func (l *line) close() {
 
 func (l *line) snapshot() netfabric.Direction {
 	l.mu.Lock()
-	q := l.q
+	q, changed := l.q, l.changed
 	queued := l.fifo.len()
 	l.mu.Unlock()
 	c := &l.ctr
 	return netfabric.Direction{
 		From:    l.from.host,
 		Quality: q,
+		Changed: changed,
 		Counters: &netfabric.Counters{
 			RxPackets: c.rxPkts.Load(), RxBytes: c.rxBytes.Load(),
 			TxPackets: c.txPkts.Load(), TxBytes: c.txBytes.Load(),

@@ -1,0 +1,156 @@
+package quality
+
+// Units of link quality, with the grammar of the lab file and of
+// `forgelab link set`: rates as tc spells them, delays, percentages.
+//
+// This is a copy of the rate, delay and percent half of labs/units.go:
+// labs will import this package, so it cannot import labs. When labs is
+// split (issue 8), both should use one leaf package.
+
+import (
+	"fmt"
+	"math"
+	"math/big"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// rateUnits are tc's rate units (see tc(8), lower-cased): "bit" units are
+// bits per second, "bps" units are BYTES per second; k, m, g, t are powers
+// of 1000 and ki, mi, gi, ti powers of 1024.
+var rateUnits = map[string]int64{
+	"bit": 1, "kbit": 1e3, "mbit": 1e6, "gbit": 1e9, "tbit": 1e12,
+	"kibit": 1 << 10, "mibit": 1 << 20, "gibit": 1 << 30, "tibit": 1 << 40,
+	"bps": 8, "kbps": 8e3, "mbps": 8e6, "gbps": 8e9, "tbps": 8e12,
+	"kibps": 8 << 10, "mibps": 8 << 20, "gibps": 8 << 30, "tibps": 8 << 40,
+}
+
+// ParseRate reads a rate in bits per second, spelt as tc spells it,
+// case-insensitive: bit, kbit, mbit, gbit, tbit (bits/s, powers of 1000),
+// kibit, mibit, gibit, tibit (powers of 1024), and bps, kbps, mbps, gbps,
+// tbps, kibps, ... which are BYTES per second ("100mbps" is 800 Mbit/s).
+// Unlike tc, a number without a unit is refused (tc reads it as bits/s,
+// which is rarely what was meant), except "0". Fractions are rounded to
+// the nearest bit/s. 0 means "no limit" to callers that allow it.
+func ParseRate(s string) (int64, error) {
+	r, unit, err := splitNumber(s)
+	if err != nil {
+		return 0, fmt.Errorf(`%q is not a rate (write it like "100mbit" or "1gbit")`, s)
+	}
+	if unit == "" {
+		if r.Sign() == 0 {
+			return 0, nil
+		}
+		n := strings.TrimSpace(s)
+		return 0, fmt.Errorf(`%q has no unit (write "%smbit" for megabits/s or "%smbps" for megabytes/s, as tc reads them)`, s, n, n)
+	}
+	mult, ok := rateUnits[strings.ToLower(unit)]
+	if !ok {
+		return 0, fmt.Errorf("%q has an unknown unit %q (use bit, kbit, mbit, gbit, tbit for bits/s, or bps, kbps, mbps, gbps, tbps for bytes/s, as tc does)", s, unit)
+	}
+	r.Mul(r, new(big.Rat).SetInt64(mult))
+	return toInt64(s, round(r))
+}
+
+// delayUnits are the units ParseDelay accepts, lower-cased: Go's and tc's
+// spellings. Minutes are left out on purpose: "1m" reads as milli to some.
+var delayUnits = map[string]time.Duration{
+	"ns": time.Nanosecond, "nsec": time.Nanosecond, "nsecs": time.Nanosecond,
+	"us": time.Microsecond, "µs": time.Microsecond, "μs": time.Microsecond,
+	"usec": time.Microsecond, "usecs": time.Microsecond,
+	"ms": time.Millisecond, "msec": time.Millisecond, "msecs": time.Millisecond,
+	"s": time.Second, "sec": time.Second, "secs": time.Second,
+}
+
+// ParseDelay reads a delay: a number (fractions allowed) and one of ns, us
+// (or µs, usec), ms (msec), s (sec). A number without a unit is refused
+// (tc reads it as microseconds), except "0". Negative delays are refused.
+func ParseDelay(s string) (time.Duration, error) {
+	r, unit, err := splitNumber(s)
+	if err != nil {
+		return 0, fmt.Errorf(`%q is not a delay (write it like "20ms", "1.5ms" or "100us")`, s)
+	}
+	if unit == "" {
+		if r.Sign() == 0 {
+			return 0, nil
+		}
+		return 0, fmt.Errorf(`%q has no unit (write "%sms" for milliseconds)`, s, strings.TrimSpace(s))
+	}
+	mult, ok := delayUnits[strings.ToLower(unit)]
+	if !ok {
+		return 0, fmt.Errorf("%q has an unknown unit %q (use ns, us, ms or s)", s, unit)
+	}
+	r.Mul(r, new(big.Rat).SetInt64(int64(mult)))
+	n, err := toInt64(s, round(r))
+	return time.Duration(n), err
+}
+
+// ParsePercent reads a percentage between 0 and 100: "0.5%", "10%", or a
+// bare number which means the same ("0.5" is 0.5 %, not 50 %).
+func ParsePercent(s string) (float64, error) {
+	r, unit, err := splitNumber(s)
+	if err != nil || (unit != "" && unit != "%") {
+		return 0, fmt.Errorf(`%q is not a percentage (write it like "0.5%%" or "10%%")`, s)
+	}
+	f, _ := r.Float64()
+	if err := checkPercent(f); err != nil {
+		return 0, fmt.Errorf("%q %w", s, err)
+	}
+	return f, nil
+}
+
+// checkPercent says what is wrong with a percentage, or nil.
+func checkPercent(p float64) error {
+	switch {
+	case math.IsNaN(p) || p < 0:
+		return fmt.Errorf("is negative")
+	case p > 100:
+		return fmt.Errorf("is more than 100%%")
+	}
+	return nil
+}
+
+// splitNumber splits "1.5 GiB" into the exact number 1.5 and the unit
+// "GiB". The number is digits with at most one '.', optionally signed; no
+// exponents, hex, Inf or NaN.
+func splitNumber(s string) (*big.Rat, string, error) {
+	t := strings.TrimSpace(s)
+	end := 0
+	for end < len(t) && (t[end] >= '0' && t[end] <= '9' || t[end] == '.' || end == 0 && (t[end] == '-' || t[end] == '+')) {
+		end++
+	}
+	num, unit := t[:end], strings.TrimSpace(t[end:])
+	if strings.Count(num, ".") > 1 || !strings.ContainsAny(num, "0123456789") {
+		return nil, "", fmt.Errorf("no number")
+	}
+	if strings.ContainsFunc(unit, func(r rune) bool { return !unicode.IsLetter(r) && r != '%' }) {
+		return nil, "", fmt.Errorf("bad unit")
+	}
+	r, ok := new(big.Rat).SetString(num)
+	if !ok {
+		return nil, "", fmt.Errorf("bad number")
+	}
+	return r, unit, nil
+}
+
+// round rounds r to the nearest integer, halves away from zero.
+func round(r *big.Rat) *big.Rat {
+	half := big.NewRat(1, 2)
+	if r.Sign() < 0 {
+		half.Neg(half)
+	}
+	h := new(big.Rat).Add(r, half)
+	return new(big.Rat).SetInt(new(big.Int).Quo(h.Num(), h.Denom())) // Quo truncates
+}
+
+// toInt64 turns a whole, non-negative r into an int64.
+func toInt64(s string, r *big.Rat) (int64, error) {
+	if r.Sign() < 0 {
+		return 0, fmt.Errorf("%q is negative", s)
+	}
+	if !r.Num().IsInt64() {
+		return 0, fmt.Errorf("%q is too large", s)
+	}
+	return r.Num().Int64(), nil
+}

@@ -1,0 +1,144 @@
+//go:build netem
+
+// These tests need sch_netem, which this project's CI host kernel lacks and
+// Debian's guest kernels have: TestLabLifecycle builds them with -tags netem
+// and runs them inside a lab VM (FORGELAB_REQUIRE_NETEM=1), so on the host
+// they are not compiled rather than skipped.
+
+package kernel
+
+import (
+	"context"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/forgelab/forgelab/netfabric"
+	"github.com/forgelab/forgelab/netfabric/nstest"
+)
+
+func requireNetem(t *testing.T) {
+	t.Helper()
+	nstest.Require(t) // root first: without it the probe cannot tell
+	if err := HasNetem(); err != nil {
+		if os.Getenv("FORGELAB_REQUIRE_NETEM") == "1" {
+			t.Fatalf("netem required (FORGELAB_REQUIRE_NETEM=1): %v", err)
+		}
+		t.Skipf("skipped: %v (run where sch_netem exists, e.g. a Debian guest; FORGELAB_REQUIRE_NETEM=1 makes this a failure)", err)
+	}
+}
+
+func TestNetemDelay(t *testing.T) {
+	requireNetem(t)
+	k := newLab(t, "ky", netfabric.Impairment{}, "10.87.0.1", "10.87.0.2")
+	ctx := context.Background()
+	base, err := k.env.Ping(ctx, 0, k.env.Hosts[1].Addr, 20, 10*time.Millisecond)
+	if err != nil || len(base) == 0 {
+		t.Fatalf("baseline: %v", err)
+	}
+	if err := k.s.Set(ctx, "ab", "", netfabric.Impairment{Delay: 20 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := k.env.Ping(ctx, 0, k.env.Hosts[1].Addr, 100, 10*time.Millisecond)
+	if err != nil || len(rs) != 100 {
+		t.Fatalf("ping: %d of 100, %v", len(rs), err)
+	}
+	added := median(rs) - median(base)
+	t.Logf("20 ms each way: median RTT +%v", added)
+	if added < 38*time.Millisecond || added > 42*time.Millisecond {
+		t.Fatalf("added %v, want 40 ms ± 2 ms", added)
+	}
+}
+
+func TestNetemLoss(t *testing.T) {
+	requireNetem(t)
+	k := newLab(t, "kl", netfabric.Impairment{}, "10.88.0.1", "10.88.0.2")
+	ctx := context.Background()
+	if err := k.s.Set(ctx, "ab", "a", netfabric.Impairment{Loss: 10}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 1000
+	rs, err := k.env.Ping(ctx, 0, k.env.Hosts[1].Addr, n, 2*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost := n - len(rs)
+	// Binomial(1000, 0.1): 99.9 % of runs lose 69..131.
+	t.Logf("lost %d of %d", lost, n)
+	if lost < 69 || lost > 131 {
+		t.Fatalf("loss 10%%: lost %d of %d, outside the 99.9%% interval [69, 131]", lost, n)
+	}
+}
+
+func TestNetemJitterKeepsOrder(t *testing.T) {
+	requireNetem(t)
+	k := newLab(t, "kj", netfabric.Impairment{}, "10.89.0.1", "10.89.0.2")
+	ctx := context.Background()
+	if err := k.s.Set(ctx, "ab", "a", netfabric.Impairment{Delay: 20 * time.Millisecond, Jitter: 10 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := k.env.Ping(ctx, 0, k.env.Hosts[1].Addr, 200, 2*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seqs := make([]int, len(rs)) // in arrival order
+	for i, r := range rs {
+		seqs[i] = r.Seq
+	}
+	if !slices.IsSorted(seqs) {
+		t.Fatalf("jitter without reorder reordered: %v", seqs)
+	}
+	if err := k.s.Set(ctx, "ab", "a", netfabric.Impairment{Delay: 20 * time.Millisecond, Jitter: 10 * time.Millisecond, Reorder: 25}); err != nil {
+		t.Fatal(err)
+	}
+	rs, _ = k.env.Ping(ctx, 0, k.env.Hosts[1].Addr, 200, 2*time.Millisecond)
+	seqs = seqs[:0]
+	for _, r := range rs {
+		seqs = append(seqs, r.Seq)
+	}
+	if slices.IsSorted(seqs) {
+		t.Fatal("reorder 25% kept everything in order")
+	}
+}
+
+// A change is in effect once Set returns: pings sent after that are
+// delayed, pings sent before it began are not. How fast Set is goes into
+// bench/, not into a test on a loaded machine.
+func TestNetemChangeInEffectWhenSetReturns(t *testing.T) {
+	requireNetem(t)
+	k := newLab(t, "kv", netfabric.Impairment{}, "10.90.0.1", "10.90.0.2")
+	ctx := context.Background()
+	type span struct{ begin, end time.Time }
+	setSpan := make(chan span, 1)
+	go func() {
+		time.Sleep(400 * time.Millisecond)
+		begin := time.Now()
+		if err := k.s.Set(ctx, "ab", "a", netfabric.Impairment{Delay: 50 * time.Millisecond}); err != nil {
+			t.Error(err)
+		}
+		setSpan <- span{begin, time.Now()}
+	}()
+	rs, err := k.env.Ping(ctx, 0, k.env.Hosts[1].Addr, 100, 10*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp := <-setSpan
+	t.Logf("Set took %s", sp.end.Sub(sp.begin).Round(time.Millisecond))
+	var before, after int
+	for _, r := range rs {
+		switch {
+		case r.Sent.After(sp.end) && r.RTT < 45*time.Millisecond:
+			t.Fatalf("ping %d sent %v after Set returned still fast (%v)", r.Seq, r.Sent.Sub(sp.end), r.RTT)
+		case r.Sent.After(sp.end):
+			after++
+		case r.Sent.Before(sp.begin) && r.RTT > 45*time.Millisecond:
+			t.Fatalf("ping %d sent %v before Set began already delayed (%v)", r.Seq, sp.begin.Sub(r.Sent), r.RTT)
+		case r.Sent.Before(sp.begin):
+			before++
+		}
+	}
+	if before == 0 || after == 0 {
+		t.Fatalf("%d pings before the change and %d after: nothing to compare", before, after)
+	}
+}
