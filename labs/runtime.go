@@ -40,6 +40,7 @@ const (
 // Actions, as the event log names them.
 const (
 	ActionLinkSet   = "link.set"
+	ActionLinkReset = "link.reset"
 	ActionLinkUp    = "link.up"
 	ActionLinkDown  = "link.down"
 	ActionPartition = "partition"
@@ -85,6 +86,7 @@ func (c QualityChange) apply(q netfabric.Impairment) netfabric.Impairment {
 	}
 	if c.Loss != nil {
 		q.Loss = *c.Loss
+		q.GE = netfabric.GilbertElliott{} // random loss replaces a bursty model
 	}
 	if c.Duplicate != nil {
 		q.Duplicate = *c.Duplicate
@@ -148,6 +150,28 @@ func (m *Manager) SetLink(ctx context.Context, src Source, lab, link, from strin
 		return nil
 	})
 	return out, err
+}
+
+// ResetLink puts a link back to the quality its lab file declared, in
+// every direction (from "") or in what host from sends.
+func (m *Manager) ResetLink(ctx context.Context, src Source, lab, link, from string) error {
+	return m.change(ctx, src, lab, ActionLinkReset, map[string]any{"link": link, "from": from}, func(st *State, sh netfabric.Shaper) error {
+		l := st.Plan.Link(link)
+		if l == nil {
+			return fmt.Errorf("lab %s has no link %q (forgelab link show %s lists them)", st.Lab, link, st.Lab)
+		}
+		if from != "" && !slices.Contains(l.Endpoints, from) {
+			return fmt.Errorf("link %s has no endpoint %q", link, from)
+		}
+		for _, e := range l.Endpoints {
+			if from == "" || e == from {
+				if err := sh.Set(ctx, link, e, impairment(l.Quality)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
 }
 
 // LinkUpDown takes a whole link down (nothing passes) or brings it up.

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/forgelab/forgelab/hypervisor"
+	"github.com/forgelab/forgelab/labs/scenario"
 	"github.com/forgelab/forgelab/labs/store"
 	"github.com/forgelab/forgelab/netfabric"
 )
@@ -403,5 +404,46 @@ func TestControlNeedsReadyLab(t *testing.T) {
 	m.Store.Recorder(st).Update(func(s *State) { s.Phase = store.PhaseDestroying })
 	if err := m.Heal(context.Background(), SourceCLI, "trio"); err == nil || !strings.Contains(err.Error(), "destroying, not ready") {
 		t.Fatalf("heal of a lab being destroyed: %v", err)
+	}
+}
+
+// A scenario's actions go through the same control path, logged with
+// source "scenario".
+func TestScenarioExecutor(t *testing.T) {
+	m, _ := newControlLab(t)
+	defer m.Destroy(context.Background(), "trio")
+	ctx := context.Background()
+	ex := ScenarioExecutor{M: m, Lab: "trio"}
+	for _, a := range []scenario.Action{
+		{Kind: scenario.LinkSet, Link: "ab", Patch: scenario.Patch{Loss: ptr(10.0)}},
+		{Kind: scenario.LinkSet, Link: "ab", Sender: "b", Patch: scenario.Patch{Delay: ptr(20 * time.Millisecond)}},
+		{Kind: scenario.Partition, Groups: [][]string{{"a"}, {"b", "c"}}},
+		{Kind: scenario.Heal},
+		{Kind: scenario.HostPause, Host: "c"},
+		{Kind: scenario.HostResume, Host: "c"},
+		{Kind: scenario.NICDown, Host: "a", Link: "ab"},
+		{Kind: scenario.LinkReset, Link: "ab", Sender: "b"},
+	} {
+		if err := ex.Do(ctx, a); err != nil {
+			t.Fatalf("%s: %v", a, err)
+		}
+	}
+	if got := quality(t, m, "ab", "a"); got != (netfabric.Impairment{Loss: 10}) {
+		t.Errorf("ab from a: %v", got)
+	}
+	if got := quality(t, m, "ab", "b"); !got.IsZero() {
+		t.Errorf("ab from b after reset: %v", got)
+	}
+	if err := ex.Do(ctx, scenario.Action{Kind: scenario.Marker, Label: "x"}); !errors.Is(err, errors.ErrUnsupported) {
+		t.Errorf("marker: %v", err)
+	}
+	events, err := m.Store.Events("trio")
+	if err != nil || len(events) != 8 {
+		t.Fatalf("%d events, %v", len(events), err)
+	}
+	for _, e := range events {
+		if e.Source != "scenario" || e.Result != store.ResultOK {
+			t.Errorf("event %+v", e)
+		}
 	}
 }
