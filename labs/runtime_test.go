@@ -15,6 +15,7 @@ import (
 
 	"github.com/forgelab/forgelab/hypervisor"
 	"github.com/forgelab/forgelab/labs/scenario"
+	"github.com/forgelab/forgelab/labs/spec"
 	"github.com/forgelab/forgelab/labs/store"
 	"github.com/forgelab/forgelab/netfabric"
 )
@@ -445,5 +446,26 @@ func TestScenarioExecutor(t *testing.T) {
 		if e.Source != "scenario" || e.Result != store.ResultOK {
 			t.Errorf("event %+v", e)
 		}
+	}
+}
+
+// Every kind and fabric the lab file admits has its type, chosen in one
+// map each.
+func TestKindsAndFabricsAreTypes(t *testing.T) {
+	for _, k := range spec.Kinds {
+		if _, ok := hostKinds[k]; !ok {
+			t.Errorf("host kind %q has no type in hostKinds", k)
+		}
+	}
+	for _, f := range spec.Fabrics {
+		if _, err := fabricOf(f); err != nil && f != spec.FabricAuto {
+			t.Errorf("fabric %q: %v", f, err)
+		}
+	}
+	if _, err := fabricOf("carrier-pigeon"); err == nil || !strings.Contains(err.Error(), "guest, kernel, userspace") {
+		t.Errorf("unknown fabric: %v", err)
+	}
+	if !kindNamed("").madeHere() || kindNamed(spec.KindPhysical).madeHere() {
+		t.Error("a host of no kind is a VM, made here; a physical one is not")
 	}
 }

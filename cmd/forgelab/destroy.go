@@ -21,11 +21,17 @@ func destroyCommand() *cli.Command {
 		Action: func(c *cli.Context) error {
 			names := c.Args().Slice()
 			if c.Bool("all") {
-				all, err := store(c).Labs()
+				entries, err := store(c).List()
 				if err != nil {
 					return err
 				}
-				names = all
+				for _, e := range entries {
+					if e.Err != nil {
+						fmt.Fprintf(os.Stderr, "lab %s is broken, skipped: %v\n", e.Name, e.Err)
+						continue
+					}
+					names = append(names, e.Name)
+				}
 			} else if len(names) == 0 {
 				return fmt.Errorf("usage: forgelab destroy LAB... (or --all)")
 			}
