@@ -187,7 +187,7 @@ func (s *Seed) parseUserData(b []byte) error {
 		if len(bytes.TrimSpace(b)) == 0 {
 			return nil
 		}
-		return errors.New("not a #cloud-config document (scripts and MIME multi-part are not supported by guestinit: use an image with cloud-init)")
+		return errors.New("not a #cloud-config document (scripts and MIME multi-part need cloud-init: use the debian-12-cloud-init image)")
 	}
 	var raw map[string]yaml.Node
 	if err := yaml.Unmarshal(b, &raw); err != nil {
@@ -388,7 +388,7 @@ func parseNetwork(b []byte) (Network, error) {
 	var errs []error
 	for k := range v2.Rest {
 		if k != "renderer" {
-			errs = append(errs, fmt.Errorf("%s: only ethernets are supported by guestinit (use an image with cloud-init for bonds, bridges, vlans)", k))
+			errs = append(errs, fmt.Errorf("%s: only ethernets are supported by guestinit (bonds, bridges, vlans need cloud-init: use the debian-12-cloud-init image)", k))
 		}
 	}
 	ids := make([]string, 0, len(v2.Ethernets))
