@@ -4,7 +4,7 @@ GO ?= go
 STATE_DIR ?= $(or $(FORGELAB_STATE_DIR),/var/lib/forgelab)
 FORGELAB := ./bin/forgelab --state-dir $(STATE_DIR)
 
-.PHONY: setup build test unit image demo demo-down bench clean
+.PHONY: setup build test unit image demo demo-down bench clean ui-vendor
 
 setup:
 	.ci/setup
@@ -46,6 +46,11 @@ demo-down: build
 
 bench: setup build
 	bench/boot.sh
+
+# Refresh the web UI's JavaScript libraries from the npm registry (pinned in
+# telemetry/ui/package-lock.json); the result is committed, so builds need no npm.
+ui-vendor:
+	telemetry/ui/vendor.sh
 
 clean:
 	rm -rf bin examples/quickstart/bin

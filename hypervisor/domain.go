@@ -42,12 +42,19 @@ type DomainConfig struct {
 	SerialLog  string // file the serial console is copied to
 	NICs       []NIC
 	TBCacheMiB int // TCG translation cache; 0 = QEMU default
+	// Kernel, Initrd and Cmdline boot the VM's kernel directly (the
+	// image's own, kept next to it) instead of through BIOS and the disk's
+	// boot loader; empty: boot from the disk.
+	Kernel, Initrd, Cmdline string
 }
 
 // DomainXML renders cfg as libvirt domain XML.
 func DomainXML(cfg DomainConfig) (string, error) {
 	if cfg.Name == "" || cfg.Disk == "" {
 		return "", fmt.Errorf("domain config needs a name and a disk")
+	}
+	if (cfg.Kernel == "") != (cfg.Initrd == "") {
+		return "", fmt.Errorf("domain %s: direct boot needs both a kernel and an initrd", cfg.Name)
 	}
 	dom := &libvirtxml.Domain{
 		Type:   "qemu",
@@ -56,7 +63,10 @@ func DomainXML(cfg DomainConfig) (string, error) {
 		Memory: &libvirtxml.DomainMemory{Value: uint(cfg.MemoryMiB), Unit: "MiB"},
 		VCPU:   &libvirtxml.DomainVCPU{Value: uint(cfg.VCPUs)},
 		OS: &libvirtxml.DomainOS{
-			Type: &libvirtxml.DomainOSType{Arch: "x86_64", Machine: "pc", Type: "hvm"},
+			Type:    &libvirtxml.DomainOSType{Arch: "x86_64", Machine: "pc", Type: "hvm"},
+			Kernel:  cfg.Kernel,
+			Initrd:  cfg.Initrd,
+			Cmdline: cfg.Cmdline,
 		},
 		Features: &libvirtxml.DomainFeatureList{
 			ACPI: &libvirtxml.DomainFeature{},

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -40,6 +41,9 @@ func TestDomainXMLGolden(t *testing.T) {
 	}
 	tcg := base
 	tcg.Accel, tcg.TBCacheMiB = TCG, 128
+	// direct kernel boot, as for forgelab's own images
+	tcg.Kernel, tcg.Initrd = "/var/lib/forgelab/images/debian-12.vmlinuz", "/var/lib/forgelab/images/debian-12.initrd"
+	tcg.Cmdline = "root=UUID=0e1f rw console=ttyS0,115200 quiet"
 	kvm := base
 	kvm.Accel = KVM
 	for name, cfg := range map[string]DomainConfig{"domain-tcg.xml": tcg, "domain-kvm.xml": kvm} {
@@ -54,6 +58,13 @@ func TestDomainXMLGolden(t *testing.T) {
 	}
 	if _, _, ok := LabOf("<domain><name>other</name></domain>"); ok {
 		t.Error("LabOf found a lab in a domain without metadata")
+	}
+}
+
+func TestDomainXMLRejectsKernelWithoutInitrd(t *testing.T) {
+	_, err := DomainXML(DomainConfig{Name: "x", Disk: "/d", Kernel: "/k"})
+	if err == nil || !strings.Contains(err.Error(), "both a kernel and an initrd") {
+		t.Fatalf("kernel without initrd: %v", err)
 	}
 }
 

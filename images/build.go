@@ -14,6 +14,13 @@ import (
 	"time"
 )
 
+// built is what a recipe made: the qcow2, its Source line, and optionally
+// the kernel and initramfs for direct kernel boot (files inside work).
+type built struct {
+	qcow2, source           string
+	kernel, initrd, cmdline string
+}
+
 // recipe builds one image in a work directory inside the store.
 type recipe struct {
 	// tools the build runs, with the Debian package that has each.
@@ -22,8 +29,8 @@ type recipe struct {
 	// version is recorded with the image; an image of an older version is
 	// stale (Store.Stale).
 	version int
-	// build returns the finished qcow2 (inside work) and a Source line.
-	build func(b *builder, work string, s *Store) (qcow2, source string, err error)
+	// build returns what it made inside work.
+	build func(b *builder, work string, s *Store) (built, error)
 }
 
 var recipes = map[string]recipe{
@@ -98,13 +105,13 @@ func (s *Store) Build(ctx context.Context, name string, progress io.Writer) (err
 	}()
 
 	start := time.Now()
-	qcow2, source, err := r.build(b, work, s)
+	out, err := r.build(b, work, s)
 	if err == nil {
 		err = ctx.Err()
 	}
 	if err == nil {
 		b.step("installing as %s", s.Path(name))
-		err = s.install(name, qcow2, source, recipeID(name, r))
+		err = s.install(name, out, recipeID(name, r))
 	}
 	if err != nil {
 		fmt.Fprintf(logf, "\nFAILED: %v\n", err)

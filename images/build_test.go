@@ -33,18 +33,22 @@ import (
 // qemuArgs are the QEMU settings the measurements were made with; the
 // production libvirt domain uses the same machine, CPU model and buses. The
 // second NIC has no peer: it carries the seed's static addresses.
-func qemuArgs(disk, seed, serial string, sshPort int, mac, mac2 string) []string {
-	return []string{
+func qemuArgs(boot *DirectBoot, disk, seed, serial string, sshPort int, mac, mac2 string) []string {
+	var direct []string
+	if boot != nil {
+		direct = []string{"-kernel", boot.Kernel, "-initrd", boot.Initrd, "-append", boot.Cmdline}
+	}
+	return append(direct,
 		"-machine", "pc", "-accel", "tcg,tb-size=128", "-cpu", "qemu64", "-m", "512", "-smp", "1",
 		"-nodefaults", "-display", "none", "-monitor", "none",
-		"-drive", "file=" + disk + ",if=virtio,format=qcow2",
-		"-drive", "file=" + seed + ",if=virtio,format=raw,readonly=on",
+		"-drive", "file="+disk+",if=virtio,format=qcow2",
+		"-drive", "file="+seed+",if=virtio,format=raw,readonly=on",
 		"-netdev", fmt.Sprintf("user,id=n0,hostfwd=tcp:127.0.0.1:%d-:22", sshPort),
-		"-device", "virtio-net-pci,netdev=n0,mac=" + mac,
+		"-device", "virtio-net-pci,netdev=n0,mac="+mac,
 		"-netdev", "user,id=n1,restrict=on",
-		"-device", "virtio-net-pci,netdev=n1,mac=" + mac2,
-		"-serial", "file:" + serial,
-	}
+		"-device", "virtio-net-pci,netdev=n1,mac="+mac2,
+		"-serial", "file:"+serial,
+	)
 }
 
 func imageTestsEnabled(t *testing.T) (ci bool) {
@@ -167,7 +171,11 @@ func bootAndCheck(t *testing.T, img Image, cloudInit bool) {
 	}
 	port := freePort(t)
 	serial := filepath.Join(vm, "serial.log")
-	qemu := exec.Command("qemu-system-x86_64", qemuArgs(disk, seedPath, serial, port, mac, mac2)...)
+	// As forgelab boots it: the image's kernel directly (Image.Boot).
+	if img.Boot == nil {
+		t.Fatalf("%s has no kernel for direct boot", img.Name)
+	}
+	qemu := exec.Command("qemu-system-x86_64", qemuArgs(img.Boot, disk, seedPath, serial, port, mac, mac2)...)
 	var qemuOut bytes.Buffer
 	qemu.Stdout, qemu.Stderr = &qemuOut, &qemuOut
 	start := time.Now()

@@ -29,7 +29,7 @@ const (
 // use, python3 for users' scripts).
 var debianPackages = []string{
 	"linux-image-cloud-amd64", "systemd-sysv", "udev", "dbus",
-	"openssh-server", "sudo", "ca-certificates", "e2fsprogs", "kmod", "procps", "less", "curl", "python3",
+	"openssh-server", "sudo", "ca-certificates", "e2fsprogs", "fdisk", "kmod", "procps", "less", "curl", "python3",
 	"iproute2", "iputils-ping", "iperf3", "tcpdump", "babeld", "ethtool", "netcat-openbsd", "nftables",
 }
 
@@ -59,7 +59,7 @@ var (
 
 // debianRecipeVersion changes whenever the recipe makes a different image,
 // so images built by an older forgelab are rebuilt (Store.Stale).
-const debianRecipeVersion = 2
+const debianRecipeVersion = 4
 
 func debianRecipe(cloudInit bool) recipe {
 	r := recipe{
@@ -69,16 +69,16 @@ func debianRecipe(cloudInit bool) recipe {
 		},
 		needRoot: true,
 		version:  debianRecipeVersion,
-		build: func(b *builder, work string, s *Store) (string, string, error) {
+		build: func(b *builder, work string, s *Store) (built, error) {
 			return buildDebian12(b, work, s, cloudInit)
 		},
 	}
 	return r
 }
 
-func buildDebian12(b *builder, work string, s *Store, cloudInit bool) (string, string, error) {
+func buildDebian12(b *builder, work string, s *Store, cloudInit bool) (built, error) {
 	if _, err := os.Stat(filepath.Join(grubDir, "boot.img")); err != nil {
-		return "", "", fmt.Errorf("GRUB for BIOS is not installed (%s/boot.img): apt-get install grub-pc-bin", grubDir)
+		return built{}, fmt.Errorf("GRUB for BIOS is not installed (%s/boot.img): apt-get install grub-pc-bin", grubDir)
 	}
 	name, pkgs, guestInit := "debian-12", debianPackages, ""
 	if cloudInit {
@@ -86,12 +86,12 @@ func buildDebian12(b *builder, work string, s *Store, cloudInit bool) (string, s
 	} else {
 		var err error
 		if guestInit, err = s.guestInitBinary(); err != nil {
-			return "", "", err
+			return built{}, err
 		}
 	}
 	cache := filepath.Join(s.Dir, "cache", "debs")
 	if err := os.MkdirAll(cache, 0o755); err != nil {
-		return "", "", err
+		return built{}, err
 	}
 	mirror, from := debianMirror()
 	tree := filepath.Join(work, "tree")
@@ -109,16 +109,16 @@ func buildDebian12(b *builder, work string, s *Store, cloudInit bool) (string, s
 	dbEnv := append([]string{"DPKG_FORCE=unsafe-io", "INITRD=No"}, env...)
 	cmd := privateMounts("debootstrap", args...)
 	if err := b.run(dbEnv, cmd[0], cmd[1:]...); err != nil {
-		return "", "", fmt.Errorf("debootstrap: %w", err)
+		return built{}, fmt.Errorf("debootstrap: %w", err)
 	}
 
 	fsUUID, err := newUUID()
 	if err != nil {
-		return "", "", err
+		return built{}, err
 	}
 	kver, err := kernelVersion(tree)
 	if err != nil {
-		return "", "", err
+		return built{}, err
 	}
 	seedBy := "forgelab-guestinit"
 	if cloudInit {
@@ -126,28 +126,38 @@ func buildDebian12(b *builder, work string, s *Store, cloudInit bool) (string, s
 	}
 	b.step("configuring the guest: %s, networkd, ssh, serial console, boot trims (kernel %s)", seedBy, kver)
 	if err := configureDebianTree(tree, debianConfig{fsUUID: fsUUID, mirror: mirror, kernel: kver, cloudInit: cloudInit, guestInit: guestInit}); err != nil {
-		return "", "", fmt.Errorf("configure tree: %w", err)
+		return built{}, fmt.Errorf("configure tree: %w", err)
 	}
 	b.step("initramfs: virtio drivers only")
 	olds, _ := filepath.Glob(filepath.Join(tree, "boot", "initrd.img-*"))
 	for _, old := range olds {
 		if err := os.Remove(old); err != nil {
-			return "", "", err
+			return built{}, err
 		}
 	}
 	cmd = privateMounts("chroot", tree, "update-initramfs", "-c", "-k", kver)
 	if err := b.run(env, cmd[0], cmd[1:]...); err != nil {
-		return "", "", fmt.Errorf("update-initramfs: %w", err)
+		return built{}, fmt.Errorf("update-initramfs: %w", err)
 	}
 	b.step("trimming documentation, manuals, translations and apt lists")
 	if err := trimDebianTree(tree); err != nil {
-		return "", "", fmt.Errorf("trim tree: %w", err)
+		return built{}, fmt.Errorf("trim tree: %w", err)
 	}
 	if err := finishDebianTree(tree); err != nil {
-		return "", "", err
+		return built{}, err
 	}
 	if mps, err := mountsUnder(tree); err != nil || len(mps) > 0 {
-		return "", "", fmt.Errorf("tree still has mounts %v (%v)", mps, err)
+		return built{}, fmt.Errorf("tree still has mounts %v (%v)", mps, err)
+	}
+	// The kernel and initramfs also go next to the image, for direct
+	// kernel boot (Image.Boot).
+	for _, f := range []struct{ from, to string }{
+		{filepath.Join(tree, "boot", "vmlinuz-"+kver), filepath.Join(work, "vmlinuz")},
+		{filepath.Join(tree, "boot", "initrd.img-"+kver), filepath.Join(work, "initrd")},
+	} {
+		if err := copyFile(f.from, f.to); err != nil {
+			return built{}, fmt.Errorf("keep the kernel for direct boot: %w", err)
+		}
 	}
 
 	raw := filepath.Join(work, "disk.raw")
@@ -155,22 +165,22 @@ func buildDebian12(b *builder, work string, s *Store, cloudInit bool) (string, s
 	b.step("partitioning: %d MiB disk, MBR, one bootable ext4 partition at %d MiB", debianDiskMiB, partStartMiB)
 	f, err := os.Create(raw)
 	if err != nil {
-		return "", "", err
+		return built{}, err
 	}
 	err = f.Truncate(size)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return "", "", err
+		return built{}, err
 	}
 	diskID, err := randomHex(4)
 	if err != nil {
-		return "", "", err
+		return built{}, err
 	}
 	layout := fmt.Sprintf("label: dos\nlabel-id: 0x%s\nstart=%d, type=83, bootable\n", diskID, partStartMiB<<20/512)
 	if err := b.runIn(strings.NewReader(layout), nil, "sfdisk", "--no-reread", "--no-tell-kernel", raw); err != nil {
-		return "", "", fmt.Errorf("sfdisk: %w", err)
+		return built{}, fmt.Errorf("sfdisk: %w", err)
 	}
 
 	// The partition runs to the end of the disk; mkfs.ext4 at an offset does
@@ -179,17 +189,17 @@ func buildDebian12(b *builder, work string, s *Store, cloudInit bool) (string, s
 	b.step("making the ext4 root file system from the tree (%d MiB)", (size-partStartMiB<<20)>>20)
 	if err := b.run(nil, "mkfs.ext4", "-q", "-F", "-L", "root", "-U", fsUUID, "-b", "4096", "-e", "remount-ro",
 		"-E", fmt.Sprintf("offset=%d", partStartMiB<<20), "-d", tree, raw, fmt.Sprint(blocks)); err != nil {
-		return "", "", fmt.Errorf("mkfs.ext4: %w", err)
+		return built{}, fmt.Errorf("mkfs.ext4: %w", err)
 	}
 
 	b.step("installing GRUB for BIOS boot (i386-pc, modules built in)")
 	core := filepath.Join(work, "core.img")
 	gargs := append([]string{"-O", "i386-pc", "-d", grubDir, "-o", core, "-p", "(,msdos1)/boot/grub"}, grubModules...)
 	if err := b.run(nil, "grub-mkimage", gargs...); err != nil {
-		return "", "", fmt.Errorf("grub-mkimage: %w", err)
+		return built{}, fmt.Errorf("grub-mkimage: %w", err)
 	}
 	if err := writeBootCode(raw, filepath.Join(grubDir, "boot.img"), core, partStartMiB<<20); err != nil {
-		return "", "", err
+		return built{}, err
 	}
 
 	b.step("converting to qcow2 (compressed)")
@@ -198,11 +208,13 @@ func buildDebian12(b *builder, work string, s *Store, cloudInit bool) (string, s
 		// Older qemu-img without zstd: zlib compression.
 		os.Remove(out)
 		if err := b.run(nil, "qemu-img", "convert", "-f", "raw", "-O", "qcow2", "-c", raw, out); err != nil {
-			return "", "", fmt.Errorf("qemu-img convert: %w", err)
+			return built{}, fmt.Errorf("qemu-img convert: %w", err)
 		}
 	}
 	os.Remove(raw)
-	return out, fmt.Sprintf("recipe %s (Debian %s from %s, kernel %s, seed applied by %s)", name, debianSuite, mirror, kver, seedBy), nil
+	res := built{qcow2: out, source: fmt.Sprintf("recipe %s (Debian %s from %s, kernel %s, seed applied by %s)", name, debianSuite, mirror, kver, seedBy),
+		kernel: filepath.Join(work, "vmlinuz"), initrd: filepath.Join(work, "initrd"), cmdline: kernelCmdline(fsUUID)}
+	return res, nil
 }
 
 // privateMounts wraps a command so that mounts it makes stay in a private
@@ -368,4 +380,12 @@ func readAptSources(path string) []aptSource {
 		out = append(out, aptSource{uri: fields[0], suite: fields[1], hasMain: main})
 	}
 	return out
+}
+
+func copyFile(from, to string) error {
+	b, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(to, b, 0o644)
 }

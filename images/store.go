@@ -51,10 +51,22 @@ type Image struct {
 	Source string `json:"source"` // "recipe debian-12 (...)" or "import /path/file.raw (raw, sha256 ...)"
 	// Recipe is "NAME/VERSION" of the recipe that built it; empty for imports.
 	Recipe string `json:"recipe,omitempty"`
+	// Boot, for images forgelab built: the image's own kernel and initramfs
+	// kept next to it, so VMs start them directly. Under emulation that
+	// skips about 4 CPU-seconds of BIOS disk reads and GRUB per boot; the
+	// disk keeps GRUB for use elsewhere. Nil: boot from the disk.
+	Boot *DirectBoot `json:"boot,omitempty"`
 	// VirtualSize is the disk size the guest sees; FileSize what the file takes.
 	VirtualSize int64     `json:"virtual_size"`
 	FileSize    int64     `json:"file_size"`
 	Created     time.Time `json:"created"`
+}
+
+// DirectBoot is a kernel, initramfs and command line to start a VM with.
+type DirectBoot struct {
+	Kernel  string `json:"kernel"` // absolute path (the metadata stores the base name)
+	Initrd  string `json:"initrd"`
+	Cmdline string `json:"cmdline"`
 }
 
 var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$`)
@@ -69,7 +81,9 @@ func checkName(name string) error {
 // Path is where image name lives (whether or not it exists).
 func (s *Store) Path(name string) string { return filepath.Join(s.Dir, name+".qcow2") }
 
-func (s *Store) metaPath(name string) string { return filepath.Join(s.Dir, name+".json") }
+func (s *Store) metaPath(name string) string   { return filepath.Join(s.Dir, name+".json") }
+func (s *Store) kernelPath(name string) string { return filepath.Join(s.Dir, name+".vmlinuz") }
+func (s *Store) initrdPath(name string) string { return filepath.Join(s.Dir, name+".initrd") }
 
 // Has reports whether image name exists.
 func (s *Store) Has(name string) bool {
@@ -114,6 +128,10 @@ func (s *Store) Get(name string) (Image, error) {
 	img.Name = name
 	img.Path = s.Path(name)
 	img.FileSize = fi.Size()
+	if img.Boot != nil {
+		img.Boot.Kernel = filepath.Join(s.Dir, filepath.Base(img.Boot.Kernel))
+		img.Boot.Initrd = filepath.Join(s.Dir, filepath.Base(img.Boot.Initrd))
+	}
 	return img, nil
 }
 
@@ -180,8 +198,10 @@ func (s *Store) Remove(name string) error {
 		}
 		return fmt.Errorf("remove image %s: %w", name, err)
 	}
-	if err := os.Remove(s.metaPath(name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("remove image %s: %w", name, err)
+	for _, p := range []string{s.metaPath(name), s.kernelPath(name), s.initrdPath(name)} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("remove image %s: %w", name, err)
+		}
 	}
 	return nil
 }
@@ -211,7 +231,8 @@ func (s *Store) lock(name string) (func(), error) {
 // install moves a finished qcow2 (in the store directory) into place under
 // name and writes its metadata. The metadata goes first, so an image file
 // never exists without it.
-func (s *Store) install(name, tmpQcow2, source, recipeID string) error {
+func (s *Store) install(name string, b built, recipeID string) error {
+	tmpQcow2, source := b.qcow2, b.source
 	info, err := qemuImgInfo(context.Background(), tmpQcow2)
 	if err != nil {
 		return err
@@ -228,11 +249,24 @@ func (s *Store) install(name, tmpQcow2, source, recipeID string) error {
 		Name: name, Path: s.Path(name), Format: info.Format, SHA256: sum, Source: source, Recipe: recipeID,
 		VirtualSize: info.VirtualSize, FileSize: fi.Size(), Created: time.Now().UTC().Truncate(time.Second),
 	}
-	b, err := json.MarshalIndent(img, "", "  ")
+	if b.kernel != "" {
+		// Kernel and initramfs go in place first: the image file appears
+		// last, so an image never exists without what its metadata names.
+		for _, f := range []struct{ from, to string }{{b.kernel, s.kernelPath(name)}, {b.initrd, s.initrdPath(name)}} {
+			if err := os.Chmod(f.from, 0o644); err != nil {
+				return err
+			}
+			if err := os.Rename(f.from, f.to); err != nil {
+				return err
+			}
+		}
+		img.Boot = &DirectBoot{Kernel: filepath.Base(s.kernelPath(name)), Initrd: filepath.Base(s.initrdPath(name)), Cmdline: b.cmdline}
+	}
+	meta, err := json.MarshalIndent(img, "", "  ")
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(s.metaPath(name), append(b, '\n'), 0o644); err != nil {
+	if err := writeFileAtomic(s.metaPath(name), append(meta, '\n'), 0o644); err != nil {
 		return err
 	}
 	if err := os.Chmod(tmpQcow2, 0o644); err != nil {
@@ -337,7 +371,7 @@ func (s *Store) Import(ctx context.Context, name, src, wantSHA256 string) (err e
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("import %s: %w", name, err)
 	}
-	if err := s.install(name, final, fmt.Sprintf("import %s (%s, sha256 %s)", abs, info.Format, got), ""); err != nil {
+	if err := s.install(name, built{qcow2: final, source: fmt.Sprintf("import %s (%s, sha256 %s)", abs, info.Format, got)}, ""); err != nil {
 		return fmt.Errorf("import %s: %w", name, err)
 	}
 	return nil

@@ -333,6 +333,9 @@ func (m *Manager) bootHost(ctx context.Context, rec *Recorder, p *Plan, i int, k
 	if opts.Accel == hypervisor.TCG {
 		cfg.TBCacheMiB = tcgTBCacheMiB
 	}
+	if b := m.Images.DirectBoot(h.Image); b != nil {
+		cfg.Kernel, cfg.Initrd, cfg.Cmdline = b.Kernel, b.Initrd, b.Cmdline
+	}
 	// Data NICs use the taps prepareFabric made: they outlive VM restarts,
 	// so shaping and captures stay put.
 	for _, n := range h.NICs {

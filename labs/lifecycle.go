@@ -47,11 +47,16 @@ type Images interface {
 	Stale(name string) bool
 	Remove(name string) error
 	Path(name string) string
+	// DirectBoot is the image's kernel to boot directly; nil: boot the disk.
+	DirectBoot(name string) *DirectBoot
 	Build(ctx context.Context, name string, progress io.Writer) error
 	Recipes() []string
 	CreateOverlay(ctx context.Context, base, dst string, sizeBytes int64) error
 	WriteSeed(path string, s SeedInput) error
 }
+
+// DirectBoot is a kernel, initramfs and command line a VM starts with.
+type DirectBoot struct{ Kernel, Initrd, Cmdline string }
 
 // SeedInput is what the orchestrator knows about one VM's first boot; the
 // image layer turns it into cloud-init documents.

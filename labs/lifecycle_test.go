@@ -183,9 +183,10 @@ func (fakeImages) Path(name string) string { return "/images/" + name + ".qcow2"
 func (fakeImages) Build(ctx context.Context, name string, w io.Writer) error {
 	return errors.New("no builds in unit tests")
 }
-func (fakeImages) Recipes() []string        { return []string{"debian-12"} }
-func (fakeImages) Stale(name string) bool   { return false }
-func (fakeImages) Remove(name string) error { return nil }
+func (fakeImages) Recipes() []string             { return []string{"debian-12"} }
+func (fakeImages) Stale(name string) bool        { return false }
+func (fakeImages) DirectBoot(string) *DirectBoot { return nil }
+func (fakeImages) Remove(name string) error      { return nil }
 func (fakeImages) CreateOverlay(ctx context.Context, base, dst string, size int64) error {
 	return os.WriteFile(dst, []byte("overlay of "+base), 0o644)
 }

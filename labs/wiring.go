@@ -44,6 +44,14 @@ type imageStore struct{ *images.Store }
 
 func (imageStore) Recipes() []string { return images.Recipes() }
 
+func (s imageStore) DirectBoot(name string) *DirectBoot {
+	img, err := s.Get(name)
+	if err != nil || img.Boot == nil {
+		return nil
+	}
+	return &DirectBoot{Kernel: img.Boot.Kernel, Initrd: img.Boot.Initrd, Cmdline: img.Boot.Cmdline}
+}
+
 func (imageStore) CreateOverlay(ctx context.Context, base, dst string, size int64) error {
 	return images.CreateOverlay(ctx, base, dst, size)
 }

@@ -34,6 +34,7 @@ type Shaper struct {
 
 var _ netfabric.Shaper = (*Shaper)(nil)
 var _ netfabric.Capturer = (*Shaper)(nil)
+var _ netfabric.Expresser = (*Shaper)(nil)
 
 // state is what the kernel cannot tell back (netem does not dump its
 // distribution table): the qualities as set, kept in statePath so each
@@ -106,6 +107,10 @@ func (s *Shaper) save() error {
 func (s *Shaper) Name() string { return "kernel" }
 
 // canExpress checks, before anything changes, that this host can do q.
+// CanExpress implements netfabric.Expresser: whether this host's kernel
+// can shape q (delay, loss and the like need sch_netem).
+func (s *Shaper) CanExpress(q netfabric.Impairment) error { return s.canExpress(q) }
+
 func (s *Shaper) canExpress(q netfabric.Impairment) error {
 	if needsNetem(q) {
 		s.probe.Do(func() { s.netem = HasNetem() })

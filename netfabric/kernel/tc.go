@@ -67,11 +67,11 @@ func notFound(err error) bool {
 
 // ensureClsact gives a tap its clsact qdisc.
 func ensureClsact(tap netlink.Link) error {
-	if has, err := hasClsact(tap); err != nil || has {
-		return err
-	}
+	// Add, and take "exists" for done: asking first would mean a qdisc
+	// dump, which lists every device's qdiscs, so every change of a big
+	// lab would pay for the whole lab.
 	q := &netlink.Clsact{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: tap.Attrs().Index, Parent: netlink.HANDLE_CLSACT, Handle: netlink.MakeHandle(0xffff, 0)}}
-	if err := netlink.QdiscAdd(q); err != nil {
+	if err := netlink.QdiscAdd(q); err != nil && !errors.Is(err, unix.EEXIST) {
 		return fmt.Errorf("%s: add clsact: %w", tap.Attrs().Name, err)
 	}
 	return nil
@@ -200,6 +200,8 @@ func ensureIfb(name string) (netlink.Link, error) {
 		}
 	} else if l.Type() != "ifb" {
 		return nil, fmt.Errorf("ifb %s: a %s device has that name", name, l.Type())
+	} else if l.Attrs().Flags&net.FlagUp != 0 {
+		return l, nil // up, so set up below already (IPv6 goes off before up)
 	}
 	_ = os.WriteFile("/proc/sys/net/ipv6/conf/"+name+"/disable_ipv6", []byte("1"), 0)
 	if err := netlink.LinkSetUp(l); err != nil {
@@ -210,8 +212,17 @@ func ensureIfb(name string) (netlink.Link, error) {
 
 // shape builds (or changes in place) the qdiscs on ifb for q.
 func shape(ifb netlink.Link, q netfabric.Impairment, limit uint32, dist []int16, seed uint64) error {
+	// Most changes find the qdiscs they need already in place and only
+	// change their parameters: try exactly those requests first. Finding
+	// out what is in place takes a qdisc dump, which walks every device
+	// of the host, so in a lab of 50 links it cost more than the change.
+	// The kernel refuses a change to a qdisc of another kind (or under a
+	// parent that is not there), and then the careful path looks and
+	// rebuilds.
+	if err := reshape(ifb, q, limit, dist, seed); err == nil {
+		return nil
+	}
 	name := ifb.Attrs().Name
-	idx := ifb.Attrs().Index
 	qs, err := netlink.QdiscList(ifb)
 	if err != nil {
 		return fmt.Errorf("%s: list qdiscs: %w", name, err)
@@ -220,63 +231,93 @@ func shape(ifb netlink.Link, q netfabric.Impairment, limit uint32, dist []int16,
 	for _, x := range qs {
 		kindAt[x.Attrs().Handle] = x.Type()
 	}
-	netem := func(handle, parent uint32) error {
-		req := nl.NewNetlinkRequest(unix.RTM_NEWQDISC, unix.NLM_F_CREATE|unix.NLM_F_REPLACE|unix.NLM_F_ACK)
-		req.AddData(&nl.TcMsg{Family: nl.FAMILY_ALL, Ifindex: int32(idx), Handle: handle, Parent: parent})
-		req.AddData(nl.NewRtAttr(nl.TCA_KIND, nl.ZeroTerminated("netem")))
-		req.AddData(netemOptions(q, limit, dist, seed, tickPerUsec()))
-		if _, err := req.Execute(unix.NETLINK_ROUTE, 0); err != nil {
-			if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EOPNOTSUPP) {
-				return fmt.Errorf("%s: %w: this kernel has no sch_netem (delay, jitter, loss, duplicate, reorder and corrupt need it; use fabric = userspace)", name, netfabric.ErrUnsupported)
-			}
-			return fmt.Errorf("%s: netem %v: %w", name, q, err)
-		}
-		return nil
-	}
 	if q.RateBits == 0 {
 		if kindAt[htbRoot] != "" && kindAt[htbRoot] != "netem" {
 			if err := delRoot(ifb); err != nil {
 				return err
 			}
 		}
-		return netem(htbRoot, netlink.HANDLE_ROOT)
+		return setNetem(ifb, htbRoot, netlink.HANDLE_ROOT, q, limit, dist, seed)
 	}
 	if kindAt[htbRoot] != "htb" {
 		if err := delRoot(ifb); err != nil {
 			return err
 		}
-		root := netlink.NewHtb(netlink.QdiscAttrs{LinkIndex: idx, Handle: htbRoot, Parent: netlink.HANDLE_ROOT})
+		root := netlink.NewHtb(netlink.QdiscAttrs{LinkIndex: ifb.Attrs().Index, Handle: htbRoot, Parent: netlink.HANDLE_ROOT})
 		root.Defcls = 1
 		if err := netlink.QdiscAdd(root); err != nil {
 			return fmt.Errorf("%s: add htb: %w", name, err)
 		}
 	}
-	rate := uint64(q.RateBits)
-	class := netlink.NewHtbClass(netlink.ClassAttrs{LinkIndex: idx, Parent: htbRoot, Handle: htbClass},
-		netlink.HtbClassAttrs{Rate: rate, Ceil: rate, Quantum: uint32(min(max(rate/8/100, 1514), 200000))})
-	if err := netlink.ClassReplace(class); err != nil {
-		return fmt.Errorf("%s: htb class rate %s: %w", name, netfabric.FormatRate(q.RateBits), err)
+	if err := setClass(ifb, q.RateBits); err != nil {
+		return err
 	}
 	want := "pfifo"
 	if needsNetem(q) {
 		want = "netem"
 	}
 	if k := kindAt[leafQdisc]; k != "" && k != want {
-		if err := netlink.QdiscDel(&netlink.GenericQdisc{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: idx, Handle: leafQdisc, Parent: htbClass}, QdiscType: k}); err != nil && !notFound(err) {
+		if err := netlink.QdiscDel(&netlink.GenericQdisc{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: ifb.Attrs().Index, Handle: leafQdisc, Parent: htbClass}, QdiscType: k}); err != nil && !notFound(err) {
 			return fmt.Errorf("%s: remove %s: %w", name, k, err)
 		}
 	}
 	if want == "netem" {
-		return netem(leafQdisc, htbClass)
+		return setNetem(ifb, leafQdisc, htbClass, q, limit, dist, seed)
 	}
-	// A plain FIFO as deep as the bandwidth-delay product wants, rather
-	// than the device's short default.
+	return setPfifo(ifb, limit)
+}
+
+// reshape changes the parameters of the qdiscs q needs, assuming they are
+// in place; the kernel refuses it when they are not.
+func reshape(ifb netlink.Link, q netfabric.Impairment, limit uint32, dist []int16, seed uint64) error {
+	if q.RateBits == 0 {
+		return setNetem(ifb, htbRoot, netlink.HANDLE_ROOT, q, limit, dist, seed)
+	}
+	if err := setClass(ifb, q.RateBits); err != nil {
+		return err
+	}
+	if needsNetem(q) {
+		return setNetem(ifb, leafQdisc, htbClass, q, limit, dist, seed)
+	}
+	return setPfifo(ifb, limit)
+}
+
+// setNetem creates or changes the netem qdisc handle under parent.
+func setNetem(ifb netlink.Link, handle, parent uint32, q netfabric.Impairment, limit uint32, dist []int16, seed uint64) error {
+	name := ifb.Attrs().Name
 	req := nl.NewNetlinkRequest(unix.RTM_NEWQDISC, unix.NLM_F_CREATE|unix.NLM_F_REPLACE|unix.NLM_F_ACK)
-	req.AddData(&nl.TcMsg{Family: nl.FAMILY_ALL, Ifindex: int32(idx), Handle: leafQdisc, Parent: htbClass})
+	req.AddData(&nl.TcMsg{Family: nl.FAMILY_ALL, Ifindex: int32(ifb.Attrs().Index), Handle: handle, Parent: parent})
+	req.AddData(nl.NewRtAttr(nl.TCA_KIND, nl.ZeroTerminated("netem")))
+	req.AddData(netemOptions(q, limit, dist, seed, tickPerUsec()))
+	if _, err := req.Execute(unix.NETLINK_ROUTE, 0); err != nil {
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EOPNOTSUPP) {
+			return fmt.Errorf("%s: %w: this kernel has no sch_netem (delay, jitter, loss, duplicate, reorder and corrupt need it; use fabric = userspace)", name, netfabric.ErrUnsupported)
+		}
+		return fmt.Errorf("%s: netem %v: %w", name, q, err)
+	}
+	return nil
+}
+
+// setClass sets the rate of the htb class.
+func setClass(ifb netlink.Link, rateBits int64) error {
+	rate := uint64(rateBits)
+	class := netlink.NewHtbClass(netlink.ClassAttrs{LinkIndex: ifb.Attrs().Index, Parent: htbRoot, Handle: htbClass},
+		netlink.HtbClassAttrs{Rate: rate, Ceil: rate, Quantum: uint32(min(max(rate/8/100, 1514), 200000))})
+	if err := netlink.ClassReplace(class); err != nil {
+		return fmt.Errorf("%s: htb class rate %s: %w", ifb.Attrs().Name, netfabric.FormatRate(rateBits), err)
+	}
+	return nil
+}
+
+// setPfifo puts a plain FIFO as deep as the bandwidth-delay product wants,
+// rather than the device's short default, under the htb class.
+func setPfifo(ifb netlink.Link, limit uint32) error {
+	req := nl.NewNetlinkRequest(unix.RTM_NEWQDISC, unix.NLM_F_CREATE|unix.NLM_F_REPLACE|unix.NLM_F_ACK)
+	req.AddData(&nl.TcMsg{Family: nl.FAMILY_ALL, Ifindex: int32(ifb.Attrs().Index), Handle: leafQdisc, Parent: htbClass})
 	req.AddData(nl.NewRtAttr(nl.TCA_KIND, nl.ZeroTerminated("pfifo")))
 	req.AddData(nl.NewRtAttr(nl.TCA_OPTIONS, nl.Uint32Attr(limit)))
 	if _, err := req.Execute(unix.NETLINK_ROUTE, 0); err != nil {
-		return fmt.Errorf("%s: pfifo: %w", name, err)
+		return fmt.Errorf("%s: pfifo: %w", ifb.Attrs().Name, err)
 	}
 	return nil
 }

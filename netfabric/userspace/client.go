@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,6 +29,8 @@ type Client struct {
 
 var _ netfabric.Shaper = (*Client)(nil)
 var _ netfabric.Capturer = (*Client)(nil)
+var _ netfabric.Reseeder = (*Client)(nil)
+var _ netfabric.Scheduler = (*Client)(nil)
 
 // NewClient returns a client of the daemon listening on sockPath. It does
 // not connect until the first call.
@@ -43,14 +47,25 @@ func (e *remoteError) Error() string { return e.msg }
 func (e *remoteError) Unwrap() error { return e.kind }
 
 func (c *Client) call(ctx context.Context, req request) (response, error) {
+	return c.exchange(ctx, []request{req})
+}
+
+// exchange sends reqs in order on one connection and returns the last
+// response, or the first one that carries an error. A broken connection
+// is retried once, from the first request, on a fresh one: the daemon may
+// have dropped an idle connection (or been restarted).
+func (c *Client) exchange(ctx context.Context, reqs []request) (response, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var resp response
 	var err error
-	// One retry on a fresh connection: the daemon may have dropped an idle
-	// one (or been restarted).
 	for attempt := 0; attempt < 2; attempt++ {
-		if resp, err = c.roundTrip(ctx, req); err == nil {
+		for _, req := range reqs {
+			if resp, err = c.roundTrip(ctx, req); err != nil || resp.Error != "" {
+				break
+			}
+		}
+		if err == nil {
 			break
 		}
 		c.closeConn()
@@ -59,7 +74,7 @@ func (c *Client) call(ctx context.Context, req request) (response, error) {
 		}
 	}
 	if err != nil {
-		return resp, fmt.Errorf("fabric daemon at %s: %s: %w", c.sock, req.Op, err)
+		return resp, fmt.Errorf("fabric daemon at %s: %s: %w", c.sock, reqs[0].Op, err)
 	}
 	if resp.Error != "" {
 		return resp, &remoteError{msg: resp.Error, kind: errorKinds[resp.Kind]}
@@ -168,6 +183,45 @@ func (c *Client) Show(ctx context.Context) (netfabric.State, error) {
 		return netfabric.State{}, err
 	}
 	return *r.State, nil
+}
+
+// scheduleChunk is how many changes one schedule request carries: a
+// minute of 50 links at 10 Hz is a few parts of a few hundred KB each.
+const scheduleChunk = 4096
+
+// Schedule implements netfabric.Scheduler: the daemon gets the whole
+// schedule (in parts if it is big) and applies each change itself at its
+// due time. start is read by the wall clock, which the daemon shares.
+func (c *Client) Schedule(ctx context.Context, start time.Time, changes []netfabric.TimedChange) error {
+	parts := max(1, (len(changes)+scheduleChunk-1)/scheduleChunk)
+	start = start.Round(0) // the wall reading is what travels
+	reqs := make([]request, parts)
+	for i := range reqs {
+		part := changes[i*scheduleChunk : min(len(changes), (i+1)*scheduleChunk)]
+		reqs[i] = request{Op: "schedule", Start: &start, Changes: part, Part: i, Parts: parts}
+	}
+	_, err := c.exchange(ctx, reqs)
+	var re *remoteError
+	if errors.As(err, &re) && re.kind == nil && strings.HasPrefix(re.msg, "unknown operation") {
+		// A daemon started before schedules existed says only this.
+		return fmt.Errorf("%w: the fabric daemon at %s predates timed schedules (restart the lab's fabric, or play the schedule from the runner with netfabric.Player)", netfabric.ErrUnsupported, c.sock)
+	}
+	return err
+}
+
+// CancelSchedule implements netfabric.Scheduler.
+func (c *Client) CancelSchedule(ctx context.Context) error {
+	_, err := c.call(ctx, request{Op: "schedule-cancel"})
+	return err
+}
+
+// ScheduleStatus implements netfabric.Scheduler.
+func (c *Client) ScheduleStatus(ctx context.Context, since int) (netfabric.ScheduleStatus, error) {
+	r, err := c.call(ctx, request{Op: "schedule-status", Since: since})
+	if err != nil || r.Schedule == nil {
+		return netfabric.ScheduleStatus{}, err
+	}
+	return *r.Schedule, nil
 }
 
 // Teardown asks the daemon to stop. Stop (launch.go) also waits for the

@@ -23,19 +23,75 @@ import (
 //	{"op":"up","link":"ab"}  {"op":"down","link":"ab"}
 //	{"op":"partition","groups":[["a"],["b","c"]]}  {"op":"heal"}
 //	{"op":"show"}  {"op":"ping"}  {"op":"capture","link":"ab"}  {"op":"shutdown"}
+//
+// A timed schedule travels as one request, or for a big one as parts
+// 0..parts-1 sent in order on one connection; the engine checks and
+// starts it when the last part arrives, so a connection lost halfway
+// changes nothing:
+//
+//	{"op":"schedule","start":"2026-12-01T10:00:00.5Z","part":0,"parts":2,
+//	 "changes":[{"at_ns":0,"link":"ab","quality":{"delay_ns":1000000}}, ...]}
+//	{"op":"schedule-cancel"}  {"op":"schedule-status","since":0}
 type request struct {
 	Op      string                `json:"op"`
 	Link    string                `json:"link,omitempty"`
 	From    string                `json:"from,omitempty"`
 	Quality *netfabric.Impairment `json:"quality,omitempty"`
 	Groups  [][]string            `json:"groups,omitempty"`
+
+	// schedule
+	Start   *time.Time              `json:"start,omitempty"`
+	Changes []netfabric.TimedChange `json:"changes,omitempty"`
+	Part    int                     `json:"part,omitempty"`
+	Parts   int                     `json:"parts,omitempty"` // 0 or 1: the whole schedule in this request
+	// schedule-status
+	Since int `json:"since,omitempty"`
 }
 
 type response struct {
-	Error string           `json:"error,omitempty"`
-	Kind  string           `json:"kind,omitempty"` // unknown_link, unknown_host, unsupported
-	State *netfabric.State `json:"state,omitempty"`
-	PID   int              `json:"pid,omitempty"`
+	Error    string                    `json:"error,omitempty"`
+	Kind     string                    `json:"kind,omitempty"` // unknown_link, unknown_host, unsupported
+	State    *netfabric.State          `json:"state,omitempty"`
+	PID      int                       `json:"pid,omitempty"`
+	Schedule *netfabric.ScheduleStatus `json:"schedule,omitempty"`
+}
+
+// scheduleParts collects the parts of one schedule on one connection.
+type scheduleParts struct {
+	start   time.Time
+	parts   int
+	got     int
+	changes []netfabric.TimedChange
+}
+
+// add takes one part and returns the whole schedule once the last part
+// is in (done).
+func (sp *scheduleParts) add(req request) (start time.Time, changes []netfabric.TimedChange, done bool, err error) {
+	if req.Start == nil {
+		return start, nil, false, errors.New("schedule: no start time given")
+	}
+	if req.Parts <= 1 {
+		*sp = scheduleParts{}
+		return *req.Start, req.Changes, true, nil
+	}
+	if req.Part == 0 {
+		*sp = scheduleParts{start: *req.Start, parts: req.Parts}
+	} else if req.Part != sp.got || req.Parts != sp.parts || !req.Start.Equal(sp.start) {
+		*sp = scheduleParts{}
+		return start, nil, false, fmt.Errorf("schedule: part %d of %d arrived out of order (send parts 0..%d in order on one connection)", req.Part, req.Parts, req.Parts-1)
+	}
+	if len(sp.changes)+len(req.Changes) > netfabric.MaxScheduleChanges {
+		*sp = scheduleParts{}
+		return start, nil, false, fmt.Errorf("schedule: more than %d changes (sample less often, raise the quality threshold or split the run)", netfabric.MaxScheduleChanges)
+	}
+	sp.changes = append(sp.changes, req.Changes...)
+	sp.got++
+	if sp.got < sp.parts {
+		return start, nil, false, nil
+	}
+	start, changes = sp.start, sp.changes
+	*sp = scheduleParts{}
+	return start, changes, true, nil
 }
 
 var errorKinds = map[string]error{
@@ -126,6 +182,7 @@ func serveConn(ctx context.Context, e *Engine, c net.Conn, shutdown func()) {
 	r := bufio.NewReader(c)
 	w := bufio.NewWriter(c)
 	enc := json.NewEncoder(w)
+	var parts scheduleParts
 	for {
 		line, err := r.ReadBytes('\n')
 		if err != nil {
@@ -151,6 +208,14 @@ func serveConn(ctx context.Context, e *Engine, c net.Conn, shutdown func()) {
 				_ = e.Capture(cctx, req.Link, w)
 				ccancel()
 				return
+			}
+		} else if req.Op == "schedule" {
+			start, changes, done, err := parts.add(req)
+			if err == nil && done {
+				err = e.Schedule(ctx, start, changes)
+			}
+			if err != nil {
+				resp = errResponse(err)
 			}
 		} else {
 			resp = handle(ctx, e, req)
@@ -189,9 +254,16 @@ func handle(ctx context.Context, e *Engine, req request) response {
 		var st netfabric.State
 		st, err = e.Show(ctx)
 		resp.State = &st
+	case "schedule-cancel":
+		err = e.CancelSchedule(ctx)
+	case "schedule-status":
+		var st netfabric.ScheduleStatus
+		st, err = e.ScheduleStatus(ctx, req.Since)
+		resp.Schedule = &st
 	case "shutdown":
 	default:
-		err = fmt.Errorf("unknown operation %q", req.Op)
+		// Unsupported, so a newer client can tell and fall back.
+		err = fmt.Errorf("%w: unknown operation %q (an older fabric daemon? restart the lab's fabric)", netfabric.ErrUnsupported, req.Op)
 	}
 	if err != nil {
 		return errResponse(err)

@@ -79,6 +79,9 @@ type Engine struct {
 	monoBase int64     // CLOCK_MONOTONIC at timeBase
 	timeBase time.Time // carries Go's monotonic reading
 
+	sched      *schedule // the current or last timed schedule; guarded by mu
+	schedTimer *schedTimer
+
 	wg      sync.WaitGroup
 	errs    chan error
 	stopped bool
@@ -86,6 +89,7 @@ type Engine struct {
 
 var _ netfabric.Shaper = (*Engine)(nil)
 var _ netfabric.Capturer = (*Engine)(nil)
+var _ netfabric.Reseeder = (*Engine)(nil)
 
 // New checks cfg and attaches to every endpoint. Nothing is forwarded
 // until Start.
@@ -107,14 +111,20 @@ func New(cfg Config) (*Engine, error) {
 	defer func() {
 		if !ok {
 			e.closeAll()
+			if e.schedTimer != nil {
+				e.schedTimer.close()
+			}
 		}
 	}()
+	var err error
+	if e.schedTimer, err = newSchedTimer(); err != nil {
+		return nil, err
+	}
 	for _, l := range cfg.Links {
 		lk := &link{e: e, name: l.Name, quality: l.Quality, macs: map[[6]byte]int{}}
 		e.links = append(e.links, lk)
 		for i, ep := range l.Endpoints {
 			p := &port{lk: lk, idx: i, host: ep.Host}
-			var err error
 			if peer, isPeer := peers[[2]string{l.Name, ep.Host}]; isPeer {
 				p.udp, p.name = true, peer.Local+"->"+peer.Remote
 				p.conn, err = openUDP(peer.Local, peer.Remote)
@@ -143,6 +153,11 @@ func New(cfg Config) (*Engine, error) {
 // Start starts forwarding in the background. Errors of the forwarding
 // goroutines end up in Wait.
 func (e *Engine) Start() {
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		e.runSchedule()
+	}()
 	for _, lk := range e.links {
 		for _, p := range lk.ports {
 			e.wg.Add(2)
@@ -183,12 +198,17 @@ func (e *Engine) Stop() {
 		return
 	}
 	e.stopped = true
+	e.cancelScheduleLocked()
 	e.mu.Unlock()
 	e.closeAll()
 	e.wg.Wait()
+	e.schedTimer.close()
 }
 
 func (e *Engine) closeAll() {
+	if e.schedTimer != nil {
+		e.schedTimer.shut()
+	}
 	for _, lk := range e.links {
 		for _, p := range lk.ports {
 			if p.conn != nil {
@@ -245,9 +265,10 @@ func (e *Engine) Reseed(context.Context) error {
 
 // Set changes the quality of what from sends on a link ("" = everyone).
 // Packets already in the line keep their release times, as in netem.
+// During a timed schedule the change holds until the schedule's next
+// change of the same direction.
 func (e *Engine) Set(_ context.Context, linkName, from string, q netfabric.Impairment) error {
-	_, froms, err := e.cfg.Links.CheckSet(linkName, from, q)
-	if err != nil {
+	if _, _, err := e.cfg.Links.CheckSet(linkName, from, q); err != nil {
 		return err
 	}
 	lk, err := e.link(linkName)
@@ -256,19 +277,24 @@ func (e *Engine) Set(_ context.Context, linkName, from string, q netfabric.Impai
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	for _, ep := range froms {
-		for _, p := range lk.ports {
-			if p.host == ep.Host {
-				p.line.mu.Lock()
-				p.line.setQuality(q)
-				p.line.mu.Unlock()
-			}
-		}
-	}
+	e.setLocked(lk, from, q)
 	return nil
 }
 
+// setLocked sets a checked quality. Called with e.mu held.
+func (e *Engine) setLocked(lk *link, from string, q netfabric.Impairment) {
+	for _, p := range lk.ports {
+		if from == "" || p.host == from {
+			p.line.mu.Lock()
+			p.line.setQuality(q)
+			p.line.mu.Unlock()
+		}
+	}
+}
+
 // SetUp takes a link down, dropping what is in flight on it, or up.
+// During a timed schedule the change holds until the schedule's next
+// up/down of the same link.
 func (e *Engine) SetUp(_ context.Context, linkName string, up bool) error {
 	lk, err := e.link(linkName)
 	if err != nil {
@@ -276,21 +302,27 @@ func (e *Engine) SetUp(_ context.Context, linkName string, up bool) error {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	lk.down.Store(!up)
-	if !up {
-		for _, p := range lk.ports {
-			l := p.line
-			l.mu.Lock()
-			for l.fifo.len() > 0 {
-				pk := l.fifo.popFront()
-				l.qbytes -= len(pk.b)
-				l.ctr.dropDown.Add(uint64(pk.pkts))
-				e.pool.put(pk.b)
-			}
-			l.mu.Unlock()
-		}
-	}
+	e.setUpLocked(lk, up)
 	return nil
+}
+
+// setUpLocked is SetUp with e.mu held.
+func (e *Engine) setUpLocked(lk *link, up bool) {
+	lk.down.Store(!up)
+	if up {
+		return
+	}
+	for _, p := range lk.ports {
+		l := p.line
+		l.mu.Lock()
+		for l.fifo.len() > 0 {
+			pk := l.fifo.popFront()
+			l.qbytes -= len(pk.b)
+			l.ctr.dropDown.Add(uint64(pk.pkts))
+			e.pool.put(pk.b)
+		}
+		l.mu.Unlock()
+	}
 }
 
 // Partition stops traffic between hosts of different groups.

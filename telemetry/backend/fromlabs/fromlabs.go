@@ -1,0 +1,205 @@
+// Package fromlabs is a backend.Backend over the labs package: lab state
+// from the state directory, link states from each lab's fabric, changes
+// through the labs control path (validated, serialised with the CLI's and
+// the scenarios', and logged with the caller's source in the lab's JSON
+// event log), and the recorded runs of telemetry/runs (runs.go). Libvirt
+// statistics, workload values and the scenario clock are still to come.
+package fromlabs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/forgelab/forgelab/hypervisor"
+	"github.com/forgelab/forgelab/labs"
+	"github.com/forgelab/forgelab/labs/spec"
+	"github.com/forgelab/forgelab/labs/store"
+	"github.com/forgelab/forgelab/netfabric"
+	"github.com/forgelab/forgelab/telemetry/backend"
+)
+
+// Backend reads and changes the labs under one state directory.
+type Backend struct {
+	Store *store.Store
+	// LibvirtURI is where host actions go; "" is the system libvirtd.
+	LibvirtURI string
+}
+
+// New reads the labs under stateDir.
+func New(stateDir string) *Backend { return &Backend{Store: &store.Store{Dir: stateDir}} }
+
+// control is the labs control path for link changes (no libvirt needed).
+func (b *Backend) control() *labs.Manager { return &labs.Manager{Store: b.Store} }
+
+func (b *Backend) load(lab string) (*store.State, error) {
+	st, err := b.Store.Load(lab)
+	if errors.Is(err, store.ErrNoLab) {
+		return nil, fmt.Errorf("%w: %w", backend.ErrNotFound, err)
+	}
+	return st, err
+}
+
+// notFound marks a lab that does not exist as backend.ErrNotFound.
+func notFound(err error) error {
+	if errors.Is(err, store.ErrNoLab) {
+		return fmt.Errorf("%w: %w", backend.ErrNotFound, err)
+	}
+	return err
+}
+
+// Labs lists every lab; one whose state cannot be read is listed as
+// broken rather than hiding the others.
+func (b *Backend) Labs(ctx context.Context) ([]backend.LabSummary, error) {
+	entries, err := b.Store.List()
+	if err != nil {
+		return nil, err
+	}
+	var out []backend.LabSummary
+	for _, e := range entries {
+		st := e.State
+		if st == nil {
+			out = append(out, backend.LabSummary{Name: e.Name, Phase: e.Phase()})
+			continue
+		}
+		s := backend.LabSummary{Name: e.Name, Phase: st.Phase, Fabric: st.Fabric, Created: st.Created}
+		if st.Plan != nil {
+			s.Hosts, s.Links = len(st.Plan.Hosts), len(st.Plan.Links)
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// Topology is the lab's plan: positions are those of the lab file (the
+// moving positions of a running scenario come with the scenario runner).
+func (b *Backend) Topology(ctx context.Context, lab string) (*backend.Topology, error) {
+	st, err := b.load(lab)
+	if err != nil {
+		return nil, err
+	}
+	t := &backend.Topology{Lab: st.Lab, Phase: st.Phase}
+	p := st.Plan
+	if p == nil {
+		return t, nil
+	}
+	t.Mgmt = backend.Mgmt{Name: p.Mgmt.Network, Prefix: p.Mgmt.Prefix.String()}
+	placed := false
+	for _, h := range p.Hosts {
+		placed = placed || h.Position != [3]float64{}
+	}
+	for _, h := range p.Hosts {
+		bh := backend.Host{Name: h.Name, Kind: h.Kind, State: "unknown", MgmtIP: h.MgmtIP.String()}
+		if bh.Kind == "" {
+			bh.Kind = spec.KindVM
+		}
+		if placed {
+			pos := h.Position
+			bh.Position = &pos
+		}
+		if hs := st.Hosts[h.Name]; hs != nil && st.Phase == store.PhaseReady {
+			bh.Up = hs.Ready
+			if hs.Ready {
+				bh.State = "running"
+			}
+		}
+		t.Hosts = append(t.Hosts, bh)
+	}
+	for _, l := range p.Links {
+		t.Links = append(t.Links, backend.Link{Name: l.Name, Endpoints: l.Endpoints})
+	}
+	return t, nil
+}
+
+// Links asks the lab's fabric, as `forgelab link show` does.
+func (b *Backend) Links(ctx context.Context, lab string) (netfabric.State, error) {
+	st, err := b.load(lab)
+	if err != nil {
+		return netfabric.State{}, err
+	}
+	if st.Plan == nil || st.Phase != store.PhaseReady {
+		return netfabric.State{}, nil
+	}
+	return b.control().ShowLinks(ctx, lab)
+}
+
+func (b *Backend) DomainStats(ctx context.Context, lab string) ([]backend.DomainStats, error) {
+	_, err := b.load(lab)
+	return nil, err
+}
+
+func (b *Backend) Workloads(ctx context.Context, lab string) ([]backend.WorkloadValue, error) {
+	_, err := b.load(lab)
+	return nil, err
+}
+
+func (b *Backend) Scenario(ctx context.Context, lab string) (backend.ScenarioStatus, error) {
+	_, err := b.load(lab)
+	return backend.ScenarioStatus{}, err
+}
+
+// Events reads the lab's event log (events.jsonl); the cursor is the
+// line number.
+func (b *Backend) Events(ctx context.Context, lab string, after int64, limit int) ([]backend.Event, int64, error) {
+	if _, err := b.load(lab); err != nil {
+		return nil, after, err
+	}
+	events, err := b.Store.Events(lab)
+	if err != nil {
+		return nil, after, err
+	}
+	var out []backend.Event
+	next := after
+	for i, e := range events {
+		n := int64(i + 1)
+		if n <= after || (limit > 0 && len(out) >= limit) {
+			continue
+		}
+		out = append(out, backend.Event{Seq: n, Time: e.Time, Source: e.Source, Action: e.Action, Args: e.Args, Result: e.Result, Error: e.Error})
+		next = n
+	}
+	return out, next, nil
+}
+
+func (b *Backend) SetLink(ctx context.Context, source, lab, link, from string, c backend.QualityChange) error {
+	_, err := b.control().SetLink(ctx, labs.Source(source), lab, link, from, labs.QualityChange{
+		Clear: c.Clear, RateBits: c.RateBits, Delay: c.Delay, Jitter: c.Jitter, Distribution: c.Distribution,
+		Loss: c.Loss, Duplicate: c.Duplicate, Reorder: c.Reorder, Corrupt: c.Corrupt, Limit: c.Limit,
+	})
+	return notFound(err)
+}
+
+func (b *Backend) SetLinkUp(ctx context.Context, source, lab, link string, up bool) error {
+	return notFound(b.control().LinkUpDown(ctx, labs.Source(source), lab, link, up))
+}
+
+func (b *Backend) Partition(ctx context.Context, source, lab string, groups [][]string) error {
+	return notFound(b.control().Partition(ctx, labs.Source(source), lab, groups))
+}
+
+func (b *Backend) Heal(ctx context.Context, source, lab string) error {
+	return notFound(b.control().Heal(ctx, labs.Source(source), lab))
+}
+
+// HostAction connects to libvirt for the one call.
+func (b *Backend) HostAction(ctx context.Context, source, lab, host, action string) error {
+	if _, err := b.load(lab); err != nil {
+		return err
+	}
+	m, conn, err := labs.Open(b.Store.Dir, b.LibvirtURI, io.Discard)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return notFound(m.HostAction(ctx, labs.Source(source), lab, host, hypervisor.HostAction(action)))
+}
+
+var errNoScenarios = fmt.Errorf("%w: scenarios are not played from serve yet; use the forgelab CLI meanwhile", backend.ErrUnsupported)
+
+func (b *Backend) StartScenario(ctx context.Context, source, lab, scenario string) error {
+	return errNoScenarios
+}
+func (b *Backend) StopScenario(ctx context.Context, source, lab string) error { return errNoScenarios }
+
+var _ backend.Backend = (*Backend)(nil)
