@@ -18,12 +18,15 @@ const ConsoleEscape = 0x1d // Ctrl-]
 // types Ctrl-], the domain stops, or ctx ends. in is put in raw mode when
 // it is a terminal.
 func (c *Conn) Console(ctx context.Context, name string, in *os.File, out io.Writer) error {
-	dom, err := c.c.LookupDomainByName(name)
+	if c.raw == nil {
+		return errors.New("no console: not connected to libvirt")
+	}
+	dom, err := c.raw.LookupDomainByName(name)
 	if err != nil {
 		return fmt.Errorf("look up domain %s: %w", name, err)
 	}
 	defer dom.Free()
-	st, err := c.c.NewStream(0)
+	st, err := c.raw.NewStream(0)
 	if err != nil {
 		return fmt.Errorf("open stream: %w", err)
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"libvirt.org/go/libvirt"
 	"libvirt.org/go/libvirtxml"
 )
 
@@ -26,33 +25,33 @@ var HostActions = []HostAction{ActionStop, ActionStart, ActionKill, ActionPause,
 
 // Do applies a power or fault action to a domain.
 func (c *Conn) Do(ctx context.Context, name string, a HostAction) error {
-	dom, err := c.c.LookupDomainByName(name)
+	dom, err := c.v.lookupDomain(name)
 	if err != nil {
 		return fmt.Errorf("look up domain %s: %w", name, err)
 	}
-	defer dom.Free()
+	defer dom.free()
 	switch a {
 	case ActionStop:
-		if active, _ := dom.IsActive(); !active {
+		if !dom.isActive() {
 			return nil
 		}
-		return c.Shutdown(ctx, name, 30*time.Second)
+		return c.shutdown(ctx, name, dom, 30*time.Second)
 	case ActionStart:
-		if active, _ := dom.IsActive(); active {
+		if dom.isActive() {
 			return nil
 		}
-		err = dom.Create()
+		err = dom.create()
 	case ActionKill:
-		if active, _ := dom.IsActive(); !active {
+		if !dom.isActive() {
 			return nil
 		}
-		err = dom.Destroy()
+		err = dom.destroy()
 	case ActionPause:
-		err = dom.Suspend()
+		err = dom.suspend()
 	case ActionResume:
-		err = dom.Resume()
+		err = dom.resume()
 	case ActionReboot:
-		err = dom.Reset(0)
+		err = dom.reset()
 	default:
 		return fmt.Errorf("unknown host action %q (use %v)", a, HostActions)
 	}
@@ -66,12 +65,12 @@ func (c *Conn) Do(ctx context.Context, name string, a HostAction) error {
 // guest sees its link go down, as when a cable is pulled; libvirt does
 // this through QEMU's set_link.
 func (c *Conn) SetNICLink(ctx context.Context, name, mac string, up bool) error {
-	dom, err := c.c.LookupDomainByName(name)
+	dom, err := c.v.lookupDomain(name)
 	if err != nil {
 		return fmt.Errorf("look up domain %s: %w", name, err)
 	}
-	defer dom.Free()
-	desc, err := dom.GetXMLDesc(0)
+	defer dom.free()
+	desc, err := dom.xml()
 	if err != nil {
 		return fmt.Errorf("read domain %s: %w", name, err)
 	}
@@ -92,10 +91,10 @@ func (c *Conn) SetNICLink(ctx context.Context, name, mac string, up bool) error 
 		if err != nil {
 			return err
 		}
-		if err := dom.UpdateDeviceFlags(x, libvirt.DOMAIN_DEVICE_MODIFY_LIVE); err != nil {
+		if err := dom.updateLiveDevice(x); err != nil {
 			return fmt.Errorf("set link %s of %s %s: %w", mac, name, state, err)
 		}
 		return nil
 	}
-	return fmt.Errorf("domain %s has no NIC with MAC %s", name, mac)
+	return fmt.Errorf("domain %s has no NIC with MAC %s (was it redefined by hand? `virsh domiflist %s` lists its NICs)", name, mac, name)
 }

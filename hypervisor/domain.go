@@ -1,7 +1,9 @@
 package hypervisor
 
 import (
+	"encoding/xml"
 	"fmt"
+	"strings"
 
 	"libvirt.org/go/libvirtxml"
 )
@@ -31,6 +33,7 @@ type UDPEndpoint struct {
 type DomainConfig struct {
 	Name       string // libvirt domain name, carries the lab's prefix
 	Title      string // shown by virsh list --title: "forgelab lab/host"
+	Lab, LabID string // written into <metadata> (LabOf reads them back)
 	Accel      Accel
 	VCPUs      int
 	MemoryMiB  int
@@ -74,6 +77,9 @@ func DomainXML(cfg DomainConfig) (string, error) {
 		OnReboot:   "restart",
 		OnCrash:    "destroy",
 		Devices:    &libvirtxml.DomainDeviceList{},
+	}
+	if cfg.Lab != "" {
+		dom.Metadata = &libvirtxml.DomainMetadata{XML: labMetadataXML(cfg.Lab, cfg.LabID)}
 	}
 	switch cfg.Accel {
 	case KVM:
@@ -139,6 +145,46 @@ func DomainXML(cfg DomainConfig) (string, error) {
 	}}
 	d.MemBalloon = &libvirtxml.DomainMemBalloon{Model: "none"}
 	return dom.Marshal()
+}
+
+// MetadataNS is the namespace of forgelab's element in a domain's
+// <metadata>.
+const MetadataNS = "https://github.com/forgelab/forgelab/xmlns/lab/1"
+
+// labMetadata is forgelab's element in a domain's <metadata>: the lab a
+// domain belongs to, so a leftover domain is recognisable without the
+// lab's state (virsh dumpxml shows it).
+type labMetadata struct {
+	XMLName xml.Name `xml:"https://github.com/forgelab/forgelab/xmlns/lab/1 lab"`
+	Name    string   `xml:"name,attr"`
+	ID      string   `xml:"id,attr"`
+}
+
+// labMetadataXML renders labMetadata with a namespace prefix: libvirt
+// keeps a metadata element only with its own namespace, and prints it
+// back with the prefix it was given.
+func labMetadataXML(lab, id string) string {
+	var b strings.Builder
+	b.WriteString(`<forgelab:lab xmlns:forgelab="` + MetadataNS + `" name="`)
+	xml.EscapeText(&b, []byte(lab))
+	b.WriteString(`" id="`)
+	xml.EscapeText(&b, []byte(id))
+	b.WriteString(`"/>`)
+	return b.String()
+}
+
+// LabOf reads the lab's name and id from a domain's XML; ok is false for
+// a domain forgelab did not make (or made before it wrote metadata).
+func LabOf(domainXML string) (lab, id string, ok bool) {
+	var d libvirtxml.Domain
+	if d.Unmarshal(domainXML) != nil || d.Metadata == nil {
+		return "", "", false
+	}
+	var md labMetadata
+	if xml.Unmarshal([]byte(d.Metadata.XML), &md) != nil || md.Name == "" {
+		return "", "", false
+	}
+	return md.Name, md.ID, true
 }
 
 func nicXML(n NIC) (libvirtxml.DomainInterface, error) {

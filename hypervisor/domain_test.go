@@ -29,7 +29,7 @@ func golden(t *testing.T, name, got string) {
 
 func TestDomainXMLGolden(t *testing.T) {
 	base := DomainConfig{
-		Name: "fl-1a2b-a", Title: "forgelab quickstart/a", VCPUs: 1, MemoryMiB: 512,
+		Name: "fl-1a2b-a", Title: "forgelab quickstart/a", Lab: "quickstart", LabID: "1a2b", VCPUs: 1, MemoryMiB: 512,
 		Disk: "/var/lib/forgelab/labs/quickstart/a.qcow2", Seed: "/var/lib/forgelab/labs/quickstart/a-seed.iso",
 		SerialLog: "/var/lib/forgelab/labs/quickstart/a-serial.log",
 		NICs: []NIC{
@@ -52,6 +52,12 @@ func TestDomainXMLGolden(t *testing.T) {
 			t.Fatal(err)
 		}
 		golden(t, name, got+"\n")
+		if lab, id, ok := LabOf(got); !ok || lab != "quickstart" || id != "1a2b" {
+			t.Errorf("LabOf(%s) = %q %q %v", name, lab, id, ok)
+		}
+	}
+	if _, _, ok := LabOf("<domain><name>other</name></domain>"); ok {
+		t.Error("LabOf found a lab in a domain without metadata")
 	}
 }
 

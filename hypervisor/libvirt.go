@@ -17,8 +17,11 @@ const DefaultURI = "qemu:///system"
 
 // Conn is a connection to libvirtd.
 type Conn struct {
-	c   *libvirt.Connect
-	uri string
+	v     virt
+	clock clock
+	// raw is the connection itself, for console streams (not behind
+	// virt: they are exercised by the end-to-end tests).
+	raw *libvirt.Connect
 }
 
 // Connect opens uri and turns the usual failures into advice.
@@ -30,7 +33,7 @@ func Connect(uri string) (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to libvirt at %s: %w (%s)", uri, err, connectAdvice())
 	}
-	return &Conn{c: c, uri: uri}, nil
+	return &Conn{v: libvirtConn{c}, clock: realClock{}, raw: c}, nil
 }
 
 func connectAdvice() string {
@@ -51,10 +54,7 @@ func CheckQEMU() error {
 	return nil
 }
 
-func (c *Conn) Close() error {
-	_, err := c.c.Close()
-	return err
-}
+func (c *Conn) Close() error { return c.v.close() }
 
 func isNotFound(err error, code libvirt.ErrorNumber) bool {
 	var lerr libvirt.Error
@@ -68,13 +68,15 @@ func (c *Conn) StartDomain(ctx context.Context, cfg DomainConfig) error {
 	if err != nil {
 		return err
 	}
-	dom, err := c.c.DomainDefineXML(xml)
+	dom, err := c.v.defineDomain(xml)
 	if err != nil {
 		return fmt.Errorf("define domain %s: %w", cfg.Name, err)
 	}
-	defer dom.Free()
-	if err := dom.Create(); err != nil {
-		dom.Undefine()
+	defer dom.free()
+	if err := dom.create(); err != nil {
+		if uerr := dom.undefine(); uerr != nil {
+			return fmt.Errorf("start domain %s: %w (and undefining it failed: %v; run `virsh undefine %s`)", cfg.Name, err, uerr, cfg.Name)
+		}
 		return fmt.Errorf("start domain %s: %w", cfg.Name, err)
 	}
 	return nil
@@ -83,21 +85,20 @@ func (c *Conn) StartDomain(ctx context.Context, cfg DomainConfig) error {
 // RemoveDomain stops and undefines a domain. A domain that does not exist
 // is not an error: destroy runs again after a crash.
 func (c *Conn) RemoveDomain(ctx context.Context, name string) error {
-	dom, err := c.c.LookupDomainByName(name)
+	dom, err := c.v.lookupDomain(name)
 	if err != nil {
 		if isNotFound(err, libvirt.ERR_NO_DOMAIN) {
 			return nil
 		}
 		return fmt.Errorf("look up domain %s: %w", name, err)
 	}
-	defer dom.Free()
-	if active, _ := dom.IsActive(); active {
-		if err := dom.Destroy(); err != nil && !isNotFound(err, libvirt.ERR_OPERATION_INVALID) {
+	defer dom.free()
+	if dom.isActive() {
+		if err := dom.destroy(); err != nil && !isNotFound(err, libvirt.ERR_OPERATION_INVALID) {
 			return fmt.Errorf("stop domain %s: %w", name, err)
 		}
 	}
-	flags := libvirt.DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.DOMAIN_UNDEFINE_SNAPSHOTS_METADATA | libvirt.DOMAIN_UNDEFINE_NVRAM
-	if err := dom.UndefineFlags(flags); err != nil && !isNotFound(err, libvirt.ERR_NO_DOMAIN) {
+	if err := dom.undefine(); err != nil && !isNotFound(err, libvirt.ERR_NO_DOMAIN) {
 		return fmt.Errorf("undefine domain %s: %w", name, err)
 	}
 	return nil
@@ -105,15 +106,15 @@ func (c *Conn) RemoveDomain(ctx context.Context, name string) error {
 
 // DomainState is a short word for a domain's state, "absent" when missing.
 func (c *Conn) DomainState(name string) (string, error) {
-	dom, err := c.c.LookupDomainByName(name)
+	dom, err := c.v.lookupDomain(name)
 	if err != nil {
 		if isNotFound(err, libvirt.ERR_NO_DOMAIN) {
 			return "absent", nil
 		}
 		return "", fmt.Errorf("look up domain %s: %w", name, err)
 	}
-	defer dom.Free()
-	st, _, err := dom.GetState()
+	defer dom.free()
+	st, err := dom.state()
 	if err != nil {
 		return "", fmt.Errorf("state of domain %s: %w", name, err)
 	}
@@ -186,13 +187,13 @@ func (c *Conn) StartNetwork(ctx context.Context, n NATNetwork) error {
 	if err != nil {
 		return err
 	}
-	net, err := c.c.NetworkDefineXML(xml)
+	net, err := c.v.defineNetwork(xml)
 	if err != nil {
 		return fmt.Errorf("define network %s: %w", n.Name, err)
 	}
-	defer net.Free()
-	if err := net.Create(); err != nil {
-		net.Undefine()
+	defer net.free()
+	if err := net.create(); err != nil {
+		net.undefine()
 		return fmt.Errorf("start network %s: %w", n.Name, err)
 	}
 	return nil
@@ -200,20 +201,20 @@ func (c *Conn) StartNetwork(ctx context.Context, n NATNetwork) error {
 
 // RemoveNetwork stops and undefines a network; missing is not an error.
 func (c *Conn) RemoveNetwork(ctx context.Context, name string) error {
-	net, err := c.c.LookupNetworkByName(name)
+	net, err := c.v.lookupNetwork(name)
 	if err != nil {
 		if isNotFound(err, libvirt.ERR_NO_NETWORK) {
 			return nil
 		}
 		return fmt.Errorf("look up network %s: %w", name, err)
 	}
-	defer net.Free()
-	if active, _ := net.IsActive(); active {
-		if err := net.Destroy(); err != nil {
+	defer net.free()
+	if net.isActive() {
+		if err := net.destroy(); err != nil {
 			return fmt.Errorf("stop network %s: %w", name, err)
 		}
 	}
-	if err := net.Undefine(); err != nil && !isNotFound(err, libvirt.ERR_NO_NETWORK) {
+	if err := net.undefine(); err != nil && !isNotFound(err, libvirt.ERR_NO_NETWORK) {
 		return fmt.Errorf("undefine network %s: %w", name, err)
 	}
 	return nil
@@ -222,40 +223,41 @@ func (c *Conn) RemoveNetwork(ctx context.Context, name string) error {
 // NetworkXMLs returns the XML of all defined libvirt networks (so a
 // new lab's management subnet can avoid them).
 func (c *Conn) NetworkXMLs() ([]string, error) {
-	nets, err := c.c.ListAllNetworks(0)
+	out, err := c.v.networkXMLs()
 	if err != nil {
 		return nil, fmt.Errorf("list networks: %w", err)
-	}
-	var out []string
-	for _, n := range nets {
-		if x, err := n.GetXMLDesc(0); err == nil {
-			out = append(out, x)
-		}
-		n.Free()
 	}
 	return out, nil
 }
 
 // Shutdown asks the guest to power off (ACPI), then kills it after grace.
 func (c *Conn) Shutdown(ctx context.Context, name string, grace time.Duration) error {
-	dom, err := c.c.LookupDomainByName(name)
+	dom, err := c.v.lookupDomain(name)
 	if err != nil {
 		return fmt.Errorf("look up domain %s: %w", name, err)
 	}
-	defer dom.Free()
-	if err := dom.Shutdown(); err != nil {
+	defer dom.free()
+	return c.shutdown(ctx, name, dom, grace)
+}
+
+func (c *Conn) shutdown(ctx context.Context, name string, dom domain, grace time.Duration) error {
+	if err := dom.shutdown(); err != nil {
 		return fmt.Errorf("shut down domain %s: %w", name, err)
 	}
-	deadline := time.Now().Add(grace)
-	for time.Now().Before(deadline) {
-		if active, _ := dom.IsActive(); !active {
+	deadline := c.clock.Now().Add(grace)
+	for c.clock.Now().Before(deadline) {
+		if !dom.isActive() {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(200 * time.Millisecond):
+		case <-c.clock.After(200 * time.Millisecond):
 		}
 	}
-	return dom.Destroy()
+	// The guest ignored ACPI (no acpid, or hung): pull the plug.
+	if err := dom.destroy(); err != nil {
+		return fmt.Errorf("stop domain %s after %s: %w", name, grace, err)
+	}
+	return nil
 }

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -19,20 +18,15 @@ import (
 	"time"
 
 	"github.com/forgelab/forgelab/hypervisor"
+	"github.com/forgelab/forgelab/labs/plan"
+	"github.com/forgelab/forgelab/labs/store"
 	"github.com/forgelab/forgelab/provision"
-)
-
-// Files in a lab's directory.
-const (
-	KeyFile        = "id_ed25519"
-	KnownHostsFile = "known_hosts"
-	PasswordFile   = "console-password"
 )
 
 // plan turns spec into a Plan whose management subnet clashes with no
 // other network on this machine. An explicit [lab] mgmt is used as is,
 // or refused when it clashes.
-func (m *Manager) plan(spec *Spec) (*Plan, error) {
+func (m *Manager) plan(sp *Spec) (*Plan, error) {
 	used, err := m.usedPrefixes()
 	if err != nil {
 		return nil, err
@@ -45,17 +39,17 @@ func (m *Manager) plan(spec *Spec) (*Plan, error) {
 		}
 		return false
 	}
-	if spec.Lab.Mgmt.IsValid() {
-		p, err := NewPlan(spec)
+	if sp.Lab.Mgmt.IsValid() {
+		p, err := plan.NewPlan(sp)
 		if err != nil {
 			return nil, err
 		}
 		if clash(p.Mgmt.Prefix) {
-			return nil, fmt.Errorf("%s: [lab] mgmt %s overlaps a network already on this machine: choose another /24", spec.File, p.Mgmt.Prefix)
+			return nil, fmt.Errorf("%s: [lab] mgmt %s overlaps a network already on this machine: choose another /24", sp.File, p.Mgmt.Prefix)
 		}
 		return p, nil
 	}
-	p, err := NewPlan(spec)
+	p, err := plan.NewPlan(sp)
 	if err != nil {
 		return nil, err
 	}
@@ -65,9 +59,9 @@ func (m *Manager) plan(spec *Spec) (*Plan, error) {
 			if cand == p.Mgmt.Prefix {
 				return p, nil
 			}
-			s := *spec
+			s := *sp
 			s.Lab.Mgmt = cand
-			return NewPlan(&s)
+			return plan.NewPlan(&s)
 		}
 		// Next /24 in 10.200.0.0-10.249.255.0, wrapping around.
 		a := cand.Addr().As4()
@@ -80,7 +74,7 @@ func (m *Manager) plan(spec *Spec) (*Plan, error) {
 		}
 		cand = netip.PrefixFrom(netip.AddrFrom4(a), 24)
 	}
-	return nil, fmt.Errorf("no free /24 for the management network of lab %s: set [lab] mgmt", spec.Lab.Name)
+	return nil, fmt.Errorf("no free /24 for the management network of lab %s: set [lab] mgmt", sp.Lab.Name)
 }
 
 func (m *Manager) usedPrefixes() ([]netip.Prefix, error) {
@@ -160,21 +154,21 @@ type labKeys struct {
 // makeKeys makes the lab's login key, one host key per VM (so forgelab
 // knows every host key before boot and verifies it), and the console
 // password. All secrets are 0600 inside the lab dir.
-func (m *Manager) makeKeys(rec *Recorder, dir string, p *Plan) (*labKeys, error) {
+func (m *Manager) makeKeys(rec *Recorder, l store.Layout, p *Plan) (*labKeys, error) {
 	k := &labKeys{hosts: map[string]provision.KeyPair{}}
 	var err error
 	if k.user, err = provision.NewKeyPair("forgelab-" + p.Lab); err != nil {
 		return nil, err
 	}
-	keyPath := filepath.Join(dir, KeyFile)
-	rec.Record(KindFile, keyPath+".pub")
-	rec.Record(KindFile, keyPath)
+	keyPath := l.Key()
+	rec.Record(store.KindFile, keyPath+".pub")
+	rec.Record(store.KindFile, keyPath)
 	if err := k.user.WriteFile(keyPath); err != nil {
 		return nil, err
 	}
 	var known strings.Builder
 	for _, h := range p.Hosts {
-		if h.Kind == "physical" {
+		if !kindOf(h).madeHere() {
 			continue // its own key, checked when it is adopted
 		}
 		kp, err := provision.NewKeyPair("forgelab-" + p.Lab + "-" + h.Name)
@@ -188,8 +182,8 @@ func (m *Manager) makeKeys(rec *Recorder, dir string, p *Plan) (*labKeys, error)
 		}
 		known.WriteString(line + "\n")
 	}
-	khPath := filepath.Join(dir, KnownHostsFile)
-	rec.Record(KindFile, khPath)
+	khPath := l.KnownHosts()
+	rec.Record(store.KindFile, khPath)
 	if err := os.WriteFile(khPath, []byte(known.String()), 0o644); err != nil {
 		return nil, err
 	}
@@ -198,8 +192,8 @@ func (m *Manager) makeKeys(rec *Recorder, dir string, p *Plan) (*labKeys, error)
 		return nil, err
 	}
 	k.password = base64.RawURLEncoding.EncodeToString(buf)
-	pwPath := filepath.Join(dir, PasswordFile)
-	rec.Record(KindFile, pwPath)
+	pwPath := l.Password()
+	rec.Record(store.KindFile, pwPath)
 	if err := os.WriteFile(pwPath, []byte(k.password+"\n"), 0o600); err != nil {
 		return nil, err
 	}
@@ -214,17 +208,17 @@ func (m *Manager) makeMgmt(ctx context.Context, rec *Recorder, p *Plan) error {
 		Netmask: net.IP(mask).String(), Domain: p.Lab + ".lab",
 	}
 	for _, h := range p.Hosts {
-		if h.Kind == "physical" {
+		if !kindOf(h).madeHere() {
 			continue
 		}
 		n.Hosts = append(n.Hosts, hypervisor.DHCPHost{MAC: h.MgmtMAC, IP: h.MgmtIP.String(), Name: h.Name})
 	}
-	if err := rec.Record(KindNetwork, n.Name); err != nil {
+	if err := rec.Record(store.KindNetwork, n.Name); err != nil {
 		return err
 	}
 	// libvirt makes the bridge; record it too so a half-made network
 	// cannot leave it behind.
-	if err := rec.Record(KindNetdev, n.Bridge); err != nil {
+	if err := rec.Record(store.KindNetdev, n.Bridge); err != nil {
 		return err
 	}
 	m.progress("management network %s (%s)", n.Name, pfx)
@@ -258,11 +252,7 @@ func (m *Manager) bootAll(ctx context.Context, rec *Recorder, p *Plan, k *labKey
 				return
 			}
 			defer func() { <-sem }()
-			boot := m.bootHost
-			if p.Hosts[i].Kind == "physical" {
-				boot = m.adoptHost
-			}
-			if err := boot(ctx, rec, p, i, k, opts); err != nil {
+			if err := kindOf(p.Hosts[i]).join(ctx, m, rec, i, k, opts); err != nil {
 				errc <- fmt.Errorf("host %s: %w", p.Hosts[i].Name, err)
 				cancel() // one failure stops the rest: the lab is removed anyway
 			}
@@ -297,12 +287,10 @@ func DefaultParallel(accel hypervisor.Accel) int {
 
 func (m *Manager) bootHost(ctx context.Context, rec *Recorder, p *Plan, i int, k *labKeys, opts CreateOptions) error {
 	h := p.Hosts[i]
-	dir := m.Store.LabDir(p.Lab)
-	disk := filepath.Join(dir, h.Name+".qcow2")
-	seed := filepath.Join(dir, h.Name+"-seed.iso")
-	serial := filepath.Join(dir, h.Name+"-serial.log")
+	l := m.Store.LayoutOf(rec.State())
+	disk, seed, serial := l.Disk(h.Name), l.Seed(h.Name), l.SerialLog(h.Name)
 
-	if err := rec.Record(KindFile, disk); err != nil {
+	if err := rec.Record(store.KindFile, disk); err != nil {
 		return err
 	}
 	if err := m.Images.CreateOverlay(ctx, m.Images.Path(h.Image), disk, h.DiskBytes); err != nil {
@@ -314,7 +302,7 @@ func (m *Manager) bootHost(ctx context.Context, rec *Recorder, p *Plan, i int, k
 		Hostname:   h.Name, User: opts.User, Password: k.password,
 		AuthorizedKeys: []string{k.user.Public},
 		HostKeyPrivate: string(hk.Private), HostKeyPublic: hk.Public,
-		EtcHosts: EtcHosts(p, h.Name),
+		EtcHosts: plan.EtcHosts(p, h.Name),
 		// The management address is static (the lab planned it; the DHCP
 		// lease stays for images that ignore the seed): the guest is
 		// reachable as soon as its NIC is up, without a DHCP exchange.
@@ -330,7 +318,7 @@ func (m *Manager) bootHost(ctx context.Context, rec *Recorder, p *Plan, i int, k
 		}
 		in.NICs = append(in.NICs, sn)
 	}
-	if err := rec.Record(KindFile, seed); err != nil {
+	if err := rec.Record(store.KindFile, seed); err != nil {
 		return err
 	}
 	if err := m.Images.WriteSeed(seed, in); err != nil {
@@ -338,7 +326,7 @@ func (m *Manager) bootHost(ctx context.Context, rec *Recorder, p *Plan, i int, k
 	}
 
 	cfg := hypervisor.DomainConfig{
-		Name: h.Domain, Title: "forgelab " + p.Lab + "/" + h.Name, Accel: opts.Accel,
+		Name: h.Domain, Title: "forgelab " + p.Lab + "/" + h.Name, Lab: p.Lab, LabID: p.ID, Accel: opts.Accel,
 		VCPUs: h.CPUs, MemoryMiB: h.MemoryMiB, Disk: disk, Seed: seed, SerialLog: serial,
 		NICs: []hypervisor.NIC{{MAC: h.MgmtMAC, Network: p.Mgmt.Network, Tap: MgmtTap(p, i)}},
 	}
@@ -354,13 +342,13 @@ func (m *Manager) bootHost(ctx context.Context, rec *Recorder, p *Plan, i int, k
 		cfg.NICs = append(cfg.NICs, hypervisor.NIC{MAC: n.MAC, Tap: n.Tap, TapExisting: true})
 	}
 	// Record everything the domain brings with it before it exists.
-	if err := rec.Record(KindNetdev, cfg.NICs[0].Tap); err != nil {
+	if err := rec.Record(store.KindNetdev, cfg.NICs[0].Tap); err != nil {
 		return err
 	}
-	if err := rec.Record(KindFile, serial); err != nil {
+	if err := rec.Record(store.KindFile, serial); err != nil {
 		return err
 	}
-	if err := rec.Record(KindDomain, h.Domain); err != nil {
+	if err := rec.Record(store.KindDomain, h.Domain); err != nil {
 		return err
 	}
 	start := time.Now()
@@ -370,7 +358,7 @@ func (m *Manager) bootHost(ctx context.Context, rec *Recorder, p *Plan, i int, k
 	m.progress("  %s: booting", h.Name)
 	wctx, cancel := context.WithTimeout(ctx, opts.ReadyTimeout)
 	defer cancel()
-	if err := m.waitAlive(wctx, rec.state, h); err != nil {
+	if err := m.waitAlive(wctx, rec.State(), h); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}

@@ -4,36 +4,18 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
+	"github.com/forgelab/forgelab/labs/spec"
+	"github.com/forgelab/forgelab/labs/store"
 	"github.com/forgelab/forgelab/netfabric"
 	"github.com/forgelab/forgelab/netfabric/guest"
 	"github.com/forgelab/forgelab/netfabric/kernel"
 	"github.com/forgelab/forgelab/netfabric/userspace"
 	"github.com/forgelab/forgelab/provision"
-)
-
-// Fabrics, as the lab file names them.
-const (
-	FabricKernel    = "kernel"
-	FabricUserspace = "userspace"
-	FabricGuest     = "guest"
-	FabricAuto      = "auto"
-)
-
-// Resource kinds of the link fabric.
-const (
-	KindFabricd = "fabricd" // the userspace fabric daemon (Name: the lab dir)
-	KindShaper  = "shaper"  // kernel or guest shaping set up on links (Name: the fabric)
-)
-
-// Files in the lab dir that belong to the fabric.
-const (
-	kernelFabricFile = "kernel-fabric.json"
-	guestFabricFile  = "guest-fabric.json"
-	EventsFile       = "events.log"
 )
 
 // Fabric is the part of the link fabric the orchestrator needs; tests
@@ -52,14 +34,13 @@ type Fabric interface {
 type hostFabric struct{ exe string }
 
 func (hostFabric) Resolve(want string) (string, string) {
-	switch want {
-	case FabricKernel, FabricUserspace, FabricGuest:
+	if _, ok := fabrics[want]; ok {
 		return want, "chosen in the lab file"
 	}
 	if err := kernel.HasNetem(); err != nil {
-		return FabricUserspace, fmt.Sprintf("auto: the host kernel cannot shape with netem (%v), so forgelab's userspace engine forwards and shapes the links", err)
+		return spec.FabricUserspace, fmt.Sprintf("auto: the host kernel cannot shape with netem (%v), so forgelab's userspace engine forwards and shapes the links", err)
 	}
-	return FabricKernel, "auto: the host kernel has sch_netem, so links are Linux bridges shaped by netem"
+	return spec.FabricKernel, "auto: the host kernel has sch_netem, so links are Linux bridges shaped by netem"
 }
 
 func (hostFabric) EnsureTap(name string) error      { return netfabric.EnsureTap(name) }
@@ -75,8 +56,8 @@ func (f hostFabric) Launch(ctx context.Context, dir string, cfg userspace.Config
 
 func (hostFabric) Stop(ctx context.Context, dir string) error { return userspace.Stop(ctx, dir) }
 
-// Impairment converts a lab file's quality into the fabric's terms.
-func (q Quality) Impairment() netfabric.Impairment {
+// impairment converts a lab file's quality into the fabric's terms.
+func impairment(q Quality) netfabric.Impairment {
 	return netfabric.Impairment{
 		RateBits:  q.RateBits,
 		Delay:     time.Duration(q.DelayNs),
@@ -93,7 +74,7 @@ func (q Quality) Impairment() netfabric.Impairment {
 func FabricLinks(p *Plan) netfabric.Links {
 	var links netfabric.Links
 	for _, l := range p.Links {
-		fl := netfabric.Link{Name: l.Name, Bridge: l.Bridge, Quality: l.Quality.Impairment()}
+		fl := netfabric.Link{Name: l.Name, Bridge: l.Bridge, Quality: impairment(l.Quality)}
 		for _, host := range l.Endpoints {
 			h := p.Host(host)
 			for _, n := range h.NICs {
@@ -107,16 +88,134 @@ func FabricLinks(p *Plan) netfabric.Links {
 	return links
 }
 
+// fabricBackend is one way of making and shaping a lab's links. Each
+// fabric of the lab file is one type, chosen in the fabrics map: nothing
+// else in the orchestrator switches on the fabric's name.
+type fabricBackend interface {
+	// prepare makes what the VMs' data NICs plug into (beyond the taps),
+	// before any VM starts.
+	prepare(ctx context.Context, m *Manager, rec *Recorder, p *Plan) error
+	// shaper is the running lab's shaper, usable from any process.
+	shaper(m *Manager, st *State) (netfabric.Shaper, error)
+	// shapedAtStart reports whether prepare already applied the links'
+	// declared quality (no Setup after boot, no Teardown before destroy).
+	shapedAtStart() bool
+	// teardownMayFail reports whether a failed Teardown only warns: the
+	// guest fabric's shaping lives in VMs that destroy removes anyway.
+	teardownMayFail() bool
+}
+
+// fabrics maps the lab file's fabric names to their backends.
+var fabrics = map[string]fabricBackend{
+	spec.FabricKernel:    kernelFabric{},
+	spec.FabricUserspace: userspaceFabric{},
+	spec.FabricGuest:     guestFabric{},
+}
+
+func fabricOf(name string) (fabricBackend, error) {
+	if f, ok := fabrics[name]; ok {
+		return f, nil
+	}
+	return nil, fmt.Errorf("unknown fabric %q (this forgelab knows %s)", name, strings.Join(slices.Sorted(maps.Keys(fabrics)), ", "))
+}
+
+// bridgeLinks joins each link's taps in a Linux bridge: the host side of
+// the kernel and guest fabrics.
+func bridgeLinks(m *Manager, rec *Recorder, p *Plan) error {
+	links := FabricLinks(p)
+	for i, l := range p.Links {
+		if err := rec.Record(store.KindNetdev, l.Bridge); err != nil {
+			return err
+		}
+		if err := m.Netdevs.EnsureBridge(l.Bridge); err != nil {
+			return fmt.Errorf("link %s: %w", l.Name, err)
+		}
+		for _, ep := range links[i].Endpoints {
+			if ep.Tap == "" {
+				continue
+			}
+			if err := m.Fabric.AddPort(l.Bridge, ep.Tap); err != nil {
+				return fmt.Errorf("link %s: %w", l.Name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// kernelFabric: Linux bridges, shaped by netem qdiscs on the taps.
+type kernelFabric struct{}
+
+func (kernelFabric) prepare(ctx context.Context, m *Manager, rec *Recorder, p *Plan) error {
+	return bridgeLinks(m, rec, p)
+}
+
+func (kernelFabric) shaper(m *Manager, st *State) (netfabric.Shaper, error) {
+	return kernel.New(FabricLinks(st.Plan), st.Plan.Seed, m.Store.LayoutOf(st).KernelFabric())
+}
+
+func (kernelFabric) shapedAtStart() bool   { return false }
+func (kernelFabric) teardownMayFail() bool { return false }
+
+// guestFabric: Linux bridges on this machine, shaped by tc inside the
+// hosts.
+type guestFabric struct{}
+
+func (guestFabric) prepare(ctx context.Context, m *Manager, rec *Recorder, p *Plan) error {
+	return bridgeLinks(m, rec, p)
+}
+
+func (guestFabric) shaper(m *Manager, st *State) (netfabric.Shaper, error) {
+	links := FabricLinks(st.Plan)
+	g, err := guest.New(links, sshRunner{m.Store, st}, m.Store.LayoutOf(st).GuestFabric())
+	if err != nil {
+		return nil, err
+	}
+	return guestShaper{g, links}, nil
+}
+
+func (guestFabric) shapedAtStart() bool   { return false }
+func (guestFabric) teardownMayFail() bool { return true }
+
+// userspaceFabric: forgelab's engine forwards and shapes every link; it
+// runs as a daemon per lab and shapes from its config from the start.
+type userspaceFabric struct{}
+
+func (userspaceFabric) prepare(ctx context.Context, m *Manager, rec *Recorder, p *Plan) error {
+	if len(p.Links) == 0 {
+		return nil
+	}
+	dir := m.Store.LayoutOf(rec.State()).Dir
+	if err := rec.Record(store.KindFabricd, dir); err != nil {
+		return err
+	}
+	m.progress("link fabric: userspace engine (seed %d)", p.Seed)
+	if err := m.Fabric.Launch(ctx, dir, userspace.Config{Seed: p.Seed, Links: FabricLinks(p)}); err != nil {
+		return fmt.Errorf("start the link fabric: %w", err)
+	}
+	return nil
+}
+
+func (userspaceFabric) shaper(m *Manager, st *State) (netfabric.Shaper, error) {
+	return userspace.NewClient(m.Store.LayoutOf(st).FabricSocket()), nil
+}
+
+func (userspaceFabric) shapedAtStart() bool   { return true }
+func (userspaceFabric) teardownMayFail() bool { return false }
+
 // prepareFabric makes what the VMs' data NICs plug into, before any VM
-// starts: a persistent tap per NIC, and bridges (kernel) or the fabric
-// daemon (userspace).
+// starts: a persistent tap per NIC (they outlive VM restarts, so shaping
+// and captures stay put), then what the lab's fabric needs.
 func (m *Manager) prepareFabric(ctx context.Context, rec *Recorder, p *Plan, fabric string) error {
+	fb, err := fabricOf(fabric)
+	if err != nil {
+		return err
+	}
 	for _, h := range p.Hosts {
-		if h.Kind == "physical" {
+		if !kindOf(h).madeHere() {
 			continue
 		}
 		for _, n := range h.NICs {
-			if err := rec.Record(KindNetdev, n.Tap); err != nil {
+			if err := rec.Record(store.KindNetdev, n.Tap); err != nil {
 				return err
 			}
 			if err := m.Fabric.EnsureTap(n.Tap); err != nil {
@@ -124,62 +223,25 @@ func (m *Manager) prepareFabric(ctx context.Context, rec *Recorder, p *Plan, fab
 			}
 		}
 	}
-	switch fabric {
-	case FabricKernel, FabricGuest:
-		// Guest shaping happens inside the hosts; the host side is a plain
-		// bridge per link either way.
-		for _, l := range p.Links {
-			if err := rec.Record(KindNetdev, l.Bridge); err != nil {
-				return err
-			}
-			if err := m.Netdevs.EnsureBridge(l.Bridge); err != nil {
-				return fmt.Errorf("link %s: %w", l.Name, err)
-			}
-			for _, e := range FabricLinks(p) {
-				if e.Name != l.Name {
-					continue
-				}
-				for _, ep := range e.Endpoints {
-					if ep.Tap == "" {
-						continue
-					}
-					if err := m.Fabric.AddPort(l.Bridge, ep.Tap); err != nil {
-						return fmt.Errorf("link %s: %w", l.Name, err)
-					}
-				}
-			}
-		}
-	case FabricUserspace:
-		if len(p.Links) == 0 {
-			return nil
-		}
-		dir := m.Store.LabDir(p.Lab)
-		if err := rec.Record(KindFabricd, dir); err != nil {
-			return err
-		}
-		m.progress("link fabric: userspace engine (seed %d)", p.Seed)
-		if err := m.Fabric.Launch(ctx, dir, userspace.Config{Seed: p.Seed, Links: FabricLinks(p)}); err != nil {
-			return fmt.Errorf("start the link fabric: %w", err)
-		}
-	default:
-		return fmt.Errorf("unknown fabric %q", fabric)
-	}
-	return nil
+	return fb.prepare(ctx, m, rec, p)
 }
 
 // startShaping applies the links' declared quality once the hosts are up
-// (kernel: qdiscs on taps; guest: tc inside the hosts). The userspace
-// engine already shapes from its config.
+// (kernel: qdiscs on taps; guest: tc inside the hosts).
 func (m *Manager) startShaping(ctx context.Context, rec *Recorder) error {
-	st := rec.state
-	if st.Fabric == FabricUserspace || len(st.Plan.Links) == 0 {
-		return nil
-	}
-	s, err := m.Shaper(st)
+	st := rec.State()
+	fb, err := fabricOf(st.Fabric)
 	if err != nil {
 		return err
 	}
-	if err := rec.Record(KindShaper, st.Fabric); err != nil {
+	if fb.shapedAtStart() || len(st.Plan.Links) == 0 {
+		return nil
+	}
+	s, err := m.shaper(st)
+	if err != nil {
+		return err
+	}
+	if err := rec.Record(store.KindShaper, st.Fabric); err != nil {
 		return err
 	}
 	if err := s.Setup(ctx); err != nil {
@@ -188,25 +250,21 @@ func (m *Manager) startShaping(ctx context.Context, rec *Recorder) error {
 	return nil
 }
 
-// Shaper returns the running lab's shaper, for runtime changes from any
+// shaper returns the running lab's shaper, for runtime changes from any
 // process: the userspace one talks to the fabric daemon's socket, the
 // others keep their state in a file in the lab dir.
-func (m *Manager) Shaper(st *State) (netfabric.Shaper, error) {
-	dir := m.Store.LabDir(st.Lab)
-	links := FabricLinks(st.Plan)
-	switch st.Fabric {
-	case FabricUserspace:
-		return userspace.NewClient(filepath.Join(dir, userspace.SocketFile)), nil
-	case FabricKernel:
-		return kernel.New(links, st.Plan.Seed, filepath.Join(dir, kernelFabricFile))
-	case FabricGuest:
-		g, err := guest.New(links, sshRunner{m.Store, st}, filepath.Join(dir, guestFabricFile))
-		if err != nil {
-			return nil, err
-		}
-		return guestShaper{g, links}, nil
+func (m *Manager) shaper(st *State) (netfabric.Shaper, error) {
+	if st.Plan == nil || st.Fabric == "" {
+		return nil, fmt.Errorf("lab %s has no link fabric yet (phase %s)", st.Lab, st.Phase)
 	}
-	return nil, fmt.Errorf("lab %s has no link fabric (%q)", st.Lab, st.Fabric)
+	fb, err := fabricOf(st.Fabric)
+	if err != nil {
+		return nil, err
+	}
+	if m.Shapers != nil {
+		return m.Shapers(st)
+	}
+	return fb.shaper(m, st)
 }
 
 // guestShaper adds capture to the guest fabric: shaping happens inside the
@@ -227,7 +285,7 @@ type sshRunner struct {
 }
 
 func (r sshRunner) Run(ctx context.Context, host, cmd string) (string, error) {
-	c, err := r.store.Dial(ctx, r.st, host)
+	c, err := dial(ctx, r.store, r.st, host)
 	if err != nil {
 		return "", err
 	}
@@ -236,31 +294,24 @@ func (r sshRunner) Run(ctx context.Context, host, cmd string) (string, error) {
 	return string(out), err
 }
 
-// stopShaping undoes shaping; for the guest fabric a host that is already
-// gone has nothing left to undo, so its errors only warn.
+// stopShaping undoes shaping; where the fabric allows (guest), a host
+// that is already gone has nothing left to undo, so errors only warn.
 func (m *Manager) stopShaping(ctx context.Context, rec *Recorder) error {
-	st := rec.state
-	s, err := m.Shaper(st)
+	st := rec.State()
+	fb, err := fabricOf(st.Fabric)
+	if err != nil {
+		return err
+	}
+	s, err := m.shaper(st)
 	if err != nil {
 		return err
 	}
 	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	err = s.Teardown(tctx)
-	if err != nil && st.Fabric == FabricGuest {
-		m.progress("warning: guest shaping not undone (%v); the VMs are removed anyway", err)
+	if err != nil && fb.teardownMayFail() {
+		m.progress("warning: %s shaping not undone (%v); the VMs are removed anyway", st.Fabric, err)
 		return nil
 	}
-	return err
-}
-
-// LogEvent appends a timestamped line to the lab's event log.
-func (s *Store) LogEvent(lab, format string, args ...any) error {
-	f, err := os.OpenFile(filepath.Join(s.LabDir(lab), EventsFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	_, err = fmt.Fprintf(f, "%s %s\n", time.Now().UTC().Format(time.RFC3339Nano), fmt.Sprintf(format, args...))
 	return err
 }

@@ -1,6 +1,10 @@
 package labs
 
-import "time"
+import (
+	"time"
+
+	"github.com/forgelab/forgelab/labs/store"
+)
 
 // Info is what `forgelab inspect` shows.
 type Info struct {
@@ -20,6 +24,8 @@ type Info struct {
 	Hosts        []HostInfo  `json:"hosts"`
 	Links        []LinkInfo  `json:"links"`
 	Coord        *CoordState `json:"coord,omitempty"` // the coordination service, when the lab has software
+	// Steps is how long each step of create took.
+	Steps []store.StepTime `json:"steps,omitempty"`
 }
 
 type HostInfo struct {
@@ -65,7 +71,7 @@ func (m *Manager) Inspect(name string) (*Info, error) {
 	info := &Info{
 		Lab: st.Lab, ID: st.ID, File: st.File, Phase: st.Phase, Error: st.Error,
 		Created: st.Created, Accel: st.Accel, AccelReason: st.AccelReason,
-		User: st.User, StateDir: m.Store.LabDir(st.Lab),
+		User: st.User, StateDir: m.Store.LayoutOf(st).Dir, Steps: st.Steps,
 	}
 	p := st.Plan
 	if p == nil {
@@ -75,12 +81,9 @@ func (m *Manager) Inspect(name string) (*Info, error) {
 	info.Mgmt = p.Mgmt.Prefix.String()
 	for _, h := range p.Hosts {
 		hi := HostInfo{
-			Name: h.Name, Kind: h.Kind, Domain: h.Domain, CPUs: h.CPUs, MemoryMiB: h.MemoryMiB,
+			Name: h.Name, Kind: kindName(h.Kind), Domain: h.Domain, CPUs: h.CPUs, MemoryMiB: h.MemoryMiB,
 			Image: h.Image, MgmtIP: h.MgmtIP.String(),
-			SerialLog: m.Store.LabDir(st.Lab) + "/" + h.Name + "-serial.log",
-		}
-		if hi.Kind == "" {
-			hi.Kind = "vm"
+			SerialLog: m.Store.LayoutOf(st).SerialLog(h.Name),
 		}
 		if hs := st.Hosts[h.Name]; hs != nil {
 			hi.Ready, hi.BootTime, hi.BootCPU = hs.Ready, hs.BootTime, hs.BootCPU

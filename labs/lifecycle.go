@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/forgelab/forgelab/hypervisor"
+	"github.com/forgelab/forgelab/labs/store"
+	"github.com/forgelab/forgelab/netfabric"
 )
 
 // VMs is the part of libvirt the orchestrator uses; *hypervisor.Conn
@@ -24,6 +26,12 @@ type VMs interface {
 	RemoveDomain(ctx context.Context, name string) error
 	DomainState(name string) (string, error)
 	NetworkXMLs() ([]string, error)
+	// Do applies a power or fault action to a domain; SetNICLink cuts or
+	// restores the carrier of its NIC with that MAC; Console attaches in
+	// and out to its serial console until ctx ends or the user leaves.
+	Do(ctx context.Context, name string, a hypervisor.HostAction) error
+	SetNICLink(ctx context.Context, name, mac string, up bool) error
+	Console(ctx context.Context, name string, in *os.File, out io.Writer) error
 }
 
 // Netdevs makes and removes host network devices.
@@ -94,6 +102,12 @@ type Manager struct {
 	// Software reaches hosts for deploys, services and workloads, and
 	// starts the lab's helpers; nil: SSHSoftware.
 	Software Software
+	// Shapers returns a running lab's shaper; nil: the lab's fabric
+	// backend makes it. Tests put a fake here.
+	Shapers func(st *State) (netfabric.Shaper, error)
+	// editSteps, when set, changes the list of create steps (tests fail
+	// each in turn).
+	editSteps func([]createStep) []createStep
 }
 
 // CreateOptions tune one create.
@@ -123,14 +137,20 @@ func (m *Manager) progress(format string, args ...any) {
 }
 
 // Create brings a lab up: every host booted and answering SSH, every link
-// wired. On any failure it removes what it made and returns the error.
-func (m *Manager) Create(ctx context.Context, spec *Spec, opts CreateOptions) (st *State, err error) {
-	unlock, err := m.Store.Lock(spec.Lab.Name)
+// wired. It checks everything it can first, then runs the create steps in
+// order; on any failure it removes what it made and returns the error.
+func (m *Manager) Create(ctx context.Context, sp *Spec, opts CreateOptions) (st *State, err error) {
+	l, err := m.Store.Lab(sp.Lab.Name)
+	if err != nil {
+		return nil, err
+	}
+	unlock, err := m.Store.Lock(ctx, sp.Lab.Name, "create")
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	if old, err := m.Store.Load(spec.Lab.Name); err == nil {
+	// checks: nothing is made before they pass.
+	if old, err := m.Store.Load(sp.Lab.Name); err == nil {
 		return nil, fmt.Errorf("lab %s already exists (created from %s, %s): run `forgelab destroy %s` first", old.Lab, old.File, old.Phase, old.Lab)
 	}
 	if opts.User == "" {
@@ -142,49 +162,38 @@ func (m *Manager) Create(ctx context.Context, spec *Spec, opts CreateOptions) (s
 			opts.ReadyTimeout = 6 * time.Minute
 		}
 	}
-	if err := m.checkMemory(spec, opts.Accel); err != nil {
+	if err := m.checkMemory(sp, opts.Accel); err != nil {
 		return nil, err
 	}
-	plan, err := m.plan(spec)
+	lp, err := m.plan(sp)
 	if err != nil {
 		return nil, err
 	}
-	if err := m.checkIDFree(plan); err != nil {
+	if err := m.checkIDFree(lp); err != nil {
 		return nil, err
 	}
-	if err := CheckSoftware(spec, plan); err != nil {
+	if err := CheckSoftware(sp, lp); err != nil {
 		return nil, err
 	}
+	fabric, fabricReason := m.Fabric.Resolve(lp.Fabric)
+	if _, err := fabricOf(fabric); err != nil {
+		return nil, err
+	}
+	// end checks
 
-	dir := m.Store.LabDir(spec.Lab.Name)
-	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
-		return nil, fmt.Errorf("make state dir: %w", err)
+	if err := makeLabDir(l); err != nil {
+		return nil, err
 	}
-	// The lab dir holds state.json: it is made first and removed last. A
-	// dir without state is what a create killed before its first save
-	// leaves: nothing was made yet, so it can go.
-	if err := os.Mkdir(dir, 0o755); errors.Is(err, os.ErrExist) {
-		if _, serr := os.Stat(m.Store.statePath(spec.Lab.Name)); errors.Is(serr, os.ErrNotExist) {
-			os.RemoveAll(dir)
-			err = os.Mkdir(dir, 0o755)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("make lab dir: %w", err)
-		}
-	} else if err != nil {
-		return nil, fmt.Errorf("make lab dir: %w", err)
-	}
-	fabric, fabricReason := m.Fabric.Resolve(plan.Fabric)
 	st = &State{
-		Lab: spec.Lab.Name, ID: plan.ID, File: spec.File, Phase: PhaseCreating,
+		Lab: sp.Lab.Name, ID: lp.ID, File: sp.File, Phase: store.PhaseCreating,
 		Created: time.Now().UTC(), Accel: string(opts.Accel), AccelReason: opts.AccelReason,
 		Fabric: fabric, FabricReason: fabricReason,
-		User: opts.User, Plan: plan, Hosts: map[string]*HostState{},
-		Resources: []Resource{{Kind: KindDir, Name: dir}},
+		User: opts.User, Spec: sp, Plan: lp, Hosts: map[string]*HostState{},
+		Resources: []Resource{{Kind: store.KindDir, Name: l.Dir}},
 	}
 	rec := m.Store.Recorder(st)
 	if err := rec.Update(func(*State) {}); err != nil {
-		os.RemoveAll(dir)
+		os.RemoveAll(l.Dir)
 		return nil, err
 	}
 	defer func() {
@@ -194,42 +203,110 @@ func (m *Manager) Create(ctx context.Context, spec *Spec, opts CreateOptions) (s
 		// Undo on a context that Ctrl-C cannot cancel, with its own limit.
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 		defer cancel()
-		rec.Update(func(s *State) { s.Phase, s.Error = PhaseFailed, err.Error() })
+		rec.Update(func(s *State) { s.Phase, s.Error = store.PhaseFailed, err.Error() })
 		m.progress("create failed: removing what was made")
 		if cerr := m.teardown(cctx, rec); cerr != nil {
-			err = fmt.Errorf("%w\n(cleanup also failed: %v; run `forgelab destroy %s`)", err, cerr, spec.Lab.Name)
+			err = fmt.Errorf("%w\n(cleanup also failed: %v; run `forgelab destroy %s`)", err, cerr, sp.Lab.Name)
 		}
 	}()
-
-	if err := m.ensureImages(ctx, plan); err != nil {
+	c := &creation{rec: rec, spec: sp, plan: lp, layout: l, opts: opts}
+	if err := m.runSteps(ctx, c); err != nil {
 		return nil, err
 	}
-	keys, err := m.makeKeys(rec, dir, plan)
-	if err != nil {
-		return nil, err
-	}
-	if err := m.makeMgmt(ctx, rec, plan); err != nil {
-		return nil, err
-	}
-	if err := m.prepareTunnels(ctx, rec, plan); err != nil { // physical hosts' links
-		return nil, err
-	}
-	if err := m.prepareFabric(ctx, rec, plan, st.Fabric); err != nil {
-		return nil, err
-	}
-	if err := m.bootAll(ctx, rec, plan, keys, opts); err != nil {
-		return nil, err
-	}
-	if err := m.startShaping(ctx, rec); err != nil {
-		return nil, err
-	}
-	if err := m.setupSoftware(ctx, rec, spec); err != nil {
-		return nil, err
-	}
-	if err := rec.Update(func(s *State) { s.Phase = PhaseReady }); err != nil {
+	if err := rec.Update(func(s *State) { s.Phase = store.PhaseReady }); err != nil {
 		return nil, err
 	}
 	return st, nil
+}
+
+// makeLabDir makes the lab's directory. It holds state.json: it is made
+// first and removed last. A directory without state is what a create
+// killed before its first save leaves: nothing was made yet, so it can go.
+func makeLabDir(l store.Layout) error {
+	if err := os.MkdirAll(filepath.Dir(l.Dir), 0o755); err != nil {
+		return fmt.Errorf("make state dir: %w", err)
+	}
+	err := os.Mkdir(l.Dir, 0o755)
+	if errors.Is(err, os.ErrExist) {
+		if _, serr := os.Stat(l.State()); errors.Is(serr, os.ErrNotExist) {
+			os.RemoveAll(l.Dir)
+			err = os.Mkdir(l.Dir, 0o755)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("make lab dir: %w", err)
+	}
+	return nil
+}
+
+// creation is what the steps of one create share.
+type creation struct {
+	rec    *Recorder
+	spec   *Spec
+	plan   *Plan
+	layout store.Layout
+	opts   CreateOptions
+	keys   *labKeys // made by the "keys" step
+}
+
+// createStep is one named step of create. Each step records what it
+// makes in the state before making it, so the undo finds everything.
+type createStep struct {
+	name string
+	run  func(ctx context.Context, c *creation) error
+}
+
+// createSteps is create, in order (as firecracker-go-sdk's handler
+// lists): a new capability is a new step here.
+func (m *Manager) createSteps() []createStep {
+	return []createStep{
+		{"images", func(ctx context.Context, c *creation) error { return m.ensureImages(ctx, c.plan) }},
+		{"keys", func(ctx context.Context, c *creation) (err error) {
+			c.keys, err = m.makeKeys(c.rec, c.layout, c.plan)
+			return err
+		}},
+		{"mgmt", func(ctx context.Context, c *creation) error { return m.makeMgmt(ctx, c.rec, c.plan) }},
+		{"host-links", func(ctx context.Context, c *creation) error {
+			for i, h := range c.plan.Hosts {
+				if err := kindOf(h).prepareLinks(ctx, m, c.rec, i); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
+		{"fabric", func(ctx context.Context, c *creation) error {
+			return m.prepareFabric(ctx, c.rec, c.plan, c.rec.State().Fabric)
+		}},
+		{"boot", func(ctx context.Context, c *creation) error { return m.bootAll(ctx, c.rec, c.plan, c.keys, c.opts) }},
+		{"shaping", func(ctx context.Context, c *creation) error { return m.startShaping(ctx, c.rec) }},
+		{"software", func(ctx context.Context, c *creation) error { return m.setupSoftware(ctx, c.rec, c.spec) }},
+	}
+}
+
+// runSteps runs the create steps in order, says which one runs, and
+// records how long each took in the state (inspect shows it, benchmarks
+// read it). An error is wrapped as "step NAME: ...".
+func (m *Manager) runSteps(ctx context.Context, c *creation) error {
+	steps := m.createSteps()
+	if m.editSteps != nil {
+		steps = m.editSteps(steps)
+	}
+	for i, s := range steps {
+		m.progress("[%d/%d] %s", i+1, len(steps), s.name)
+		start := time.Now()
+		err := s.run(ctx, c)
+		t := store.StepTime{Name: s.name, Duration: time.Since(start).Round(time.Millisecond)}
+		if err != nil {
+			t.Error = err.Error()
+		}
+		if uerr := c.rec.Update(func(st *State) { st.Steps = append(st.Steps, t) }); uerr != nil && err == nil {
+			err = uerr
+		}
+		if err != nil {
+			return fmt.Errorf("step %s: %w", s.name, err)
+		}
+	}
+	return nil
 }
 
 func (m *Manager) checkIDFree(p *Plan) error {
@@ -248,14 +325,14 @@ func (m *Manager) checkIDFree(p *Plan) error {
 
 // checkMemory refuses a lab that would not fit in the host's free memory,
 // before anything is made.
-func (m *Manager) checkMemory(spec *Spec, accel hypervisor.Accel) error {
+func (m *Manager) checkMemory(sp *Spec, accel hypervisor.Accel) error {
 	overhead := int64(kvmOverheadMiB)
 	if accel == hypervisor.TCG {
 		overhead = tcgOverheadMiB
 	}
 	var need int64
-	for _, h := range spec.Hosts {
-		if h.Kind == "" || h.Kind == "vm" {
+	for _, h := range sp.Hosts {
+		if kindNamed(h.Kind).madeHere() {
 			need += int64(h.MemoryMiB) + overhead
 		}
 	}
@@ -268,7 +345,7 @@ func (m *Manager) checkMemory(spec *Spec, accel hypervisor.Accel) error {
 		return fmt.Errorf("read free memory: %w", err)
 	}
 	if need > have {
-		return fmt.Errorf("lab %s needs about %d MiB for its VMs (memory plus QEMU overhead), but this machine has %d MiB available: lower memory in [defaults] or per host, use fewer hosts, or destroy other labs", spec.Lab.Name, need, have)
+		return fmt.Errorf("lab %s needs about %d MiB for its VMs (memory plus QEMU overhead), but this machine has %d MiB available: lower memory in [defaults] or per host, use fewer hosts, or destroy other labs", sp.Lab.Name, need, have)
 	}
 	return nil
 }
@@ -290,7 +367,7 @@ func memAvailableMiB() (int64, error) {
 func (m *Manager) ensureImages(ctx context.Context, p *Plan) error {
 	seen := map[string]bool{}
 	for _, h := range p.Hosts {
-		if h.Kind == "physical" {
+		if !kindOf(h).madeHere() {
 			continue
 		}
 		if seen[h.Image] {
@@ -334,7 +411,7 @@ func contains(list []string, s string) bool {
 // Destroy removes a lab from its saved state. It is idempotent and works
 // on a lab whose create was killed at any point.
 func (m *Manager) Destroy(ctx context.Context, name string) error {
-	unlock, err := m.Store.Lock(name)
+	unlock, err := m.Store.Lock(ctx, name, "destroy")
 	if err != nil {
 		return err
 	}
@@ -344,7 +421,7 @@ func (m *Manager) Destroy(ctx context.Context, name string) error {
 		return err
 	}
 	rec := m.Store.Recorder(st)
-	if err := rec.Update(func(s *State) { s.Phase = PhaseDestroying }); err != nil {
+	if err := rec.Update(func(s *State) { s.Phase = store.PhaseDestroying }); err != nil {
 		return err
 	}
 	return m.teardown(ctx, rec)
@@ -357,7 +434,7 @@ func (m *Manager) teardown(ctx context.Context, rec *Recorder) error {
 	var errs []error
 	// Shaping first, while the hosts and taps it lives on still exist.
 	for _, r := range res {
-		if r.Kind == KindShaper {
+		if r.Kind == store.KindShaper {
 			if err := m.stopShaping(ctx, rec); err != nil {
 				errs = append(errs, err)
 			} else {
@@ -368,7 +445,7 @@ func (m *Manager) teardown(ctx context.Context, rec *Recorder) error {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	for _, r := range res {
-		if r.Kind != KindDomain {
+		if r.Kind != store.KindDomain {
 			continue
 		}
 		wg.Add(1)
@@ -389,23 +466,23 @@ func (m *Manager) teardown(ctx context.Context, rec *Recorder) error {
 		r := res[i]
 		var err error
 		switch r.Kind {
-		case KindDomain, KindShaper:
+		case store.KindDomain, store.KindShaper:
 			continue
-		case KindFabricd:
+		case store.KindFabricd:
 			err = m.Fabric.Stop(ctx, r.Name)
-		case KindNetwork:
+		case store.KindNetwork:
 			err = m.VMs.RemoveNetwork(ctx, r.Name)
-		case KindNetdev:
+		case store.KindNetdev:
 			err = m.Netdevs.DeleteLink(r.Name)
-		case KindProcess:
+		case store.KindProcess:
 			err = stopProcess(r.Name)
-		case KindAdopted:
+		case store.KindAdopted:
 			err = m.undoAdopted(ctx, rec, r.Name)
-		case KindFile:
+		case store.KindFile:
 			if err = os.Remove(r.Name); errors.Is(err, os.ErrNotExist) {
 				err = nil
 			}
-		case KindDir:
+		case store.KindDir:
 			// The lab dir is last in the walk; removing it removes the
 			// state, so only do it when everything else is gone.
 			if len(errs) > 0 {

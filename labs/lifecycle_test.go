@@ -8,11 +8,16 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/forgelab/forgelab/hypervisor"
+	"github.com/forgelab/forgelab/labs/plan"
+	"github.com/forgelab/forgelab/labs/spec"
+	"github.com/forgelab/forgelab/labs/store"
+	"github.com/forgelab/forgelab/netfabric"
 	"github.com/forgelab/forgelab/netfabric/userspace"
 )
 
@@ -26,10 +31,14 @@ type fakeWorld struct {
 	failStart string // domain name whose start fails
 	failReady string // host that never becomes ready
 	otherNets []string
+	// What the control path did to running domains.
+	states  map[string]string // domain -> state other than running
+	nicDown map[string]bool   // "domain/mac" of NICs without carrier
 }
 
 func newFakeWorld() *fakeWorld {
-	return &fakeWorld{domains: map[string]hypervisor.DomainConfig{}, networks: map[string]hypervisor.NATNetwork{}, netdevs: map[string]bool{}}
+	return &fakeWorld{domains: map[string]hypervisor.DomainConfig{}, networks: map[string]hypervisor.NATNetwork{}, netdevs: map[string]bool{},
+		states: map[string]string{}, nicDown: map[string]bool{}}
 }
 
 func (f *fakeWorld) StartNetwork(ctx context.Context, n hypervisor.NATNetwork) error {
@@ -75,9 +84,39 @@ func (f *fakeWorld) DomainState(name string) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, ok := f.domains[name]; ok {
+		if s := f.states[name]; s != "" {
+			return s, nil
+		}
 		return "running", nil
 	}
 	return "absent", nil
+}
+func (f *fakeWorld) Do(ctx context.Context, name string, a hypervisor.HostAction) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.domains[name]; !ok {
+		return fmt.Errorf("look up domain %s: not found", name)
+	}
+	f.states[name] = map[hypervisor.HostAction]string{
+		hypervisor.ActionStop: "shutoff", hypervisor.ActionKill: "shutoff", hypervisor.ActionPause: "paused",
+	}[a]
+	return nil
+}
+func (f *fakeWorld) SetNICLink(ctx context.Context, name, mac string, up bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	cfg, ok := f.domains[name]
+	if !ok {
+		return fmt.Errorf("look up domain %s: not found", name)
+	}
+	if !slices.ContainsFunc(cfg.NICs, func(n hypervisor.NIC) bool { return n.MAC == mac }) {
+		return fmt.Errorf("domain %s has no NIC with MAC %s", name, mac)
+	}
+	f.nicDown[name+"/"+mac] = !up
+	return nil
+}
+func (f *fakeWorld) Console(ctx context.Context, name string, in *os.File, out io.Writer) error {
+	return errors.New("no consoles in unit tests")
 }
 func (f *fakeWorld) NetworkXMLs() ([]string, error) { return f.otherNets, nil }
 func (f *fakeWorld) EnsureBridge(name string) error {
@@ -111,7 +150,7 @@ func (f *fakeWorld) leftovers() string {
 
 func (f *fakeWorld) Resolve(want string) (string, string) {
 	if want == "auto" || want == "" {
-		return FabricUserspace, "fake"
+		return spec.FabricUserspace, "fake"
 	}
 	return want, "fake"
 }
@@ -193,7 +232,7 @@ endpoints = ["c", "a"]
 
 func mustParse(t *testing.T, src string) *Spec {
 	t.Helper()
-	s, err := Parse("trio.toml", []byte(src))
+	s, err := spec.Parse("trio.toml", []byte(src))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,11 +246,11 @@ func TestCreateThenDestroyLeavesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Phase != PhaseReady || len(w.domains) != 3 || len(w.networks) != 1 {
+	if st.Phase != store.PhaseReady || len(w.domains) != 3 || len(w.networks) != 1 {
 		t.Fatalf("after create: phase %s, %d domains, %d networks", st.Phase, len(w.domains), len(w.networks))
 	}
 	// Secrets are private to root.
-	fi, err := os.Stat(filepath.Join(m.Store.LabDir("trio"), KeyFile))
+	fi, err := os.Stat(m.Store.LayoutOf(&State{Lab: "trio"}).Key())
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("lab key: %v, mode %v", err, fi.Mode())
 	}
@@ -224,11 +263,11 @@ func TestCreateThenDestroyLeavesNothing(t *testing.T) {
 	if left := w.leftovers(); left != "" {
 		t.Fatalf("leaked after destroy: %s", left)
 	}
-	if _, err := os.Stat(m.Store.LabDir("trio")); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(m.Store.LayoutOf(&State{Lab: "trio"}).Dir); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("lab dir still there: %v", err)
 	}
-	if err := m.Destroy(context.Background(), "trio"); !errors.Is(err, ErrNoLab) {
-		t.Fatalf("second destroy: %v, want ErrNoLab", err)
+	if err := m.Destroy(context.Background(), "trio"); !errors.Is(err, store.ErrNoLab) {
+		t.Fatalf("second destroy: %v, want store.ErrNoLab", err)
 	}
 }
 
@@ -242,13 +281,13 @@ func TestCreateFailureCleansUp(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newFakeWorld()
 			m := newTestManager(t, w)
-			spec := mustParse(t, threeHosts)
-			p, _ := NewPlan(spec)
+			sp := mustParse(t, threeHosts)
+			p, _ := plan.NewPlan(sp)
 			if tc.failReady == "" {
 				w.failStart = p.Host("b").Domain
 			}
 			w.failReady = tc.failReady
-			_, err := m.Create(context.Background(), spec, CreateOptions{Accel: hypervisor.TCG, Parallel: 1})
+			_, err := m.Create(context.Background(), sp, CreateOptions{Accel: hypervisor.TCG, Parallel: 1})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("create error = %v, want %q", err, tc.want)
 			}
@@ -278,11 +317,11 @@ func TestCreateRefusesWhatDoesNotFit(t *testing.T) {
 func TestCreateAvoidsTakenMgmtSubnet(t *testing.T) {
 	w := newFakeWorld()
 	m := newTestManager(t, w)
-	spec := mustParse(t, threeHosts)
-	p, _ := NewPlan(spec)
+	sp := mustParse(t, threeHosts)
+	p, _ := plan.NewPlan(sp)
 	taken := p.Mgmt.Prefix
 	w.otherNets = []string{fmt.Sprintf(`<network><name>other</name><ip address="%s" netmask="255.255.255.0"/></network>`, taken.Addr().Next())}
-	st, err := m.Create(context.Background(), spec, CreateOptions{Accel: hypervisor.TCG})
+	st, err := m.Create(context.Background(), sp, CreateOptions{Accel: hypervisor.TCG})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,18 +336,18 @@ func TestCreateAvoidsTakenMgmtSubnet(t *testing.T) {
 func TestDestroyAfterInterruptedCreate(t *testing.T) {
 	w := newFakeWorld()
 	m := newTestManager(t, w)
-	spec := mustParse(t, threeHosts)
-	p, _ := NewPlan(spec)
-	dir := m.Store.LabDir("trio")
+	sp := mustParse(t, threeHosts)
+	p, _ := plan.NewPlan(sp)
+	dir := m.Store.LayoutOf(&State{Lab: "trio"}).Dir
 	os.MkdirAll(dir, 0o755)
-	st := &State{Lab: "trio", ID: p.ID, Phase: PhaseCreating, Plan: p, Resources: []Resource{{KindDir, dir}}}
+	st := &State{Lab: "trio", ID: p.ID, Phase: store.PhaseCreating, Plan: p, Resources: []Resource{{Kind: store.KindDir, Name: dir}}}
 	rec := m.Store.Recorder(st)
-	rec.Record(KindNetwork, p.Mgmt.Network)
+	rec.Record(store.KindNetwork, p.Mgmt.Network)
 	w.StartNetwork(context.Background(), hypervisor.NATNetwork{Name: p.Mgmt.Network, Bridge: p.Mgmt.Bridge})
-	rec.Record(KindNetdev, p.Links[0].Bridge)
+	rec.Record(store.KindNetdev, p.Links[0].Bridge)
 	w.EnsureBridge(p.Links[0].Bridge)
-	rec.Record(KindNetdev, p.Links[1].Bridge) // recorded, never made (killed here)
-	rec.Record(KindDomain, p.Hosts[0].Domain)
+	rec.Record(store.KindNetdev, p.Links[1].Bridge) // recorded, never made (killed here)
+	rec.Record(store.KindDomain, p.Hosts[0].Domain)
 	if err := m.Destroy(context.Background(), "trio"); err != nil {
 		t.Fatal(err)
 	}
@@ -322,7 +361,7 @@ func TestDestroyAfterInterruptedCreate(t *testing.T) {
 func TestCreateAfterKillBeforeFirstSave(t *testing.T) {
 	w := newFakeWorld()
 	m := newTestManager(t, w)
-	if err := os.MkdirAll(m.Store.LabDir("trio"), 0o755); err != nil {
+	if err := os.MkdirAll(m.Store.LayoutOf(&State{Lab: "trio"}).Dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := m.Create(context.Background(), mustParse(t, threeHosts), CreateOptions{Accel: hypervisor.TCG}); err != nil {
@@ -338,5 +377,75 @@ func TestNetworkPrefixes(t *testing.T) {
 	want := []netip.Prefix{netip.MustParsePrefix("192.168.122.0/24"), netip.MustParsePrefix("10.1.0.0/16")}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("got %v, want %v", got, want)
+	}
+}
+
+// Create is a list of named steps: a failure in any of them is reported
+// as "step NAME: ...", and everything the steps before it made is gone.
+func TestCreateStepFailsLeaveNothing(t *testing.T) {
+	names := []string{}
+	for _, s := range (&Manager{}).createSteps() {
+		names = append(names, s.name)
+	}
+	if want := "images keys mgmt host-links fabric boot shaping software"; strings.Join(names, " ") != want {
+		t.Fatalf("steps %v, want %s", names, want)
+	}
+	for _, fabric := range []string{"kernel", "userspace"} {
+		for i, name := range names {
+			t.Run(fabric+"/"+name, func(t *testing.T) {
+				w := newFakeWorld()
+				m, sw := newTestManager(t, w), newFakeSoftware()
+				m.Software = sw
+				m.Shapers = func(st *State) (netfabric.Shaper, error) {
+					return &fakeShaper{w: w, path: filepath.Join(m.Store.LayoutOf(st).Dir, "fake-fabric.json"), links: FabricLinks(st.Plan)}, nil
+				}
+				// Run the step for real, then fail: what it made must go too.
+				m.editSteps = func(steps []createStep) []createStep {
+					run := steps[i].run
+					steps[i].run = func(ctx context.Context, c *creation) error {
+						if err := run(ctx, c); err != nil {
+							return err
+						}
+						return errors.New("injected failure")
+					}
+					return steps
+				}
+				src := strings.Replace(softwareLab, `name = "trio"`, "name = \"trio\"\nfabric = \""+fabric+"\"", 1)
+				_, err := m.Create(context.Background(), writeSpec(t, src), CreateOptions{Accel: hypervisor.TCG})
+				if err == nil || !strings.HasPrefix(err.Error(), "step "+name+": injected failure") {
+					t.Fatalf("create: %v, want step %s: injected failure", err, name)
+				}
+				if left := w.leftovers(); left != "" {
+					t.Errorf("leaked: %s", left)
+				}
+				if alive := sw.helpersAlive(); len(alive) > 0 {
+					t.Errorf("helpers still running: %v", alive)
+				}
+				if names, _ := m.Store.Labs(); len(names) != 0 {
+					t.Errorf("state left for %v", names)
+				}
+				if _, err := os.Stat(m.Store.LayoutOf(&State{Lab: "trio"}).Dir); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("lab dir left: %v", err)
+				}
+			})
+		}
+	}
+}
+
+// Each step's time is kept in the state, for inspect and benchmarks.
+func TestCreateRecordsStepTimes(t *testing.T) {
+	w := newFakeWorld()
+	m := newTestManager(t, w)
+	st, err := m.Create(context.Background(), mustParse(t, threeHosts), CreateOptions{Accel: hypervisor.TCG})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Destroy(context.Background(), "trio")
+	info, err := m.Inspect("trio")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Steps) != 8 || len(info.Steps) != 8 || info.Steps[5].Name != "boot" || info.Steps[5].Error != "" {
+		t.Errorf("steps %+v", info.Steps)
 	}
 }

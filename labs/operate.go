@@ -13,6 +13,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/forgelab/forgelab/labs/spec"
+	"github.com/forgelab/forgelab/labs/store"
 	"github.com/forgelab/forgelab/provision"
 	"github.com/forgelab/forgelab/provision/coord"
 )
@@ -24,14 +26,15 @@ type DeployResult struct {
 	Restarted []string         `json:"restarted,omitempty"` // services restarted because what they use changed
 }
 
-// Redeploy copies the lab file's [[deploy]] entries again (to host only,
-// when it is not "") without recreating the lab: files whose sha256
-// matches are skipped, and every service that uses a changed path is
-// restarted (its unit re-installed from the lab file) and waited for. The
-// lab file is read again from where create read it; its hosts must be
-// the lab's.
+// Redeploy copies the lab's [[deploy]] entries again (to host only, when
+// it is not "") without recreating the lab: files whose sha256 matches
+// are skipped, and every service that uses a changed path is restarted
+// (its unit re-installed) and waited for. The entries are the lab file's
+// as create read them (recorded in the state): the files they name are
+// read again, the lab file is not, so edits to it after create do not
+// leak into the running lab.
 func (m *Manager) Redeploy(ctx context.Context, lab, host string) ([]DeployResult, error) {
-	unlock, err := m.Store.Lock(lab)
+	unlock, err := m.Store.Lock(ctx, lab, "deploy")
 	if err != nil {
 		return nil, err
 	}
@@ -40,20 +43,17 @@ func (m *Manager) Redeploy(ctx context.Context, lab, host string) ([]DeployResul
 	if err != nil {
 		return nil, err
 	}
-	if st.Phase != PhaseReady {
+	if st.Phase != store.PhaseReady {
 		return nil, fmt.Errorf("lab %s is %s, not ready: nothing to deploy to", lab, st.Phase)
 	}
-	spec, err := Load(st.File)
+	sp, err := recordedSpec(st)
 	if err != nil {
-		return nil, fmt.Errorf("lab file of %s: %w", lab, err)
-	}
-	if err := sameHosts(spec, st.Plan); err != nil {
-		return nil, fmt.Errorf("%s: %w: the lab file's hosts changed since create (recreate the lab to apply that)", st.File, err)
+		return nil, err
 	}
 	if host != "" && st.Plan.Host(host) == nil {
 		return nil, fmt.Errorf("lab %s has no host %q (hosts: %s)", lab, host, hostNames(st.Plan))
 	}
-	if err := CheckSoftware(spec, st.Plan); err != nil {
+	if err := CheckSoftware(sp, st.Plan); err != nil {
 		return nil, err
 	}
 	rec := m.Store.Recorder(st)
@@ -81,7 +81,7 @@ func (m *Manager) Redeploy(ctx context.Context, lab, host string) ([]DeployResul
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	reports, err := m.deployAll(ctx, rec, spec, conns, only)
+	reports, err := m.deployAll(ctx, rec, sp, conns, only)
 	var results []DeployResult
 	for _, h := range st.Plan.Hosts {
 		if r, ok := reports[h.Name]; ok {
@@ -99,8 +99,8 @@ func (m *Manager) Redeploy(ctx context.Context, lab, host string) ([]DeployResul
 		}
 		var affected []ServiceSpec
 		f := hostFacts(st.Plan, st.Coord, res.Host)
-		for _, s := range spec.Services {
-			if !onHost(s.Hosts, res.Host) {
+		for _, s := range sp.Services {
+			if !spec.OnHost(s.Hosts, res.Host) {
 				continue
 			}
 			svc, err := toService(s, f)
@@ -129,29 +129,39 @@ func (m *Manager) Redeploy(ctx context.Context, lab, host string) ([]DeployResul
 	return results, nil
 }
 
+// recordedSpec is the lab file as create read it. A lab made by an older
+// forgelab has none in its state: its lab file is read again, and must
+// still have the lab's hosts.
+func recordedSpec(st *State) (*Spec, error) {
+	if st.Spec != nil {
+		return st.Spec, nil
+	}
+	sp, err := spec.Load(st.File)
+	if err != nil {
+		return nil, fmt.Errorf("lab file of %s: %w", st.Lab, err)
+	}
+	if err := sameHosts(sp, st.Plan); err != nil {
+		return nil, fmt.Errorf("%s: %w: the lab file's hosts changed since create (recreate the lab to apply that)", st.File, err)
+	}
+	return sp, nil
+}
+
 // sameHosts checks that a lab file still has the hosts of a plan.
-func sameHosts(spec *Spec, p *Plan) error {
+func sameHosts(sp *Spec, p *Plan) error {
 	var want, got []string
 	for _, h := range p.Hosts {
-		want = append(want, h.Name+"/"+kindOf(h.Kind))
+		want = append(want, h.Name+"/"+kindName(h.Kind))
 	}
-	for _, h := range spec.Hosts {
-		got = append(got, h.Name+"/"+kindOf(h.Kind))
+	for _, h := range sp.Hosts {
+		got = append(got, h.Name+"/"+kindName(h.Kind))
 	}
-	if spec.Lab.Name != p.Lab {
-		return fmt.Errorf("it names lab %s, not %s", spec.Lab.Name, p.Lab)
+	if sp.Lab.Name != p.Lab {
+		return fmt.Errorf("it names lab %s, not %s", sp.Lab.Name, p.Lab)
 	}
 	if !slices.Equal(want, got) {
 		return fmt.Errorf("hosts %s, the lab has %s", strings.Join(got, ", "), strings.Join(want, ", "))
 	}
 	return nil
-}
-
-func kindOf(k string) string {
-	if k == "" {
-		return "vm"
-	}
-	return k
 }
 
 // Logs writes a host's service logs (every forgelab service of the host
@@ -166,10 +176,10 @@ func (m *Manager) Logs(ctx context.Context, lab, host, service string, lines int
 		return fmt.Errorf("lab %s has no host %q", lab, host)
 	}
 	if service != "" {
-		if spec, err := Load(st.File); err == nil {
+		if sp, err := recordedSpec(st); err == nil {
 			var names []string
-			for _, s := range spec.Services {
-				if onHost(s.Hosts, host) {
+			for _, s := range sp.Services {
+				if spec.OnHost(s.Hosts, host) {
 					names = append(names, s.Name)
 				}
 			}

@@ -5,7 +5,7 @@ package labs
 // Adoption itself changes nothing: forgelab connects (host key verified
 // against the known_hosts files; trusted on first use only when the lab
 // file says so), checks sudo, tools and free space, and records the host
-// in the state (KindAdopted) before its first change. From then on every
+// in the state (store.KindAdopted) before its first change. From then on every
 // change there (files, units, supervisors, tunnel ends, qdiscs) is
 // written to the host's journal in the state before it is made, and
 // destroy undoes the journal newest first, leaving the host as it was.
@@ -14,7 +14,7 @@ package labs
 // fl<id>h<HH>v<NN> (HH the host's index, NN the NIC's; the same name on
 // both ends), UDP port 4789, a VNI derived from lab, host and link. The
 // lab's end is made on this machine before the link fabric starts
-// (recorded first, a KindNetdev) and is the host's "tap" for the fabric:
+// (recorded first, a store.KindNetdev) and is the host's "tap" for the fabric:
 // a bridge port (kernel) or a device the userspace engine forwards, so
 // the fabric shapes links to physical hosts like any other. The host's
 // end is made when the host is adopted, journalled, and carries the
@@ -36,18 +36,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/forgelab/forgelab/labs/store"
 	"github.com/forgelab/forgelab/provision"
 )
-
-// AdoptedHost is what the state keeps about an adopted physical host.
-type AdoptedHost struct {
-	Addr       string             `json:"addr"`             // host:port reached
-	Local      string             `json:"local,omitempty"`  // this machine's address as the host sees it
-	Remote     string             `json:"remote,omitempty"` // the host's address as this machine sees it
-	Checks     []provision.Check  `json:"checks,omitempty"`
-	Changes    []provision.Change `json:"changes"`
-	NextBackup int                `json:"next_backup,omitempty"`
-}
 
 // VXLAN is the lab's end of a tunnel to a physical host.
 type VXLAN struct {
@@ -81,16 +72,16 @@ func physicalHost(s *Store, st *State, h HostPlan, tofu bool) (provision.Physica
 	if h.SSH == nil {
 		return provision.PhysicalHost{}, fmt.Errorf("host %s is physical but has no ssh table", h.Name)
 	}
-	spec := &Spec{File: st.File}
+	sp := &Spec{File: st.File}
 	ph := provision.PhysicalHost{
 		Name: h.Name, Lab: st.Lab, Address: h.SSH.Address, Port: h.SSH.Port, User: h.SSH.User,
-		KeyPath: spec.resolve(h.SSH.Key), UseAgent: h.SSH.Agent,
-		KnownHosts:      filepath.Join(s.LabDir(st.Lab), KnownHostsFile),
+		KeyPath: sp.Resolve(h.SSH.Key), UseAgent: h.SSH.Agent,
+		KnownHosts:      s.LayoutOf(st).KnownHosts(),
 		TrustOnFirstUse: tofu && h.SSH.TrustOnFirstUse,
 		ConnectTimeout:  10 * time.Second,
 	}
 	if h.SSH.KnownHosts != "" {
-		ph.AlsoKnownHosts = []string{spec.resolve(h.SSH.KnownHosts)}
+		ph.AlsoKnownHosts = []string{sp.Resolve(h.SSH.KnownHosts)}
 	} else if home, err := os.UserHomeDir(); err == nil {
 		ph.AlsoKnownHosts = []string{filepath.Join(home, ".ssh", "known_hosts")}
 	}
@@ -119,9 +110,10 @@ func fileExists(p string) bool {
 
 // adoptHost takes a physical host into the lab over SSH instead of booting
 // a VM. Everything it changes there is journalled in the state first.
-func (m *Manager) adoptHost(ctx context.Context, rec *Recorder, p *Plan, i int, k *labKeys, opts CreateOptions) error {
+func (m *Manager) adoptHost(ctx context.Context, rec *Recorder, i int) error {
+	st := rec.State()
+	p := st.Plan
 	h := p.Hosts[i]
-	st := rec.state
 	ph, err := physicalHost(m.Store, st, h, true)
 	if err != nil {
 		return err
@@ -160,7 +152,7 @@ func (m *Manager) adoptHost(ctx context.Context, rec *Recorder, p *Plan, i int, 
 		return err
 	}
 	// From here on the host may change: undo finds it in the state.
-	if err := rec.Record(KindAdopted, h.Name); err != nil {
+	if err := rec.Record(store.KindAdopted, h.Name); err != nil {
 		return err
 	}
 	j := m.journal(rec, h.Name)
@@ -182,11 +174,11 @@ func trimHost(err error, name string) error {
 	return err
 }
 
-// countVMs is how many hosts of the plan are VMs.
+// countVMs is how many hosts of the plan forgelab makes here.
 func countVMs(p *Plan) int {
 	n := 0
 	for _, h := range p.Hosts {
-		if h.Kind != "physical" {
+		if kindOf(h).madeHere() {
 			n++
 		}
 	}
@@ -196,14 +188,13 @@ func countVMs(p *Plan) int {
 // journal returns the journal of an adopted host, saved into the state
 // after every entry.
 func (m *Manager) journal(rec *Recorder, host string) *provision.Journal {
-	rec.mu.Lock()
-	ah := rec.state.Adopted[host]
 	j := &provision.Journal{Host: host}
-	if ah != nil {
-		j.Changes = slices.Clone(ah.Changes)
-		j.NextBackup = ah.NextBackup
-	}
-	rec.mu.Unlock()
+	rec.View(func(st *State) {
+		if ah := st.Adopted[host]; ah != nil {
+			j.Changes = slices.Clone(ah.Changes)
+			j.NextBackup = ah.NextBackup
+		}
+	})
 	j.Save = func(j *provision.Journal) error {
 		// Called with j locked: its changes are stable; the state keeps a copy.
 		changes := slices.Clone(j.Changes)
@@ -226,44 +217,43 @@ func (m *Manager) journal(rec *Recorder, host string) *provision.Journal {
 	return j
 }
 
-// prepareTunnels makes the lab's end of every tunnel to a physical host,
-// before the link fabric starts (it takes them as the hosts' taps). The
+// prepareTunnels makes the lab's end of every tunnel to physical host i,
+// before the link fabric starts (it takes them as the host's taps). The
 // host's address is resolved here; the host's own end is made when it is
 // adopted.
-func (m *Manager) prepareTunnels(ctx context.Context, rec *Recorder, p *Plan) error {
-	for i, h := range p.Hosts {
-		if h.Kind != "physical" || len(h.NICs) == 0 || h.SSH == nil {
-			continue
-		}
-		vx, ok := m.Netdevs.(VXLANMaker)
-		if !ok {
-			return fmt.Errorf("host %s: this machine's link fabric cannot make VXLAN tunnels to physical hosts", h.Name)
-		}
-		remote, err := resolveHost(ctx, h.SSH.Address)
-		if err != nil {
-			return fmt.Errorf("host %s: %w", h.Name, err)
-		}
-		ah := &AdoptedHost{Remote: remote.String(), Changes: []provision.Change{}}
-		for _, nic := range h.NICs {
-			if err := rec.Record(KindNetdev, nic.Tap); err != nil {
-				return err
-			}
-			v := VXLAN{Name: nic.Tap, VNI: vxlanVNI(p.Lab, h.Name, nic.Link), Remote: remote, Port: vxlanPort}
-			local, err := vx.AddVXLAN(v)
-			if err != nil {
-				return fmt.Errorf("host %s, link %s: %w", h.Name, nic.Link, err)
-			}
-			ah.Local = local.String()
-		}
-		if err := rec.Update(func(s *State) {
-			if s.Adopted == nil {
-				s.Adopted = map[string]*AdoptedHost{}
-			}
-			s.Adopted[h.Name] = ah
-		}); err != nil {
+func (m *Manager) prepareTunnels(ctx context.Context, rec *Recorder, i int) error {
+	p := rec.State().Plan
+	h := p.Hosts[i]
+	if len(h.NICs) == 0 || h.SSH == nil {
+		return nil
+	}
+	vx, ok := m.Netdevs.(VXLANMaker)
+	if !ok {
+		return fmt.Errorf("host %s: this machine's link fabric cannot make VXLAN tunnels to physical hosts", h.Name)
+	}
+	remote, err := resolveHost(ctx, h.SSH.Address)
+	if err != nil {
+		return fmt.Errorf("host %s: %w", h.Name, err)
+	}
+	ah := &AdoptedHost{Remote: remote.String(), Changes: []provision.Change{}}
+	for _, nic := range h.NICs {
+		if err := rec.Record(store.KindNetdev, nic.Tap); err != nil {
 			return err
 		}
-		_ = i
+		v := VXLAN{Name: nic.Tap, VNI: vxlanVNI(p.Lab, h.Name, nic.Link), Remote: remote, Port: vxlanPort}
+		local, err := vx.AddVXLAN(v)
+		if err != nil {
+			return fmt.Errorf("host %s, link %s: %w", h.Name, nic.Link, err)
+		}
+		ah.Local = local.String()
+	}
+	if err := rec.Update(func(s *State) {
+		if s.Adopted == nil {
+			s.Adopted = map[string]*AdoptedHost{}
+		}
+		s.Adopted[h.Name] = ah
+	}); err != nil {
+		return err
 	}
 	return nil
 }
@@ -330,17 +320,16 @@ func peerScript(v VXLAN, nic NICPlan) string {
 
 // undoAdopted gives an adopted host back exactly as it was.
 func (m *Manager) undoAdopted(ctx context.Context, rec *Recorder, host string) error {
-	rec.mu.Lock()
-	ah := rec.state.Adopted[host]
+	var ah *AdoptedHost
+	rec.View(func(st *State) { ah = st.Adopted[host] })
 	empty := ah == nil || len(ah.Changes) == 0
-	rec.mu.Unlock()
 	forget := func() error {
 		return rec.Update(func(s *State) { delete(s.Adopted, host) })
 	}
 	if empty {
 		return forget()
 	}
-	r, err := m.software().Connect(ctx, rec.state, host)
+	r, err := m.software().Connect(ctx, rec.State(), host)
 	if err != nil {
 		return fmt.Errorf("host %s: cannot undo forgelab's %d changes there: %w (its journal stays in the state: fix the connection and run destroy again)", host, len(ah.Changes), err)
 	}
@@ -361,28 +350,24 @@ func inspectSoftware(st *State, info *Info) {
 	for i := range info.Hosts {
 		hi := &info.Hosts[i]
 		h := st.Plan.Host(hi.Name)
-		if h == nil || h.Kind != "physical" {
+		if h == nil || kindOf(*h).madeHere() {
 			continue
 		}
 		hi.SerialLog, hi.State = "", "not adopted"
 		if h.SSH != nil {
 			hi.MgmtIP = h.SSH.Address
 		}
-		if ah := st.Adopted[hi.Name]; ah != nil && slices.Contains(st.Resources, Resource{KindAdopted, hi.Name}) {
+		if ah := st.Adopted[hi.Name]; ah != nil && slices.Contains(st.Resources, Resource{Kind: store.KindAdopted, Name: hi.Name}) {
 			hi.State, hi.Changes = "adopted", len(ah.Changes)
 		}
 	}
 }
 
-// PhysicalSSHArgs are the ssh(1) options and destination that log into a
+// physicalSSHArgs are the ssh(1) options and destination that log into a
 // physical host as forgelab does: its key (or the agent), its port, and
 // host keys checked against the lab's and the user's known_hosts.
-func (s *Store) PhysicalSSHArgs(st *State, host string) ([]string, error) {
-	h := st.Plan.Host(host)
-	if h == nil || h.Kind != "physical" {
-		return nil, fmt.Errorf("lab %s has no physical host %q", st.Lab, host)
-	}
-	ph, err := physicalHost(s, st, *h, false)
+func physicalSSHArgs(s *Store, st *State, h HostPlan) ([]string, error) {
+	ph, err := physicalHost(s, st, h, false)
 	if err != nil {
 		return nil, err
 	}

@@ -86,18 +86,7 @@ func (s SSHSoftware) Connect(ctx context.Context, st *State, host string) (Remot
 	if h == nil {
 		return nil, fmt.Errorf("lab %s has no host %q (hosts: %s)", st.Lab, host, hostNames(st.Plan))
 	}
-	if h.Kind == "physical" {
-		ph, err := physicalHost(s.Store, st, *h, false)
-		if err != nil {
-			return nil, err
-		}
-		c, err := provision.ConnectPhysical(ctx, ph)
-		if err != nil {
-			return nil, err
-		}
-		return sshRemote{c}, nil
-	}
-	c, err := s.Store.Dial(ctx, st, host)
+	c, err := kindOf(*h).connect(ctx, s.Store, st, *h)
 	if err != nil {
 		return nil, err
 	}

@@ -11,44 +11,24 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/forgelab/forgelab/labs/spec"
+	"github.com/forgelab/forgelab/labs/store"
 	"github.com/forgelab/forgelab/provision"
 )
-
-// Files and directories of the software side in a lab's directory.
-const (
-	CoordPIDFile  = "coordd.pid"
-	CoordLogFile  = "coordd.log"
-	WorkloadsDir  = "workloads"
-	WorkloadsPlan = "plan.json"
-	RunnerPIDFile = "workloadd.pid"
-	RunnerLogFile = "workloadd.log"
-)
-
-// CoordState is the lab's coordination service.
-type CoordState struct {
-	Port int               `json:"port"`
-	URLs map[string]string `json:"urls"` // host -> base URL as that host reaches it
-}
 
 // deployParallel is how many hosts get files at once.
 const deployParallel = 4
 
 // facts is what templates see about every host of the lab.
-func facts(p *Plan, coord *CoordState) map[string]provision.HostFacts {
+func facts(p *Plan) map[string]provision.HostFacts {
 	out := map[string]provision.HostFacts{}
 	for _, h := range p.Hosts {
-		hf := provision.HostFacts{Name: h.Name, Mgmt: h.MgmtIP, Position: h.Position}
-		if h.Kind == "physical" && h.SSH != nil {
-			if a, err := netip.ParseAddr(h.SSH.Address); err == nil {
-				hf.Mgmt = a
-			}
-		}
+		hf := provision.HostFacts{Name: h.Name, Mgmt: kindOf(h).mgmtAddr(h), Position: h.Position}
 		for _, n := range h.NICs {
 			lf := provision.LinkFacts{Name: n.Link, Addresses: n.Addresses}
 			if l := p.Link(n.Link); l != nil {
@@ -67,7 +47,7 @@ func facts(p *Plan, coord *CoordState) map[string]provision.HostFacts {
 
 // hostFacts is what templates rendered for one host see.
 func hostFacts(p *Plan, coord *CoordState, host string) provision.Facts {
-	all := facts(p, coord)
+	all := facts(p)
 	f := provision.Facts{Lab: p.Lab, Seed: p.Seed, Host: all[host], Hosts: all}
 	if coord != nil {
 		f.Coord = coord.URLs[host]
@@ -88,26 +68,26 @@ func coordForCheck(p *Plan) *CoordState {
 // CheckSoftware renders every template and plans every deploy for every
 // host against the plan, so that a bad template, a missing file or a
 // symlink escaping its tree fails before anything is made or booted.
-func CheckSoftware(spec *Spec, p *Plan) error {
+func CheckSoftware(sp *Spec, p *Plan) error {
 	var errs Errors
 	add := func(line int, format string, args ...any) {
-		errs = append(errs, &Error{File: spec.File, Line: line, Msg: fmt.Sprintf(format, args...)})
+		errs = append(errs, &Error{File: sp.File, Line: line, Msg: fmt.Sprintf(format, args...)})
 	}
 	coord := coordForCheck(p)
 	checked := map[int]bool{} // deploys without templates are the same for every host
 	for _, h := range p.Hosts {
 		f := hostFacts(p, coord, h.Name)
-		for i, d := range spec.Deploys {
-			if !onHost(d.Hosts, h.Name) || checked[i] {
+		for i, d := range sp.Deploys {
+			if !spec.OnHost(d.Hosts, h.Name) || checked[i] {
 				continue
 			}
 			checked[i] = !d.Template
-			if err := toDeploy(spec, d).Check(&f); err != nil {
+			if err := toDeploy(sp, d).Check(&f); err != nil {
 				add(d.Line, "deploy #%d for host %s: %v", i+1, h.Name, templateError(err))
 			}
 		}
-		for _, s := range spec.Services {
-			if !onHost(s.Hosts, h.Name) {
+		for _, s := range sp.Services {
+			if !spec.OnHost(s.Hosts, h.Name) {
 				continue
 			}
 			svc, err := toService(s, f)
@@ -118,8 +98,8 @@ func CheckSoftware(spec *Spec, p *Plan) error {
 				add(s.Line, "service %s for host %s: %v", s.Name, h.Name, templateError(err))
 			}
 		}
-		for _, w := range spec.Workloads {
-			if !onHost(w.Hosts, h.Name) {
+		for _, w := range sp.Workloads {
+			if !spec.OnHost(w.Hosts, h.Name) {
 				continue
 			}
 			if _, err := toWorkload(w, f); err != nil {
@@ -171,9 +151,9 @@ func stripHost(msg string) string {
 	return msg
 }
 
-func toDeploy(spec *Spec, d DeploySpec) provision.Deploy {
+func toDeploy(sp *Spec, d DeploySpec) provision.Deploy {
 	return provision.Deploy{
-		Src: spec.SourcePath(d), Dst: d.Dst, Mode: d.Mode, Owner: d.Owner,
+		Src: sp.SourcePath(d), Dst: d.Dst, Mode: d.Mode, Owner: d.Owner,
 		Exclude: d.Exclude, Template: d.Template,
 	}
 }
@@ -220,11 +200,11 @@ func toWorkload(w WorkloadSpec, f provision.Facts) (provision.Workload, error) {
 
 // setupSoftware deploys files, starts services and waits for them, once
 // every host answers SSH, then starts the workloads in the background.
-func (m *Manager) setupSoftware(ctx context.Context, rec *Recorder, spec *Spec) error {
-	if !spec.HasSoftware() {
+func (m *Manager) setupSoftware(ctx context.Context, rec *Recorder, sp *Spec) error {
+	if !sp.HasSoftware() {
 		return nil
 	}
-	st := rec.state
+	st := rec.State()
 	p := st.Plan
 	if err := m.startCoord(ctx, rec); err != nil {
 		return err
@@ -238,27 +218,27 @@ func (m *Manager) setupSoftware(ctx context.Context, rec *Recorder, spec *Spec) 
 	if err != nil {
 		return err
 	}
-	if len(spec.Deploys) > 0 {
-		if _, err := m.deployAll(ctx, rec, spec, conns, nil); err != nil {
+	if len(sp.Deploys) > 0 {
+		if _, err := m.deployAll(ctx, rec, sp, conns, nil); err != nil {
 			return err
 		}
 	}
-	if err := m.startServices(ctx, rec, spec, conns, spec.Services); err != nil {
+	if err := m.startServices(ctx, rec, sp, conns, sp.Services); err != nil {
 		return err
 	}
-	return m.startWorkloads(ctx, rec, spec)
+	return m.startWorkloads(ctx, rec, sp)
 }
 
 // startCoord starts the coordination service on the management network's
 // gateway and on this machine's address towards each physical host.
 func (m *Manager) startCoord(ctx context.Context, rec *Recorder) error {
-	st := rec.state
+	st := rec.State()
 	p := st.Plan
 	addrs := []netip.Addr{p.Mgmt.Gateway}
 	via := map[string]netip.Addr{}
 	for _, h := range p.Hosts {
 		via[h.Name] = p.Mgmt.Gateway
-		if ah := st.Adopted[h.Name]; h.Kind == "physical" && ah != nil {
+		if ah := st.Adopted[h.Name]; !kindOf(h).madeHere() && ah != nil {
 			a, err := netip.ParseAddr(ah.Local)
 			if err != nil {
 				return fmt.Errorf("coordination service: no address towards host %s", h.Name)
@@ -269,12 +249,12 @@ func (m *Manager) startCoord(ctx context.Context, rec *Recorder) error {
 			}
 		}
 	}
-	dir := m.Store.LabDir(st.Lab)
-	pidFile := filepath.Join(dir, CoordPIDFile)
-	if err := rec.Record(KindProcess, pidFile); err != nil {
+	l := m.Store.LayoutOf(st)
+	pidFile := l.CoordPID()
+	if err := rec.Record(store.KindProcess, pidFile); err != nil {
 		return err
 	}
-	port, err := m.software().StartCoord(ctx, addrs, pidFile, filepath.Join(dir, CoordLogFile))
+	port, err := m.software().StartCoord(ctx, addrs, pidFile, l.CoordLog())
 	if err != nil {
 		return err
 	}
@@ -328,12 +308,12 @@ func (m *Manager) connectAll(ctx context.Context, st *State, p *Plan) (map[strin
 }
 
 // deployOptions are the options for deploys to one host: journalled on
-// physical hosts.
+// hosts forgelab did not make.
 func (m *Manager) deployOptions(rec *Recorder, host string, f *provision.Facts) provision.DeployOptions {
 	o := provision.DeployOptions{Facts: f}
-	if h := rec.state.Plan.Host(host); h != nil && h.Kind == "physical" {
+	if h := rec.State().Plan.Host(host); h != nil && !kindOf(*h).madeHere() {
 		o.Journal = m.journal(rec, host)
-		o.BackupDir = "/var/lib/forgelab-adopted/" + rec.state.Lab + "/backup"
+		o.BackupDir = "/var/lib/forgelab-adopted/" + rec.State().Lab + "/backup"
 	}
 	return o
 }
@@ -342,7 +322,7 @@ func (m *Manager) deployOptions(rec *Recorder, host string, f *provision.Facts) 
 func (m *Manager) serviceOptions(rec *Recorder, host string) provision.ServiceOptions {
 	o := provision.ServiceOptions{Host: host}
 	if rec != nil {
-		if h := rec.state.Plan.Host(host); h != nil && h.Kind == "physical" {
+		if h := rec.State().Plan.Host(host); h != nil && !kindOf(*h).madeHere() {
 			o.Journal = m.journal(rec, host)
 		}
 	}
@@ -352,8 +332,8 @@ func (m *Manager) serviceOptions(rec *Recorder, host string) provision.ServiceOp
 // deployAll copies every [[deploy]] to its hosts (only to host when it is
 // not ""), at most deployParallel hosts at once, a host's deploys in file
 // order. It returns what changed on each host.
-func (m *Manager) deployAll(ctx context.Context, rec *Recorder, spec *Spec, conns map[string]Remote, only map[string]bool) (map[string]provision.Report, error) {
-	p := rec.state.Plan
+func (m *Manager) deployAll(ctx context.Context, rec *Recorder, sp *Spec, conns map[string]Remote, only map[string]bool) (map[string]provision.Report, error) {
+	p := rec.State().Plan
 	reports := map[string]provision.Report{}
 	var mu sync.Mutex
 	var errs []error
@@ -365,8 +345,8 @@ func (m *Manager) deployAll(ctx context.Context, rec *Recorder, spec *Spec, conn
 			continue
 		}
 		var ds []DeploySpec
-		for _, d := range spec.Deploys {
-			if onHost(d.Hosts, h.Name) {
+		for _, d := range sp.Deploys {
+			if spec.OnHost(d.Hosts, h.Name) {
 				ds = append(ds, d)
 			}
 		}
@@ -378,13 +358,13 @@ func (m *Manager) deployAll(ctx context.Context, rec *Recorder, spec *Spec, conn
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			f := hostFacts(p, rec.state.Coord, host)
+			f := hostFacts(p, rec.State().Coord, host)
 			o := m.deployOptions(rec, host, &f)
 			var total provision.Report
 			var err error
 			for _, d := range ds {
 				var rep provision.Report
-				rep, err = conns[host].Deploy(ctx, toDeploy(spec, d), o)
+				rep, err = conns[host].Deploy(ctx, toDeploy(sp, d), o)
 				total.Sent += rep.Sent
 				total.Skipped += rep.Skipped
 				total.Updated += rep.Updated
@@ -418,14 +398,14 @@ func (m *Manager) deployAll(ctx context.Context, rec *Recorder, spec *Spec, conn
 
 // startServices installs, (re)starts and waits for each service, in file
 // order; one service on all its hosts at once.
-func (m *Manager) startServices(ctx context.Context, rec *Recorder, spec *Spec, conns map[string]Remote, services []ServiceSpec) error {
-	p := rec.state.Plan
+func (m *Manager) startServices(ctx context.Context, rec *Recorder, sp *Spec, conns map[string]Remote, services []ServiceSpec) error {
+	p := rec.State().Plan
 	managers := map[string]ServiceManager{}
 	for _, s := range services {
 		start := time.Now()
 		var hosts []string
 		for _, h := range p.Hosts {
-			if onHost(s.Hosts, h.Name) {
+			if spec.OnHost(s.Hosts, h.Name) {
 				hosts = append(hosts, h.Name)
 			}
 		}
@@ -456,7 +436,7 @@ func (m *Manager) startServices(ctx context.Context, rec *Recorder, spec *Spec, 
 }
 
 func (m *Manager) upService(ctx context.Context, rec *Recorder, sm ServiceManager, s ServiceSpec, host string) error {
-	svc, err := toService(s, hostFacts(rec.state.Plan, rec.state.Coord, host))
+	svc, err := toService(s, hostFacts(rec.State().Plan, rec.State().Coord, host))
 	if err != nil {
 		return fmt.Errorf("service %s on host %s: %w", s.Name, host, err)
 	}

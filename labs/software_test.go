@@ -21,6 +21,9 @@ import (
 	"testing"
 
 	"github.com/forgelab/forgelab/hypervisor"
+	"github.com/forgelab/forgelab/labs/plan"
+	"github.com/forgelab/forgelab/labs/spec"
+	"github.com/forgelab/forgelab/labs/store"
 	"github.com/forgelab/forgelab/provision"
 )
 
@@ -100,7 +103,7 @@ func (f *fakeSoftware) StartCoord(ctx context.Context, addrs []netip.Addr, pidFi
 }
 
 func (f *fakeSoftware) StartWorkloads(ctx context.Context, lab, pidFile, logFile string) error {
-	planned, err := readPlan(filepath.Dir(pidFile))
+	planned, err := readPlan(filepath.Join(filepath.Dir(pidFile), store.WorkloadsPlan))
 	if err != nil {
 		return err
 	}
@@ -294,7 +297,7 @@ func writeSpec(t *testing.T, text string) *Spec {
 	if err := os.WriteFile(file, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	s, err := Load(file)
+	s, err := spec.Load(file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -335,12 +338,12 @@ command = "ping -c 3 {{ ip \"a\" }}"
 // next), then the workloads; destroy stops the helpers and leaves nothing.
 func TestCreateSoftware(t *testing.T) {
 	m, w, sw := newSoftwareManager(t)
-	spec := writeSpec(t, softwareLab)
-	st, err := m.Create(context.Background(), spec, CreateOptions{Accel: hypervisor.TCG})
+	sp := writeSpec(t, softwareLab)
+	st, err := m.Create(context.Background(), sp, CreateOptions{Accel: hypervisor.TCG})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Phase != PhaseReady || st.Coord == nil || st.Coord.Port != 7070 {
+	if st.Phase != store.PhaseReady || st.Coord == nil || st.Coord.Port != 7070 {
 		t.Fatalf("phase %s, coord %+v", st.Phase, st.Coord)
 	}
 	gw := st.Plan.Mgmt.Gateway.String()
@@ -441,12 +444,12 @@ func TestCreateServiceNeverReady(t *testing.T) {
 // Templates are rendered for every host before anything is made.
 func TestCreateBadTemplateMakesNothing(t *testing.T) {
 	m, w, sw := newSoftwareManager(t)
-	spec := writeSpec(t, threeHosts+`
+	sp := writeSpec(t, threeHosts+`
 [[service]]
 name = "s"
 command = "run --peer {{ ip \"zz\" }}"
 `)
-	_, err := m.Create(context.Background(), spec, CreateOptions{Accel: hypervisor.TCG})
+	_, err := m.Create(context.Background(), sp, CreateOptions{Accel: hypervisor.TCG})
 	if err == nil || !strings.Contains(err.Error(), `lab.toml:20: service s for host a: ip "zz": no host "zz" in lab trio (hosts: a, b, c)`) || strings.Count(err.Error(), "\n") != 0 {
 		t.Fatalf("create: %v", err)
 	}
@@ -483,9 +486,9 @@ command = "/opt/app/bin/server"
 // in the state, and destroy undoes exactly that journal.
 func TestCreatePhysicalHost(t *testing.T) {
 	m, w, sw := newSoftwareManager(t)
-	spec := writeSpec(t, physicalLab)
-	os.WriteFile(filepath.Join(filepath.Dir(spec.File), "id_test"), []byte("key"), 0o600)
-	st, err := m.Create(context.Background(), spec, CreateOptions{Accel: hypervisor.TCG})
+	sp := writeSpec(t, physicalLab)
+	os.WriteFile(filepath.Join(filepath.Dir(sp.File), "id_test"), []byte("key"), 0o600)
+	st, err := m.Create(context.Background(), sp, CreateOptions{Accel: hypervisor.TCG})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -515,7 +518,7 @@ func TestCreatePhysicalHost(t *testing.T) {
 	if want := []string{"netdev", "file", "file", "unit"}; !slices.Equal(kinds, want) || ah.Local != "192.0.2.1" || ah.Addr != "192.0.2.10:2222" {
 		t.Errorf("journal %v (%+v), want %v", kinds, ah, want)
 	}
-	if !slices.Contains(saved.Resources, Resource{KindAdopted, "edge"}) {
+	if !slices.Contains(saved.Resources, Resource{Kind: store.KindAdopted, Name: "edge"}) {
 		t.Errorf("no adopted resource: %v", saved.Resources)
 	}
 	if got := saved.Coord.URLs["edge"]; got != "http://192.0.2.1:7070" {
@@ -538,9 +541,9 @@ func TestCreatePhysicalHost(t *testing.T) {
 func TestCreateAdoptFails(t *testing.T) {
 	m, w, sw := newSoftwareManager(t)
 	sw.adoptErr["edge"] = &provision.UnreachableError{Addr: "192.0.2.10:2222", Err: errors.New("i/o timeout")}
-	spec := writeSpec(t, physicalLab)
-	os.WriteFile(filepath.Join(filepath.Dir(spec.File), "id_test"), []byte("key"), 0o600)
-	_, err := m.Create(context.Background(), spec, CreateOptions{Accel: hypervisor.TCG})
+	sp := writeSpec(t, physicalLab)
+	os.WriteFile(filepath.Join(filepath.Dir(sp.File), "id_test"), []byte("key"), 0o600)
+	_, err := m.Create(context.Background(), sp, CreateOptions{Accel: hypervisor.TCG})
 	var ue *provision.UnreachableError
 	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "host edge: cannot reach 192.0.2.10:2222") {
 		t.Fatalf("create: %v", err)
@@ -560,8 +563,8 @@ func TestCreateAdoptFails(t *testing.T) {
 // use it.
 func TestRedeploy(t *testing.T) {
 	m, w, sw := newSoftwareManager(t)
-	spec := writeSpec(t, softwareLab)
-	if _, err := m.Create(context.Background(), spec, CreateOptions{Accel: hypervisor.TCG}); err != nil {
+	sp := writeSpec(t, softwareLab)
+	if _, err := m.Create(context.Background(), sp, CreateOptions{Accel: hypervisor.TCG}); err != nil {
 		t.Fatal(err)
 	}
 	defer func() {
@@ -579,7 +582,7 @@ func TestRedeploy(t *testing.T) {
 			t.Errorf("unchanged redeploy on %s: %+v", r.Host, r)
 		}
 	}
-	os.WriteFile(filepath.Join(filepath.Dir(spec.File), "build/app/bin/server"), []byte("#!/bin/sh\nexec sleep 2000\n"), 0o755)
+	os.WriteFile(filepath.Join(filepath.Dir(sp.File), "build/app/bin/server"), []byte("#!/bin/sh\nexec sleep 2000\n"), 0o755)
 	res, err = m.Redeploy(context.Background(), "trio", "a")
 	if err != nil {
 		t.Fatal(err)
@@ -590,7 +593,7 @@ func TestRedeploy(t *testing.T) {
 	if sw.index("restart server@b") != sw.index("restart server@b") || len(sw.events("restart server@a")) != 2 || len(sw.events("restart server@b")) != 1 {
 		t.Errorf("restarts: %v", sw.events("restart"))
 	}
-	os.WriteFile(filepath.Join(filepath.Dir(spec.File), "build/tool"), []byte("tool 2\n"), 0o755)
+	os.WriteFile(filepath.Join(filepath.Dir(sp.File), "build/tool"), []byte("tool 2\n"), 0o755)
 	res, err = m.Redeploy(context.Background(), "trio", "")
 	if err != nil {
 		t.Fatal(err)
@@ -607,10 +610,25 @@ func TestRedeploy(t *testing.T) {
 	if _, err := m.Redeploy(context.Background(), "trio", "zz"); err == nil || !strings.Contains(err.Error(), `no host "zz"`) {
 		t.Errorf("redeploy to a host that is not there: %v", err)
 	}
-	// A lab file whose hosts changed is refused.
-	os.WriteFile(spec.File, []byte(softwareLab+"[[host]]\nname = \"d\"\n"), 0o644)
+	// Edits to the lab file after create do not leak in: redeploy uses
+	// the lab file as create read it.
+	os.WriteFile(sp.File, []byte(softwareLab+"[[host]]\nname = \"d\"\n"), 0o644)
+	res, err = m.Redeploy(context.Background(), "trio", "")
+	if err != nil {
+		t.Fatalf("redeploy after the lab file changed: %v", err)
+	}
+	for _, r := range res {
+		if r.Host == "d" || r.Report.Sent != 0 {
+			t.Errorf("redeploy after the lab file changed: %+v", r)
+		}
+	}
+	// A lab made before the spec was recorded reads its lab file again,
+	// and refuses one whose hosts changed.
+	st, _ := m.Store.Load("trio")
+	st.Spec = nil
+	m.Store.Recorder(st).Update(func(*State) {})
 	if _, err := m.Redeploy(context.Background(), "trio", ""); err == nil || !strings.Contains(err.Error(), "hosts changed") {
-		t.Errorf("redeploy after the hosts changed: %v", err)
+		t.Errorf("redeploy of an old lab after the hosts changed: %v", err)
 	}
 }
 
@@ -623,7 +641,7 @@ func TestPhysicalHostTarget(t *testing.T) {
 	t.Setenv("SSH_AUTH_SOCK", "")
 	st := &State{Lab: "mixed", File: "/labs/x/lab.toml"}
 	s := &Store{Dir: "/state"}
-	h := HostPlan{Name: "edge", Kind: "physical", SSH: &SSHSpec{Address: "192.0.2.10", Port: 2222, User: "lab", Key: "keys/id", TrustOnFirstUse: true}}
+	h := HostPlan{Name: "edge", Kind: spec.KindPhysical, SSH: &SSHSpec{Address: "192.0.2.10", Port: 2222, User: "lab", Key: "keys/id", TrustOnFirstUse: true}}
 	ph, err := physicalHost(s, st, h, true)
 	if err != nil {
 		t.Fatal(err)
@@ -651,7 +669,7 @@ func TestPhysicalHostTarget(t *testing.T) {
 		t.Errorf("agent: %+v", ph)
 	}
 	st.Plan = &Plan{Hosts: []HostPlan{h}}
-	args, err := s.PhysicalSSHArgs(st, "edge")
+	args, err := sshArgs(s, st, "edge")
 	if err != nil || strings.Join(args, " ") != "-p 22 -o UserKnownHostsFile=/state/labs/mixed/known_hosts "+filepath.Join(home, "kh")+" -o StrictHostKeyChecking=yes root@edge.example.net" {
 		t.Errorf("ssh args %q %v", args, err)
 	}
@@ -667,5 +685,32 @@ func TestPeerScript(t *testing.T) {
 	}
 	if a, b := vxlanVNI("lab", "edge", "ab"), vxlanVNI("lab", "edge", "ac"); a == b || a == 0 || a >= 1<<24 {
 		t.Errorf("VNIs %d %d", a, b)
+	}
+}
+
+// The example lab parses, and its workloads render for their hosts.
+func TestQuickstartExample(t *testing.T) {
+	data, err := os.ReadFile("../examples/quickstart.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := spec.Parse("../examples/quickstart.toml", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Deploys) != 1 || len(s.Workloads) != 2 || s.SourcePath(s.Deploys[0]) != filepath.Join("..", "examples", "quickstart", "bin") {
+		t.Fatalf("deploys %+v, workloads %+v", s.Deploys, s.Workloads)
+	}
+	p, err := plan.NewPlan(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := toWorkload(s.Workloads[1], hostFacts(p, coordForCheck(p), "a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := p.Host("b").NICs[0].Addresses[0].Addr().String()
+	if !strings.Contains(w.Command, "--to "+b+":9000") || w.Env["FORGELAB_COORD"] == "" {
+		t.Errorf("sender: %+v", w)
 	}
 }

@@ -17,18 +17,18 @@ func Open(stateDir, uri string, progress io.Writer) (*Manager, *hypervisor.Conn,
 	if err != nil {
 		return nil, nil, err
 	}
-	store := &Store{Dir: stateDir}
+	s := &Store{Dir: stateDir}
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, nil, err
 	}
 	m := &Manager{
-		Store:    store,
+		Store:    s,
 		VMs:      conn,
 		Netdevs:  hostNetdevs{},
 		Fabric:   hostFabric{exe: exe},
-		Images:   imageStore{images.NewStore(store.ImagesDir())},
-		Waiter:   SSHWaiter{Store: store},
+		Images:   imageStore{images.NewStore(s.ImagesDir())},
+		Waiter:   SSHWaiter{Store: s},
 		Progress: progress,
 	}
 	return m, conn, nil

@@ -10,7 +10,7 @@ package labs
 //	<name>.stdout/.stderr  everything it wrote
 //	<name>.metrics.jsonl   every JSON object it printed on stdout, one per line, with the time
 //
-// Destroy stops the helper (a KindProcess), which ends every workload
+// Destroy stops the helper (a store.KindProcess), which ends every workload
 // still running on its host before it exits.
 
 import (
@@ -28,6 +28,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/forgelab/forgelab/labs/spec"
+	"github.com/forgelab/forgelab/labs/store"
 	"github.com/forgelab/forgelab/provision"
 )
 
@@ -70,23 +72,17 @@ func (w WorkloadStatus) Done() bool {
 	return w.State == WorkloadExited || w.State == WorkloadFailed || w.State == WorkloadLost
 }
 
-func (m *Manager) workloadsDir(lab string) string {
-	return filepath.Join(m.Store.LabDir(lab), WorkloadsDir)
-}
-
-func workloadDir(base, name, host string) string { return filepath.Join(base, name, host) }
-
 // startWorkloads renders the workloads, writes the plan and starts the
 // helper that runs them.
-func (m *Manager) startWorkloads(ctx context.Context, rec *Recorder, spec *Spec) error {
-	if len(spec.Workloads) == 0 {
+func (m *Manager) startWorkloads(ctx context.Context, rec *Recorder, sp *Spec) error {
+	if len(sp.Workloads) == 0 {
 		return nil
 	}
-	st := rec.state
+	st := rec.State()
 	var planned []plannedWorkload
-	for _, w := range spec.Workloads {
+	for _, w := range sp.Workloads {
 		for _, h := range st.Plan.Hosts {
-			if !onHost(w.Hosts, h.Name) {
+			if !spec.OnHost(w.Hosts, h.Name) {
 				continue
 			}
 			wl, err := toWorkload(w, hostFacts(st.Plan, st.Coord, h.Name))
@@ -96,22 +92,22 @@ func (m *Manager) startWorkloads(ctx context.Context, rec *Recorder, spec *Spec)
 			planned = append(planned, plannedWorkload{Host: h.Name, Workload: wl})
 		}
 	}
-	dir := m.workloadsDir(st.Lab)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	l := m.Store.LayoutOf(st)
+	if err := os.MkdirAll(l.Workloads(), 0o755); err != nil {
 		return err
 	}
 	data, err := json.MarshalIndent(planned, "", "  ")
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, WorkloadsPlan), data, 0o644); err != nil {
+	if err := os.WriteFile(l.WorkloadsPlan(), data, 0o644); err != nil {
 		return err
 	}
-	pidFile := filepath.Join(dir, RunnerPIDFile)
-	if err := rec.Record(KindProcess, pidFile); err != nil {
+	pidFile := l.RunnerPID()
+	if err := rec.Record(store.KindProcess, pidFile); err != nil {
 		return err
 	}
-	if err := m.software().StartWorkloads(ctx, st.Lab, pidFile, filepath.Join(dir, RunnerLogFile)); err != nil {
+	if err := m.software().StartWorkloads(ctx, st.Lab, pidFile, l.RunnerLog()); err != nil {
 		return err
 	}
 	m.progress("%d workloads started in the background: `forgelab workload [--wait] %s` shows them", len(planned), st.Lab)
@@ -126,8 +122,8 @@ func (m *Manager) RunWorkloads(ctx context.Context, lab string) error {
 	if err != nil {
 		return err
 	}
-	dir := m.workloadsDir(lab)
-	planned, err := readPlan(dir)
+	l := m.Store.LayoutOf(st)
+	planned, err := readPlan(l.WorkloadsPlan())
 	if err != nil {
 		return err
 	}
@@ -156,7 +152,7 @@ func (m *Manager) RunWorkloads(ctx context.Context, lab string) error {
 		wg.Add(1)
 		go func(pw plannedWorkload) {
 			defer wg.Done()
-			out := workloadDir(dir, pw.Workload.Name, pw.Host)
+			out := l.WorkloadDir(pw.Workload.Name, pw.Host)
 			os.MkdirAll(out, 0o755)
 			ws := WorkloadStatus{Name: pw.Workload.Name, Host: pw.Host, State: WorkloadRunning, Started: time.Now().UTC(), Dir: out}
 			writeStatus(out, ws)
@@ -184,14 +180,14 @@ func (m *Manager) RunWorkloads(ctx context.Context, lab string) error {
 	return ctx.Err()
 }
 
-func readPlan(dir string) ([]plannedWorkload, error) {
-	data, err := os.ReadFile(filepath.Join(dir, WorkloadsPlan))
+func readPlan(path string) ([]plannedWorkload, error) {
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("workload plan: %w", err)
 	}
 	var planned []plannedWorkload
 	if err := json.Unmarshal(data, &planned); err != nil {
-		return nil, fmt.Errorf("workload plan %s: %w", filepath.Join(dir, WorkloadsPlan), err)
+		return nil, fmt.Errorf("workload plan %s: %w", path, err)
 	}
 	return planned, nil
 }
@@ -205,24 +201,25 @@ func writeStatus(dir string, ws WorkloadStatus) error {
 	if err := os.WriteFile(tmp, append(data, '\n'), 0o644); err != nil {
 		return err
 	}
-	return os.Rename(tmp, filepath.Join(dir, "status.json"))
+	return os.Rename(tmp, filepath.Join(dir, store.WorkloadStatus))
 }
 
 // Workloads lists the status of a lab's workloads (name "" for all), in
 // plan order.
 func (m *Manager) Workloads(lab, name string) ([]WorkloadStatus, error) {
-	if _, err := m.Store.Load(lab); err != nil {
+	st, err := m.Store.Load(lab)
+	if err != nil {
 		return nil, err
 	}
-	dir := m.workloadsDir(lab)
-	planned, err := readPlan(dir)
+	l := m.Store.LayoutOf(st)
+	planned, err := readPlan(l.WorkloadsPlan())
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	runnerAlive := processAlive(filepath.Join(dir, RunnerPIDFile))
+	runnerAlive := processAlive(l.RunnerPID())
 	var out []WorkloadStatus
 	found := false
 	for _, pw := range planned {
@@ -230,14 +227,14 @@ func (m *Manager) Workloads(lab, name string) ([]WorkloadStatus, error) {
 			continue
 		}
 		found = true
-		d := workloadDir(dir, pw.Workload.Name, pw.Host)
+		d := l.WorkloadDir(pw.Workload.Name, pw.Host)
 		ws := WorkloadStatus{Name: pw.Workload.Name, Host: pw.Host, State: WorkloadPending, Dir: d}
-		if data, err := os.ReadFile(filepath.Join(d, "status.json")); err == nil {
+		if data, err := os.ReadFile(filepath.Join(d, store.WorkloadStatus)); err == nil {
 			json.Unmarshal(data, &ws)
 		}
 		if !ws.Done() && !runnerAlive {
 			ws.State = WorkloadLost
-			ws.Error = "the workload runner is not running (see " + filepath.Join(dir, RunnerLogFile) + ")"
+			ws.Error = "the workload runner is not running (see " + l.RunnerLog() + ")"
 		}
 		if ws.State == WorkloadRunning {
 			ws.Metrics, ws.LastMetric = countMetrics(filepath.Join(d, pw.Workload.Name+".stdout"))

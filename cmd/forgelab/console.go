@@ -4,12 +4,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/forgelab/forgelab/hypervisor"
 	"github.com/forgelab/forgelab/labs"
 )
 
@@ -26,28 +24,26 @@ func consoleCommand() *cli.Command {
 			if err := needArgs(c, 2, "LAB HOST"); err != nil {
 				return err
 			}
-			s := store(c)
-			st, err := s.Load(c.Args().Get(0))
+			st, err := store(c).Load(c.Args().Get(0))
 			if err != nil {
 				return err
 			}
 			host := c.Args().Get(1)
-			h := st.Plan.Host(host)
-			if h == nil {
-				return fmt.Errorf("lab %s has no host %q", st.Lab, host)
-			}
-			dir := s.LabDir(st.Lab)
 			if c.Bool("log") {
-				return printLog(c, filepath.Join(dir, host+"-serial.log"), c.Bool("follow"))
+				path, err := (&labs.Manager{Store: store(c)}).SerialLog(st, host)
+				if err != nil {
+					return err
+				}
+				return printLog(c, path, c.Bool("follow"))
 			}
-			conn, err := hypervisor.Connect(c.String("libvirt-uri"))
+			m, done, err := manager(c)
 			if err != nil {
 				return err
 			}
-			defer conn.Close()
+			defer done()
 			fmt.Fprintf(os.Stderr, "Connected to the serial console of %s/%s. Escape: Ctrl-]\nLogin: %s, password in %s (press Enter for a prompt)\r\n",
-				st.Lab, host, st.User, filepath.Join(dir, labs.PasswordFile))
-			err = conn.Console(c.Context, h.Domain, os.Stdin, os.Stdout)
+				st.Lab, host, st.User, m.ConsolePassword(st))
+			err = m.Console(c.Context, st, host, os.Stdin, os.Stdout)
 			fmt.Fprintln(os.Stderr, "\r\nconsole closed")
 			return err
 		},

@@ -8,8 +8,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/forgelab/forgelab/hypervisor"
 	"github.com/forgelab/forgelab/labs"
+	"github.com/forgelab/forgelab/labs/spec"
 )
 
 func createCommand() *cli.Command {
@@ -27,26 +27,25 @@ func createCommand() *cli.Command {
 			if err := needArgs(c, 1, "LAB.toml"); err != nil {
 				return err
 			}
-			spec, err := labs.Load(c.Args().First())
+			sp, err := spec.Load(c.Args().First())
 			if err != nil {
 				return err
 			}
-			if abs, err := filepath.Abs(spec.File); err == nil {
-				spec.File = abs
+			if abs, err := filepath.Abs(sp.File); err == nil {
+				sp.File = abs
 			}
-			accel, reason, err := chooseAccel(c.String("accel"))
+			accel, err := labs.ChooseAccel(c.String("accel"))
+			if accel.Accel != "" {
+				fmt.Fprintf(os.Stderr, "accelerator: %s (%s)\n", accel.Accel, accel.Reason)
+			}
+			if accel.Warning != "" {
+				fmt.Fprintln(os.Stderr, "warning:", accel.Warning)
+			}
 			if err != nil {
 				return err
 			}
 			if b := c.String("boot"); b != "kernel" && b != "disk" {
 				return fmt.Errorf("--boot %q: use kernel or disk", b)
-			}
-			fmt.Fprintf(os.Stderr, "accelerator: %s (%s)\n", accel, reason)
-			if warn := hypervisor.CheckKVMDevice("/dev/kvm"); warn != "" {
-				fmt.Fprintln(os.Stderr, "warning:", warn)
-			}
-			if err := hypervisor.CheckQEMU(); err != nil {
-				return err
 			}
 			m, done, err := manager(c)
 			if err != nil {
@@ -54,12 +53,12 @@ func createCommand() *cli.Command {
 			}
 			defer done()
 			start := time.Now()
-			st, err := m.Create(c.Context, spec, labs.CreateOptions{
-				Accel: accel, AccelReason: reason, Parallel: c.Int("parallel"), ReadyTimeout: c.Duration("timeout"),
+			st, err := m.Create(c.Context, sp, labs.CreateOptions{
+				Accel: accel.Accel, AccelReason: accel.Reason, Parallel: c.Int("parallel"), ReadyTimeout: c.Duration("timeout"),
 				DiskBoot: c.String("boot") == "disk",
 			})
 			if err != nil {
-				return fmt.Errorf("create %s: %w", spec.Lab.Name, err)
+				return fmt.Errorf("create %s: %w", sp.Lab.Name, err)
 			}
 			fmt.Fprintf(os.Stderr, "lab %s is ready (%d hosts) in %s\n", st.Lab, len(st.Plan.Hosts), time.Since(start).Round(100*time.Millisecond))
 			info, err := m.Inspect(st.Lab)
@@ -71,16 +70,4 @@ func createCommand() *cli.Command {
 			return nil
 		},
 	}
-}
-
-func chooseAccel(flag string) (hypervisor.Accel, string, error) {
-	accel, forced, err := hypervisor.ParseAccel(flag)
-	if err != nil {
-		return "", "", err
-	}
-	if forced {
-		return accel, "forced with --accel", nil
-	}
-	a, why := hypervisor.DetectAccel(hypervisor.DefaultProbe())
-	return a, why, nil
 }

@@ -9,7 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/forgelab/forgelab/labs"
+	labstore "github.com/forgelab/forgelab/labs/store"
 )
 
 func destroyCommand() *cli.Command {
@@ -21,11 +21,17 @@ func destroyCommand() *cli.Command {
 		Action: func(c *cli.Context) error {
 			names := c.Args().Slice()
 			if c.Bool("all") {
-				all, err := store(c).Labs()
+				entries, err := store(c).List()
 				if err != nil {
 					return err
 				}
-				names = all
+				for _, e := range entries {
+					if e.Err != nil {
+						fmt.Fprintf(os.Stderr, "lab %s is broken, skipped: %v\n", e.Name, e.Err)
+						continue
+					}
+					names = append(names, e.Name)
+				}
 			} else if len(names) == 0 {
 				return fmt.Errorf("usage: forgelab destroy LAB... (or --all)")
 			}
@@ -39,7 +45,7 @@ func destroyCommand() *cli.Command {
 				start := time.Now()
 				// Destroy finishes even on Ctrl-C: a half-removed lab is worse.
 				err := m.Destroy(context.WithoutCancel(c.Context), name)
-				if errors.Is(err, labs.ErrNoLab) {
+				if errors.Is(err, labstore.ErrNoLab) {
 					fmt.Fprintf(os.Stderr, "lab %s: nothing to destroy\n", name)
 					continue
 				}

@@ -217,6 +217,46 @@ func fabricChecks(t *testing.T, lab string, info inspectJSON) {
 		}
 	})
 
+	t.Run("concurrent link set on different fields both take effect", func(t *testing.T) {
+		defer reset(t)
+		var cmds []*exec.Cmd
+		for _, args := range [][]string{{"--delay", "10ms"}, {"--loss", "5%"}, {"--rate", "50mbit"}} {
+			cmd := exec.Command(binPath, append([]string{"--state-dir", stateDir(), "link", "set", lab, "ab"}, args...)...)
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			cmds = append(cmds, cmd)
+		}
+		for _, cmd := range cmds {
+			if err := cmd.Wait(); err != nil {
+				t.Errorf("%v: %v", cmd.Args, err)
+			}
+		}
+		var st struct {
+			Links []struct {
+				Name       string
+				Directions []struct {
+					From    string
+					Quality struct {
+						Delay    int64   `json:"delay_ns"`
+						Loss     float64 `json:"loss"`
+						RateBits int64   `json:"rate_bits"`
+					}
+				}
+			}
+		}
+		if err := json.Unmarshal([]byte(mustForgelab(t, "link", "show", "-o", "json", lab)), &st); err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range st.Links {
+			for _, d := range l.Directions {
+				if l.Name == "ab" && (d.Quality.Delay != 10e6 || d.Quality.Loss != 5 || d.Quality.RateBits != 50e6) {
+					t.Errorf("ab from %s after three concurrent changes: %+v", d.From, d.Quality)
+				}
+			}
+		}
+	})
+
 	t.Run("link show and event log", func(t *testing.T) {
 		var st struct {
 			Shaper string
@@ -242,9 +282,27 @@ func fabricChecks(t *testing.T, lab string, info inspectJSON) {
 				t.Errorf("link ab in show: %+v", l)
 			}
 		}
-		events, err := os.ReadFile(filepath.Join(stateDir(), "labs", lab, "events.log"))
-		if err != nil || !strings.Contains(string(events), "partition") || !strings.Contains(string(events), "link set ab") {
-			t.Errorf("event log lacks the changes (%v):\n%s", err, events)
+		// The event log is JSON lines, one per change, from the CLI.
+		data, err := os.ReadFile(filepath.Join(stateDir(), "labs", lab, "events.jsonl"))
+		seen := map[string]bool{}
+		for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+			var e struct {
+				Source, Action, Result string
+				Args                   map[string]any
+			}
+			if jerr := json.Unmarshal([]byte(line), &e); jerr != nil {
+				t.Errorf("event log line %q: %v", line, jerr)
+				continue
+			}
+			if e.Source == "cli" && e.Result == "ok" {
+				seen[e.Action] = true
+				if e.Action == "link.set" && e.Args["link"] == "ab" {
+					seen["link.set ab"] = true
+				}
+			}
+		}
+		if err != nil || !seen["partition"] || !seen["link.set ab"] {
+			t.Errorf("event log lacks the changes (%v):\n%s", err, data)
 		}
 	})
 

@@ -3,7 +3,7 @@ package main
 import (
 	"github.com/urfave/cli/v2"
 
-	"github.com/forgelab/forgelab/netfabric/userspace"
+	"github.com/forgelab/forgelab/labs"
 )
 
 // fabricdCommand is the userspace link fabric of one lab: create starts it
@@ -18,11 +18,7 @@ func fabricdCommand() *cli.Command {
 			&cli.StringFlag{Name: "socket", Required: true},
 		},
 		Action: func(c *cli.Context) error {
-			cfg, err := userspace.LoadConfig(c.String("config"))
-			if err != nil {
-				return err
-			}
-			return userspace.Serve(c.Context, cfg, c.String("socket"))
+			return labs.ServeFabric(c.Context, c.String("config"), c.String("socket"))
 		},
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/forgelab/forgelab/hypervisor"
+	"github.com/forgelab/forgelab/labs"
 )
 
 func hostCommand() *cli.Command {
@@ -21,25 +22,16 @@ func hostCommand() *cli.Command {
 				if err := needArgs(c, 2, "LAB HOST"); err != nil {
 					return err
 				}
-				s := store(c)
-				st, err := s.Load(c.Args().Get(0))
+				m, done, err := manager(c)
 				if err != nil {
 					return err
 				}
-				h := st.Plan.Host(c.Args().Get(1))
-				if h == nil || h.Kind == "physical" {
-					return fmt.Errorf("lab %s has no VM %q", st.Lab, c.Args().Get(1))
-				}
-				conn, err := hypervisor.Connect(c.String("libvirt-uri"))
-				if err != nil {
+				defer done()
+				host := c.Args().Get(1)
+				if err := m.HostAction(c.Context, labs.SourceCLI, c.Args().Get(0), host, a); err != nil {
 					return err
 				}
-				defer conn.Close()
-				if err := conn.Do(c.Context, h.Domain, a); err != nil {
-					return err
-				}
-				s.LogEvent(st.Lab, "host %s %s", a, h.Name)
-				fmt.Fprintf(os.Stderr, "host %s: %s done\n", h.Name, a)
+				fmt.Fprintf(os.Stderr, "host %s: %s done\n", host, a)
 				return nil
 			},
 		})
@@ -62,35 +54,16 @@ func nicCommand() *cli.Command {
 			if err := needArgs(c, 3, "LAB HOST LINK"); err != nil {
 				return err
 			}
-			s := store(c)
-			st, err := s.Load(c.Args().Get(0))
+			m, done, err := manager(c)
 			if err != nil {
 				return err
 			}
-			h := st.Plan.Host(c.Args().Get(1))
-			if h == nil {
-				return fmt.Errorf("lab %s has no host %q", st.Lab, c.Args().Get(1))
-			}
-			mac := ""
-			for _, n := range h.NICs {
-				if n.Link == c.Args().Get(2) {
-					mac = n.MAC
-				}
-			}
-			if mac == "" {
-				return fmt.Errorf("host %s has no NIC on link %q", h.Name, c.Args().Get(2))
-			}
-			conn, err := hypervisor.Connect(c.String("libvirt-uri"))
-			if err != nil {
+			defer done()
+			host, link := c.Args().Get(1), c.Args().Get(2)
+			if err := m.SetNIC(c.Context, labs.SourceCLI, c.Args().Get(0), host, link, up); err != nil {
 				return err
 			}
-			defer conn.Close()
-			if err := conn.SetNICLink(c.Context, h.Domain, mac, up); err != nil {
-				return err
-			}
-			word := map[bool]string{true: "restored", false: "cut"}[up]
-			s.LogEvent(st.Lab, "nic %s of %s on %s %s", mac, h.Name, c.Args().Get(2), word)
-			fmt.Fprintf(os.Stderr, "%s's NIC on %s %s\n", h.Name, c.Args().Get(2), word)
+			fmt.Fprintf(os.Stderr, "%s's NIC on %s %s\n", host, link, map[bool]string{true: "restored", false: "cut"}[up])
 			return nil
 		}
 	}

@@ -67,4 +67,11 @@ func printInfo(info *labs.Info) {
 		fmt.Fprintf(w, "%s\t%s\t%s %s\t%s\n", l.Name, strings.Join(l.Endpoints, ","), l.Subnet4, l.Subnet6, l.Bridge)
 	}
 	w.Flush()
+	if len(info.Steps) > 0 {
+		var steps []string
+		for _, s := range info.Steps {
+			steps = append(steps, fmt.Sprintf("%s %s", s.Name, s.Duration.Round(100*time.Millisecond)))
+		}
+		fmt.Printf("\ncreate steps: %s\n", strings.Join(steps, ", "))
+	}
 }

@@ -11,23 +11,12 @@ import (
 	"golang.org/x/term"
 
 	"github.com/forgelab/forgelab/labs"
-	"github.com/forgelab/forgelab/netfabric"
+	"github.com/forgelab/forgelab/labs/spec"
 )
 
-// labShaper loads a lab's state and its shaper; link changes need no
-// libvirt connection.
-func labShaper(c *cli.Context, lab string) (*labs.State, netfabric.Shaper, *labs.Store, error) {
-	s := store(c)
-	st, err := s.Load(lab)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	sh, err := (&labs.Manager{Store: s}).Shaper(st)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	return st, sh, s, nil
-}
+// control is the Manager for the control path's link commands: they need
+// no libvirt connection.
+func control(c *cli.Context) *labs.Manager { return &labs.Manager{Store: store(c)} }
 
 func linkCommand() *cli.Command {
 	return &cli.Command{
@@ -68,19 +57,11 @@ func linkCommand() *cli.Command {
 					if err := needArgs(c, 1, "LAB"); err != nil {
 						return err
 					}
-					st, sh, s, err := labShaper(c, c.Args().First())
+					seed, err := control(c).Reseed(c.Context, labs.SourceCLI, c.Args().First())
 					if err != nil {
 						return err
 					}
-					r, ok := sh.(netfabric.Reseeder)
-					if !ok {
-						return fmt.Errorf("the %s fabric draws its random choices in the kernel and cannot restart them", sh.Name())
-					}
-					if err := r.Reseed(c.Context); err != nil {
-						return err
-					}
-					s.LogEvent(st.Lab, "reseed %d", st.Plan.Seed)
-					fmt.Fprintf(os.Stderr, "random streams of %s restarted from seed %d\n", st.Lab, st.Plan.Seed)
+					fmt.Fprintf(os.Stderr, "random streams of %s restarted from seed %d\n", c.Args().First(), seed)
 					return nil
 				},
 			},
@@ -94,60 +75,25 @@ func linkSet(c *cli.Context) error {
 	if err := needArgs(c, 2, "LAB LINK [flags]"); err != nil {
 		return err
 	}
-	lab, link, from := c.Args().Get(0), c.Args().Get(1), c.String("from")
-	st, sh, s, err := labShaper(c, lab)
+	lab, link := c.Args().Get(0), c.Args().Get(1)
+	change, err := qualityFlags(c)
 	if err != nil {
 		return err
 	}
-	cur, err := sh.Show(c.Context)
+	set, err := control(c).SetLink(c.Context, labs.SourceCLI, lab, link, c.String("from"), change)
 	if err != nil {
 		return err
 	}
-	var dirs []netfabric.Direction
-	found := false
-	for _, l := range cur.Links {
-		if l.Name != link {
-			continue
-		}
-		found = true
-		for _, d := range l.Directions {
-			if from == "" || d.From == from {
-				dirs = append(dirs, d)
-			}
-		}
-	}
-	if !found {
-		return fmt.Errorf("lab %s has no link %q (forgelab link show %s lists them)", st.Lab, link, st.Lab)
-	}
-	if len(dirs) == 0 {
-		return fmt.Errorf("link %s has no endpoint %q", link, from)
-	}
-	// Work out every new quality first, so a bad value changes nothing.
-	next := make([]netfabric.Impairment, len(dirs))
-	for i, d := range dirs {
-		q := d.Quality
-		if c.Bool("clear") {
-			q = netfabric.Impairment{}
-		}
-		if err := applyQualityFlags(c, &q); err != nil {
-			return err
-		}
-		if err := q.Validate(); err != nil {
-			return fmt.Errorf("link %s: %w", link, err)
-		}
-		next[i] = q
-	}
-	for i, d := range dirs {
-		if err := sh.Set(c.Context, link, d.From, next[i]); err != nil {
-			return err
-		}
-		s.LogEvent(st.Lab, "link set %s from %s: %s", link, d.From, next[i])
-		fmt.Fprintf(os.Stderr, "%s from %s: %s\n", link, d.From, next[i])
+	for _, d := range set {
+		fmt.Fprintf(os.Stderr, "%s from %s: %s\n", link, d.From, d.Quality)
 	}
 	return nil
 }
 
-func applyQualityFlags(c *cli.Context, q *netfabric.Impairment) error {
+// qualityFlags reads the quality flags given into a change; flags not
+// given keep their value.
+func qualityFlags(c *cli.Context) (labs.QualityChange, error) {
+	ch := labs.QualityChange{Clear: c.Bool("clear")}
 	var err error
 	parse := func(name string, f func(string) error) {
 		if err == nil && c.IsSet(name) {
@@ -156,29 +102,26 @@ func applyQualityFlags(c *cli.Context, q *netfabric.Impairment) error {
 			}
 		}
 	}
-	parse("rate", func(v string) (e error) { q.RateBits, e = labs.ParseRate(v); return })
-	parse("delay", func(v string) (e error) { q.Delay, e = labs.ParseDelay(v); return })
-	parse("jitter", func(v string) (e error) { q.Jitter, e = labs.ParseDelay(v); return })
-	parse("distribution", func(v string) error { q.Distribution = v; return nil })
-	parse("loss", func(v string) (e error) { q.Loss, e = labs.ParsePercent(v); return })
-	parse("duplicate", func(v string) (e error) { q.Duplicate, e = labs.ParsePercent(v); return })
-	parse("reorder", func(v string) (e error) { q.Reorder, e = labs.ParsePercent(v); return })
-	parse("corrupt", func(v string) (e error) { q.Corrupt, e = labs.ParsePercent(v); return })
+	parse("rate", func(v string) error { r, e := spec.ParseRate(v); ch.RateBits = &r; return e })
+	parse("delay", func(v string) error { d, e := spec.ParseDelay(v); ch.Delay = &d; return e })
+	parse("jitter", func(v string) error { d, e := spec.ParseDelay(v); ch.Jitter = &d; return e })
+	parse("distribution", func(v string) error { ch.Distribution = &v; return nil })
+	parse("loss", func(v string) error { p, e := spec.ParsePercent(v); ch.Loss = &p; return e })
+	parse("duplicate", func(v string) error { p, e := spec.ParsePercent(v); ch.Duplicate = &p; return e })
+	parse("reorder", func(v string) error { p, e := spec.ParsePercent(v); ch.Reorder = &p; return e })
+	parse("corrupt", func(v string) error { p, e := spec.ParsePercent(v); ch.Corrupt = &p; return e })
 	if c.IsSet("limit") {
-		q.Limit = c.Int("limit")
+		l := c.Int("limit")
+		ch.Limit = &l
 	}
-	return err
+	return ch, err
 }
 
 func linkShow(c *cli.Context) error {
 	if err := needArgs(c, 1, "LAB"); err != nil {
 		return err
 	}
-	_, sh, _, err := labShaper(c, c.Args().First())
-	if err != nil {
-		return err
-	}
-	cur, err := sh.Show(c.Context)
+	cur, err := control(c).ShowLinks(c.Context, c.Args().First())
 	if err != nil {
 		return err
 	}
@@ -213,16 +156,10 @@ func linkUpDown(c *cli.Context, up bool) error {
 	if err := needArgs(c, 2, "LAB LINK"); err != nil {
 		return err
 	}
-	st, sh, s, err := labShaper(c, c.Args().Get(0))
-	if err != nil {
+	if err := control(c).LinkUpDown(c.Context, labs.SourceCLI, c.Args().Get(0), c.Args().Get(1), up); err != nil {
 		return err
 	}
-	if err := sh.SetUp(c.Context, c.Args().Get(1), up); err != nil {
-		return err
-	}
-	word := map[bool]string{true: "up", false: "down"}[up]
-	s.LogEvent(st.Lab, "link %s %s", c.Args().Get(1), word)
-	fmt.Fprintf(os.Stderr, "link %s is %s\n", c.Args().Get(1), word)
+	fmt.Fprintf(os.Stderr, "link %s is %s\n", c.Args().Get(1), map[bool]string{true: "up", false: "down"}[up])
 	return nil
 }
 
@@ -235,19 +172,15 @@ func partitionCommand() *cli.Command {
 			if err := needArgs(c, 3, "LAB GROUP GROUP..."); err != nil {
 				return err
 			}
-			st, sh, s, err := labShaper(c, c.Args().Get(0))
-			if err != nil {
-				return err
-			}
+			lab := c.Args().Get(0)
 			var groups [][]string
 			for _, g := range c.Args().Slice()[1:] {
 				groups = append(groups, strings.Split(g, ","))
 			}
-			if err := sh.Partition(c.Context, groups); err != nil {
+			if err := control(c).Partition(c.Context, labs.SourceCLI, lab, groups); err != nil {
 				return err
 			}
-			s.LogEvent(st.Lab, "partition %v", groups)
-			fmt.Fprintf(os.Stderr, "partitioned %s into %v\n", st.Lab, groups)
+			fmt.Fprintf(os.Stderr, "partitioned %s into %v\n", lab, groups)
 			return nil
 		},
 	}
@@ -262,15 +195,10 @@ func healCommand() *cli.Command {
 			if err := needArgs(c, 1, "LAB"); err != nil {
 				return err
 			}
-			st, sh, s, err := labShaper(c, c.Args().Get(0))
-			if err != nil {
+			if err := control(c).Heal(c.Context, labs.SourceCLI, c.Args().Get(0)); err != nil {
 				return err
 			}
-			if err := sh.Heal(c.Context); err != nil {
-				return err
-			}
-			s.LogEvent(st.Lab, "heal")
-			fmt.Fprintf(os.Stderr, "healed %s\n", st.Lab)
+			fmt.Fprintf(os.Stderr, "healed %s\n", c.Args().Get(0))
 			return nil
 		},
 	}
@@ -285,14 +213,6 @@ func captureCommand() *cli.Command {
 		Action: func(c *cli.Context) error {
 			if err := needArgs(c, 2, "LAB LINK"); err != nil {
 				return err
-			}
-			_, sh, _, err := labShaper(c, c.Args().Get(0))
-			if err != nil {
-				return err
-			}
-			cap, ok := sh.(netfabric.Capturer)
-			if !ok {
-				return fmt.Errorf("the %s fabric cannot capture", sh.Name())
 			}
 			out := os.Stdout
 			switch path := c.String("write"); path {
@@ -310,11 +230,7 @@ func captureCommand() *cli.Command {
 				out = f
 			}
 			fmt.Fprintf(os.Stderr, "capturing %s (Ctrl-C stops)\n", c.Args().Get(1))
-			err = cap.Capture(c.Context, c.Args().Get(1), out)
-			if errors.Is(err, c.Context.Err()) {
-				return nil
-			}
-			return err
+			return control(c).Capture(c.Context, labs.SourceCLI, c.Args().Get(0), c.Args().Get(1), out)
 		},
 	}
 }

@@ -8,58 +8,52 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
-
-	"github.com/forgelab/forgelab/labs"
 )
 
 func listCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "list",
-		Usage: "list labs",
+		Usage: "list labs (a lab whose state cannot be read is listed as broken, with why)",
 		Flags: []cli.Flag{outputFlag},
 		Action: func(c *cli.Context) error {
-			s := store(c)
-			names, err := s.Labs()
+			entries, err := store(c).List()
 			if err != nil {
 				return err
 			}
-			var states []*labs.State
-			for _, n := range names {
-				st, err := s.Load(n)
-				if err != nil {
-					return err
-				}
-				states = append(states, st)
+			type row struct {
+				Lab, Phase, Accel, File string
+				Hosts                   []string
+				Created                 time.Time
+				Error                   string `json:",omitempty"`
 			}
-			if c.String("output") == "json" {
-				type row struct {
-					Lab, Phase, Accel, File string
-					Hosts                   []string
-					Created                 time.Time
-				}
-				rows := []row{}
-				for _, st := range states {
-					r := row{Lab: st.Lab, Phase: st.Phase, Accel: st.Accel, File: st.File, Created: st.Created}
+			rows := []row{}
+			for _, e := range entries {
+				r := row{Lab: e.Name, Phase: e.Phase()}
+				if st := e.State; st != nil {
+					r.Accel, r.File, r.Created = st.Accel, st.File, st.Created
 					if st.Plan != nil {
 						for _, h := range st.Plan.Hosts {
 							r.Hosts = append(r.Hosts, h.Name)
 						}
 					}
-					rows = append(rows, r)
 				}
+				if e.Err != nil {
+					r.Error = e.Err.Error()
+				}
+				rows = append(rows, r)
+			}
+			if c.String("output") == "json" {
 				return printJSON(rows)
 			}
 			w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(w, "LAB\tPHASE\tHOSTS\tACCEL\tCREATED\tFILE")
-			for _, st := range states {
-				var hosts []string
-				if st.Plan != nil {
-					for _, h := range st.Plan.Hosts {
-						hosts = append(hosts, h.Name)
-					}
+			for _, r := range rows {
+				if r.Error != "" {
+					fmt.Fprintf(w, "%s\t%s\t\t\t\t%s\n", r.Lab, r.Phase, r.Error)
+					continue
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", st.Lab, st.Phase, strings.Join(hosts, ","), st.Accel,
-					st.Created.Local().Format("2006-01-02 15:04"), st.File)
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Lab, r.Phase, strings.Join(r.Hosts, ","), r.Accel,
+					r.Created.Local().Format("2006-01-02 15:04"), r.File)
 			}
 			return w.Flush()
 		},

@@ -14,6 +14,7 @@ import (
 
 	"github.com/forgelab/forgelab/hypervisor"
 	"github.com/forgelab/forgelab/labs"
+	labstore "github.com/forgelab/forgelab/labs/store"
 )
 
 func main() {
@@ -23,7 +24,7 @@ func main() {
 		Name:  "forgelab",
 		Usage: "labs of real VMs and emulated links for distributed systems and new networks",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "state-dir", Usage: "where images, labs and runs live", EnvVars: []string{"FORGELAB_STATE_DIR"}, Value: labs.DefaultStateDir()},
+			&cli.StringFlag{Name: "state-dir", Usage: "where images, labs and runs live", EnvVars: []string{"FORGELAB_STATE_DIR"}, Value: labstore.DefaultStateDir()},
 			&cli.StringFlag{Name: "libvirt-uri", Usage: "libvirt connection", EnvVars: []string{"FORGELAB_LIBVIRT_URI"}, Value: hypervisor.DefaultURI},
 		},
 		Commands: []*cli.Command{
@@ -48,7 +49,9 @@ func main() {
 	}
 }
 
-func store(c *cli.Context) *labs.Store { return &labs.Store{Dir: c.String("state-dir")} }
+// store is the state directory. (Its name shadows package store, which
+// only main.go needs.)
+func store(c *cli.Context) *labstore.Store { return &labstore.Store{Dir: c.String("state-dir")} }
 
 // manager connects to libvirt; the caller closes the connection.
 func manager(c *cli.Context) (*labs.Manager, func(), error) {

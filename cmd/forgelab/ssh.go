@@ -2,10 +2,8 @@ package main
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"syscall"
 
 	"github.com/urfave/cli/v2"
@@ -28,7 +26,7 @@ func sshCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			t, err := s.SSHTarget(st, c.Args().Get(1))
+			args, err := (&labs.Manager{Store: s}).SSHArgs(st, c.Args().Get(1))
 			if err != nil {
 				return err
 			}
@@ -36,34 +34,10 @@ func sshCommand() *cli.Command {
 			if err != nil {
 				return errors.New("no ssh client: apt-get install openssh-client (or use forgelab exec)")
 			}
-			if h := st.Plan.Host(c.Args().Get(1)); h != nil && h.Kind == "physical" {
-				args, err := s.PhysicalSSHArgs(st, h.Name)
-				if err != nil {
-					return err
-				}
-				return syscall.Exec(bin, append(append([]string{"ssh", "-o", "LogLevel=ERROR"}, args...), commandArgs(c)...), os.Environ())
-			}
-			host, _, _ := splitHostPort(t.Addr)
-			dir := s.LabDir(st.Lab)
-			args := []string{"ssh", "-i", filepath.Join(dir, labs.KeyFile),
-				"-o", "IdentitiesOnly=yes",
-				"-o", "UserKnownHostsFile=" + filepath.Join(dir, labs.KnownHostsFile),
-				"-o", "StrictHostKeyChecking=yes",
-				"-o", "LogLevel=ERROR",
-				st.User + "@" + host}
-			args = append(args, commandArgs(c)...)
+			args = append(append([]string{"ssh", "-o", "LogLevel=ERROR"}, args...), commandArgs(c)...)
 			return syscall.Exec(bin, args, os.Environ())
 		},
 	}
-}
-
-func splitHostPort(addr string) (string, string, error) {
-	for i := len(addr) - 1; i >= 0; i-- {
-		if addr[i] == ':' {
-			return addr[:i], addr[i+1:], nil
-		}
-	}
-	return addr, "", fmt.Errorf("no port in %s", addr)
 }
 
 func execCommand() *cli.Command {
@@ -80,7 +54,7 @@ func execCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			cl, err := s.Dial(c.Context, st, c.Args().Get(1))
+			cl, err := (&labs.Manager{Store: s}).Dial(c.Context, st, c.Args().Get(1))
 			if err != nil {
 				return err
 			}

@@ -6,6 +6,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/forgelab/forgelab/labs"
+	"github.com/forgelab/forgelab/labs/plan"
+	"github.com/forgelab/forgelab/labs/spec"
 )
 
 func validateCommand() *cli.Command {
@@ -17,18 +19,18 @@ func validateCommand() *cli.Command {
 			if err := needArgs(c, 1, "LAB.toml"); err != nil {
 				return err
 			}
-			spec, err := labs.Load(c.Args().First())
+			sp, err := spec.Load(c.Args().First())
 			if err != nil {
 				return err
 			}
-			p, err := labs.NewPlan(spec)
+			p, err := plan.NewPlan(sp)
 			if err != nil {
 				return err
 			}
-			if err := labs.CheckSoftware(spec, p); err != nil {
+			if err := labs.CheckSoftware(sp, p); err != nil {
 				return err
 			}
-			fmt.Printf("%s: lab %s is valid: %d hosts, %d links (id %s)\n", spec.File, spec.Lab.Name, len(p.Hosts), len(p.Links), p.ID)
+			fmt.Printf("%s: lab %s is valid: %d hosts, %d links (id %s)\n", sp.File, sp.Lab.Name, len(p.Hosts), len(p.Links), p.ID)
 			for _, h := range p.Hosts {
 				fmt.Printf("  host %-10s %d cpu %5d MiB  image %s  mgmt %s\n", h.Name, h.CPUs, h.MemoryMiB, h.Image, h.MgmtIP)
 			}

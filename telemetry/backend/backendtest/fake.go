@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/forgelab/forgelab/labs/spec"
 	"github.com/forgelab/forgelab/netfabric"
 	"github.com/forgelab/forgelab/telemetry/backend"
 )
@@ -64,7 +65,7 @@ func DemoTopology(name string) backend.Topology {
 			{Name: "a", Kind: "vm", Position: pos(0, 0, 0), State: "running", Up: true, MgmtIP: "10.213.7.10"},
 			{Name: "b", Kind: "vm", Position: pos(100, 0, 0), State: "running", Up: true, MgmtIP: "10.213.7.11"},
 			{Name: "c", Kind: "vm", Position: pos(200, 50, 10), State: "running", Up: true, MgmtIP: "10.213.7.12"},
-			{Name: "d", Kind: "physical", Position: pos(300, -50, 0), State: "running", Up: true, MgmtIP: "10.213.7.13"},
+			{Name: "d", Kind: spec.KindPhysical, Position: pos(300, -50, 0), State: "running", Up: true, MgmtIP: "10.213.7.13"},
 		},
 		Links: []backend.Link{
 			{Name: "ab", Endpoints: []string{"a", "b"}},

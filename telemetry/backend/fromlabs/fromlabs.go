@@ -1,57 +1,69 @@
-// Package fromlabs is a read-only backend.Backend over today's labs
-// package: lab state from the state directory, link states from each
-// lab's fabric, and the recorded runs of telemetry/runs (runs.go). Changes answer backend.ErrUnsupported until the labs
-// control path (one API for every caller, with a source and a JSON event
-// log) is wired in its place; libvirt statistics, workload values and the
-// scenario clock arrive with it.
+// Package fromlabs is a backend.Backend over the labs package: lab state
+// from the state directory, link states from each lab's fabric, changes
+// through the labs control path (validated, serialised with the CLI's and
+// the scenarios', and logged with the caller's source in the lab's JSON
+// event log), and the recorded runs of telemetry/runs (runs.go). Libvirt
+// statistics, workload values and the scenario clock are still to come.
 package fromlabs
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
-	"time"
+	"io"
 
+	"github.com/forgelab/forgelab/hypervisor"
 	"github.com/forgelab/forgelab/labs"
+	"github.com/forgelab/forgelab/labs/spec"
+	"github.com/forgelab/forgelab/labs/store"
 	"github.com/forgelab/forgelab/netfabric"
 	"github.com/forgelab/forgelab/telemetry/backend"
 )
 
-// Backend reads the labs under one state directory.
+// Backend reads and changes the labs under one state directory.
 type Backend struct {
-	Store *labs.Store
+	Store *store.Store
+	// LibvirtURI is where host actions go; "" is the system libvirtd.
+	LibvirtURI string
 }
 
 // New reads the labs under stateDir.
-func New(stateDir string) *Backend { return &Backend{Store: &labs.Store{Dir: stateDir}} }
+func New(stateDir string) *Backend { return &Backend{Store: &store.Store{Dir: stateDir}} }
 
-func (b *Backend) load(lab string) (*labs.State, error) {
+// control is the labs control path for link changes (no libvirt needed).
+func (b *Backend) control() *labs.Manager { return &labs.Manager{Store: b.Store} }
+
+func (b *Backend) load(lab string) (*store.State, error) {
 	st, err := b.Store.Load(lab)
-	if errors.Is(err, labs.ErrNoLab) {
+	if errors.Is(err, store.ErrNoLab) {
 		return nil, fmt.Errorf("%w: %w", backend.ErrNotFound, err)
 	}
 	return st, err
 }
 
-// Labs lists every lab with state; a damaged one is listed as such rather
-// than hiding the others.
+// notFound marks a lab that does not exist as backend.ErrNotFound.
+func notFound(err error) error {
+	if errors.Is(err, store.ErrNoLab) {
+		return fmt.Errorf("%w: %w", backend.ErrNotFound, err)
+	}
+	return err
+}
+
+// Labs lists every lab; one whose state cannot be read is listed as
+// broken rather than hiding the others.
 func (b *Backend) Labs(ctx context.Context) ([]backend.LabSummary, error) {
-	names, err := b.Store.Labs()
+	entries, err := b.Store.List()
 	if err != nil {
-		return nil, fmt.Errorf("list labs in %s: %w", b.Store.Dir, err)
+		return nil, err
 	}
 	var out []backend.LabSummary
-	for _, n := range names {
-		st, err := b.Store.Load(n)
-		if err != nil {
-			out = append(out, backend.LabSummary{Name: n, Phase: "damaged"})
+	for _, e := range entries {
+		st := e.State
+		if st == nil {
+			out = append(out, backend.LabSummary{Name: e.Name, Phase: e.Phase()})
 			continue
 		}
-		s := backend.LabSummary{Name: n, Phase: st.Phase, Fabric: st.Fabric, Created: st.Created}
+		s := backend.LabSummary{Name: e.Name, Phase: st.Phase, Fabric: st.Fabric, Created: st.Created}
 		if st.Plan != nil {
 			s.Hosts, s.Links = len(st.Plan.Hosts), len(st.Plan.Links)
 		}
@@ -61,7 +73,7 @@ func (b *Backend) Labs(ctx context.Context) ([]backend.LabSummary, error) {
 }
 
 // Topology is the lab's plan: positions are those of the lab file (the
-// moving positions of a running scenario come with the control path).
+// moving positions of a running scenario come with the scenario runner).
 func (b *Backend) Topology(ctx context.Context, lab string) (*backend.Topology, error) {
 	st, err := b.load(lab)
 	if err != nil {
@@ -80,13 +92,13 @@ func (b *Backend) Topology(ctx context.Context, lab string) (*backend.Topology, 
 	for _, h := range p.Hosts {
 		bh := backend.Host{Name: h.Name, Kind: h.Kind, State: "unknown", MgmtIP: h.MgmtIP.String()}
 		if bh.Kind == "" {
-			bh.Kind = "vm"
+			bh.Kind = spec.KindVM
 		}
 		if placed {
 			pos := h.Position
 			bh.Position = &pos
 		}
-		if hs := st.Hosts[h.Name]; hs != nil && st.Phase == labs.PhaseReady {
+		if hs := st.Hosts[h.Name]; hs != nil && st.Phase == store.PhaseReady {
 			bh.Up = hs.Ready
 			if hs.Ready {
 				bh.State = "running"
@@ -106,14 +118,10 @@ func (b *Backend) Links(ctx context.Context, lab string) (netfabric.State, error
 	if err != nil {
 		return netfabric.State{}, err
 	}
-	if st.Plan == nil || st.Phase != labs.PhaseReady {
+	if st.Plan == nil || st.Phase != store.PhaseReady {
 		return netfabric.State{}, nil
 	}
-	sh, err := (&labs.Manager{Store: b.Store}).Shaper(st)
-	if err != nil {
-		return netfabric.State{}, err
-	}
-	return sh.Show(ctx)
+	return b.control().ShowLinks(ctx, lab)
 }
 
 func (b *Backend) DomainStats(ctx context.Context, lab string) ([]backend.DomainStats, error) {
@@ -131,54 +139,67 @@ func (b *Backend) Scenario(ctx context.Context, lab string) (backend.ScenarioSta
 	return backend.ScenarioStatus{}, err
 }
 
-// Events reads today's text event log ("<RFC 3339 time> <what>" a line);
-// the cursor is the line number.
+// Events reads the lab's event log (events.jsonl); the cursor is the
+// line number.
 func (b *Backend) Events(ctx context.Context, lab string, after int64, limit int) ([]backend.Event, int64, error) {
 	if _, err := b.load(lab); err != nil {
 		return nil, after, err
 	}
-	f, err := os.Open(filepath.Join(b.Store.LabDir(lab), labs.EventsFile))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, after, nil
-	}
+	events, err := b.Store.Events(lab)
 	if err != nil {
 		return nil, after, err
 	}
-	defer f.Close()
 	var out []backend.Event
 	next := after
-	sc := bufio.NewScanner(f)
-	for n := int64(1); sc.Scan(); n++ {
+	for i, e := range events {
+		n := int64(i + 1)
 		if n <= after || (limit > 0 && len(out) >= limit) {
 			continue
 		}
-		ts, what, _ := strings.Cut(sc.Text(), " ")
-		t, _ := time.Parse(time.RFC3339Nano, ts)
-		action, _, _ := strings.Cut(what, " ")
-		out = append(out, backend.Event{Seq: n, Time: t, Action: action, Args: map[string]any{"text": what}, Result: "ok"})
+		out = append(out, backend.Event{Seq: n, Time: e.Time, Source: e.Source, Action: e.Action, Args: e.Args, Result: e.Result, Error: e.Error})
 		next = n
 	}
-	return out, next, sc.Err()
+	return out, next, nil
 }
-
-var errReadOnly = fmt.Errorf("%w: serve cannot change labs until the labs control path is wired in; use the forgelab CLI (forgelab link set, partition, heal, host) meanwhile", backend.ErrUnsupported)
 
 func (b *Backend) SetLink(ctx context.Context, source, lab, link, from string, c backend.QualityChange) error {
-	return errReadOnly
+	_, err := b.control().SetLink(ctx, labs.Source(source), lab, link, from, labs.QualityChange{
+		Clear: c.Clear, RateBits: c.RateBits, Delay: c.Delay, Jitter: c.Jitter, Distribution: c.Distribution,
+		Loss: c.Loss, Duplicate: c.Duplicate, Reorder: c.Reorder, Corrupt: c.Corrupt, Limit: c.Limit,
+	})
+	return notFound(err)
 }
+
 func (b *Backend) SetLinkUp(ctx context.Context, source, lab, link string, up bool) error {
-	return errReadOnly
+	return notFound(b.control().LinkUpDown(ctx, labs.Source(source), lab, link, up))
 }
+
 func (b *Backend) Partition(ctx context.Context, source, lab string, groups [][]string) error {
-	return errReadOnly
+	return notFound(b.control().Partition(ctx, labs.Source(source), lab, groups))
 }
-func (b *Backend) Heal(ctx context.Context, source, lab string) error { return errReadOnly }
+
+func (b *Backend) Heal(ctx context.Context, source, lab string) error {
+	return notFound(b.control().Heal(ctx, labs.Source(source), lab))
+}
+
+// HostAction connects to libvirt for the one call.
 func (b *Backend) HostAction(ctx context.Context, source, lab, host, action string) error {
-	return errReadOnly
+	if _, err := b.load(lab); err != nil {
+		return err
+	}
+	m, conn, err := labs.Open(b.Store.Dir, b.LibvirtURI, io.Discard)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return notFound(m.HostAction(ctx, labs.Source(source), lab, host, hypervisor.HostAction(action)))
 }
+
+var errNoScenarios = fmt.Errorf("%w: scenarios are not played from serve yet; use the forgelab CLI meanwhile", backend.ErrUnsupported)
+
 func (b *Backend) StartScenario(ctx context.Context, source, lab, scenario string) error {
-	return errReadOnly
+	return errNoScenarios
 }
-func (b *Backend) StopScenario(ctx context.Context, source, lab string) error { return errReadOnly }
+func (b *Backend) StopScenario(ctx context.Context, source, lab string) error { return errNoScenarios }
 
 var _ backend.Backend = (*Backend)(nil)

@@ -5,11 +5,12 @@ import (
 	"errors"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/forgelab/forgelab/labs"
+	"github.com/forgelab/forgelab/labs/spec"
+	"github.com/forgelab/forgelab/labs/store"
 	"github.com/forgelab/forgelab/netfabric"
 	"github.com/forgelab/forgelab/telemetry/backend"
 	"github.com/forgelab/forgelab/telemetry/backend/fromlabs"
@@ -17,30 +18,32 @@ import (
 )
 
 // TestReadsState: a lab's saved state becomes a topology; events come
-// from its log; a missing lab is ErrNotFound; changes are refused as
-// unsupported.
+// from its JSON event log; a missing lab is ErrNotFound; changes go
+// through the labs control path and are logged with their source.
 func TestReadsState(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	s := &labs.Store{Dir: dir}
-	if err := os.MkdirAll(s.LabDir("l1"), 0o755); err != nil {
+	s := &store.Store{Dir: dir}
+	l, _ := s.Lab("l1")
+	if err := os.MkdirAll(l.Dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	st := &labs.State{Lab: "l1", Phase: labs.PhaseReady, Plan: &labs.Plan{
+	st := &store.State{Lab: "l1", Phase: store.PhaseReady, Plan: &labs.Plan{
 		Lab:  "l1",
 		Mgmt: labs.MgmtPlan{Network: "fl-x-mgmt", Prefix: netip.MustParsePrefix("10.1.2.0/24")},
 		Hosts: []labs.HostPlan{
 			{Name: "a", Position: [3]float64{1, 2, 3}},
-			{Name: "b", Kind: "physical"},
+			{Name: "b", Kind: spec.KindPhysical},
 		},
 		Links: []labs.LinkPlan{{Name: "ab", Endpoints: []string{"a", "b"}}},
-	}, Hosts: map[string]*labs.HostState{"a": {Ready: true}}}
-	if err := s.Recorder(st).Update(func(*labs.State) {}); err != nil {
+	}, Hosts: map[string]*store.HostState{"a": {Ready: true}}}
+	if err := s.Recorder(st).Update(func(*store.State) {}); err != nil {
 		t.Fatal(err)
 	}
-	log := "2026-01-01T00:00:00Z link set ab from a: loss 1%\n2026-01-01T00:00:01Z heal\n"
-	if err := os.WriteFile(filepath.Join(s.LabDir("l1"), labs.EventsFile), []byte(log), 0o644); err != nil {
-		t.Fatal(err)
+	for _, e := range []store.Event{{Source: "cli", Action: "link.set", Result: "ok"}, {Source: "cli", Action: "heal", Result: "ok"}} {
+		if err := s.AppendEvent("l1", e); err != nil {
+			t.Fatal(err)
+		}
 	}
 	b := fromlabs.New(dir)
 	ls, err := b.Labs(ctx)
@@ -56,14 +59,25 @@ func TestReadsState(t *testing.T) {
 		t.Errorf("Topology = %+v", topo)
 	}
 	evs, next, err := b.Events(ctx, "l1", 1, 10)
-	if err != nil || len(evs) != 1 || evs[0].Action != "heal" || next != 2 {
+	if err != nil || len(evs) != 1 || evs[0].Action != "heal" || evs[0].Source != "cli" || next != 2 {
 		t.Errorf("Events after 1 = %+v, %d, %v", evs, next, err)
 	}
 	if _, err := b.Topology(ctx, "nope"); !errors.Is(err, backend.ErrNotFound) {
 		t.Errorf("missing lab: %v, want ErrNotFound", err)
 	}
-	if err := b.Heal(ctx, "api", "l1"); !errors.Is(err, backend.ErrUnsupported) {
-		t.Errorf("Heal: %v, want ErrUnsupported", err)
+	if err := b.Heal(ctx, "api", "nope"); !errors.Is(err, backend.ErrNotFound) {
+		t.Errorf("Heal of a missing lab: %v, want ErrNotFound", err)
+	}
+	// This lab has no fabric: the change is refused, and logged as the
+	// API's.
+	if err := b.Heal(ctx, "api", "l1"); err == nil {
+		t.Error("Heal of a lab without a fabric succeeded")
+	}
+	if evs, _, _ := b.Events(ctx, "l1", 2, 10); len(evs) != 1 || evs[0].Source != "api" || evs[0].Action != "heal" || evs[0].Result != "error" {
+		t.Errorf("event of the refused heal: %+v", evs)
+	}
+	if err := b.StartScenario(ctx, "api", "l1", ""); !errors.Is(err, backend.ErrUnsupported) {
+		t.Errorf("StartScenario: %v, want ErrUnsupported", err)
 	}
 }
 

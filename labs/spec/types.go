@@ -1,4 +1,4 @@
-package labs
+package spec
 
 import "net/netip"
 
@@ -17,7 +17,7 @@ type Spec struct {
 
 type LabSection struct {
 	Name   string
-	Fabric string // "kernel" | "userspace" | "guest" | "auto" ("" means auto)
+	Fabric string // one of Fabrics ("" means FabricAuto)
 	Seed   int64
 	// Mgmt is the IPv4 prefix of the management network (libvirt NAT, DHCP
 	// with static leases). Zero value: Plan picks one derived from the name.
@@ -26,7 +26,7 @@ type LabSection struct {
 
 type HostSpec struct {
 	Name      string
-	Kind      string // "vm" (default) | "physical" (issue 4)
+	Kind      string // KindVM (the default) or KindPhysical
 	Image     string // image store name, e.g. "debian-12"
 	CPUs      int
 	MemoryMiB int
@@ -37,7 +37,7 @@ type HostSpec struct {
 	SSH *SSHSpec
 }
 
-// SSHSpec is the ssh table of a physical host (kind = "physical").
+// SSHSpec is the ssh table of a physical host.
 type SSHSpec struct {
 	Address         string // IP address or DNS name, no port
 	Port            int    // default 22
@@ -56,12 +56,12 @@ type LinkSpec struct {
 	// Addresses pins a host's address on this link (host name -> addresses,
 	// with prefix length). Unpinned hosts get the next free ones.
 	Addresses map[string][]netip.Prefix
-	Quality   Quality // static impairments declared in the lab file (issue 3)
+	Quality   Quality // static impairments declared in the lab file
 	Line      int
 }
 
 // Quality is a link's impairment as declared; zero values mean "none".
-// Filled in by issue 3; kept here so the schema has one home.
+// The fabric turns it into a netfabric.Impairment (labs/fabric.go).
 type Quality struct {
 	RateBits int64 // bits per second, 0 = unlimited
 	DelayNs  int64
@@ -72,56 +72,4 @@ type Quality struct {
 	ReorderPct   float64 // needs DelayNs > 0: reordered packets skip the delay
 	CorruptPct   float64
 	Limit        int // queue limit in packets, 0 = the fabric's default
-}
-
-// Plan is everything create needs, with every name, MAC and address decided
-// up front and deterministically from the Spec (same Spec, same Plan).
-type Plan struct {
-	Lab    string // lab name
-	ID     string // 4 hex chars from the name; in every libvirt object and netdev name
-	Fabric string
-	Seed   int64
-	Mgmt   MgmtPlan
-	Hosts  []HostPlan
-	Links  []LinkPlan
-}
-
-type MgmtPlan struct {
-	Network string       // libvirt network name, "fl-<id>-mgmt"
-	Bridge  string       // "fl<id>-m"
-	Prefix  netip.Prefix // e.g. 10.213.7.0/24
-	Gateway netip.Addr   // .1, the host's address on it
-}
-
-type HostPlan struct {
-	Name      string
-	Kind      string
-	Domain    string // libvirt domain name, "fl-<id>-<host>"
-	Image     string
-	CPUs      int
-	MemoryMiB int
-	DiskBytes int64
-	Position  [3]float64
-	MgmtMAC   string // 52:54:00:xx:xx:xx, deterministic
-	MgmtIP    netip.Addr
-	MgmtTap   string    // host-side tap of the mgmt NIC, "fl<id>h<HH>m"
-	SSH       *SSHSpec  // physical hosts only
-	NICs      []NICPlan // data NICs, in link order
-}
-
-type NICPlan struct {
-	Link      string // link name
-	Name      string // interface name inside the guest: "eth1", "eth2", ...
-	MAC       string
-	Tap       string         // host-side tap name, "fl<id>h<NN>n<NN>" (<= 15 chars)
-	Addresses []netip.Prefix // IPv4 and IPv6 with prefix length
-}
-
-type LinkPlan struct {
-	Name      string
-	Bridge    string // "fl<id>l<NN>" (<= 15 chars)
-	Endpoints []string
-	Subnet4   netip.Prefix
-	Subnet6   netip.Prefix
-	Quality   Quality
 }

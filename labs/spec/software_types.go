@@ -1,4 +1,4 @@
-package labs
+package spec
 
 import (
 	"os"
@@ -56,13 +56,13 @@ func (s *Spec) HasSoftware() bool {
 // SourcePath is where a deploy's src is on this machine: relative paths
 // are taken from the lab file's directory.
 func (s *Spec) SourcePath(d DeploySpec) string {
-	return s.resolve(d.Src)
+	return s.Resolve(d.Src)
 }
 
-// resolve turns a path written in the lab file into one usable here:
+// Resolve turns a path written in the lab file into one usable here:
 // "~/" is the user's home, relative paths start at the lab file's
 // directory.
-func (s *Spec) resolve(p string) string {
+func (s *Spec) Resolve(p string) string {
 	switch {
 	case p == "":
 		return ""
@@ -77,7 +77,7 @@ func (s *Spec) resolve(p string) string {
 	return filepath.Join(filepath.Dir(s.File), p)
 }
 
-// onHost reports whether a hosts list (nil: all) includes host.
-func onHost(hosts []string, host string) bool {
+// OnHost reports whether a hosts list (nil: all) includes host.
+func OnHost(hosts []string, host string) bool {
 	return hosts == nil || slices.Contains(hosts, host)
 }

@@ -1,4 +1,4 @@
-package labs
+package spec
 
 import (
 	"errors"
@@ -91,40 +91,13 @@ command = "true"
 		t.Error("HasSoftware = false")
 	}
 	d, sv, w := s.Deploys[0], s.Services[0], s.Workloads[0]
-	if d.Hosts != nil || d.Mode != nil || d.Template || !onHost(d.Hosts, "a") || !onHost(d.Hosts, "b") {
+	if d.Hosts != nil || d.Mode != nil || d.Template || !OnHost(d.Hosts, "a") || !OnHost(d.Hosts, "b") {
 		t.Errorf("deploy defaults %+v", d)
 	}
 	if sv.Hosts != nil || sv.Restart != "" || sv.Ready != "" || sv.ReadyTimeout != 0 {
 		t.Errorf("service defaults %+v", sv)
 	}
-	if len(w.Hosts) != 1 || w.Hosts[0] != "b" || w.Timeout != 0 || onHost(w.Hosts, "a") {
+	if len(w.Hosts) != 1 || w.Hosts[0] != "b" || w.Timeout != 0 || OnHost(w.Hosts, "a") {
 		t.Errorf("workload %+v", w)
-	}
-}
-
-// The example lab parses, and its workloads render for their hosts.
-func TestQuickstartExample(t *testing.T) {
-	data, err := os.ReadFile("../examples/quickstart.toml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := Parse("../examples/quickstart.toml", data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(s.Deploys) != 1 || len(s.Workloads) != 2 || s.SourcePath(s.Deploys[0]) != filepath.Join("..", "examples", "quickstart", "bin") {
-		t.Fatalf("deploys %+v, workloads %+v", s.Deploys, s.Workloads)
-	}
-	p, err := NewPlan(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := toWorkload(s.Workloads[1], hostFacts(p, coordForCheck(p), "a"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := p.Host("b").NICs[0].Addresses[0].Addr().String()
-	if !strings.Contains(w.Command, "--to "+b+":9000") || w.Env["FORGELAB_COORD"] == "" {
-		t.Errorf("sender: %+v", w)
 	}
 }

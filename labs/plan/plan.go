@@ -1,4 +1,4 @@
-package labs
+package plan
 
 // Planning decides every name, MAC and address of a lab from its Spec
 // alone: the same Spec gives the same Plan, byte for byte.
@@ -32,9 +32,11 @@ package labs
 //
 // Physical hosts get no domain, mgmt tap or MAC; each of their NICs is a
 // VXLAN tunnel fl<id>h<HH>v<NN> to this machine, its name the NIC's Name
-// (on the host) and Tap (here), see physical.go.
+// (on the host) and Tap (here), see labs/physical.go.
 
 import (
+	"github.com/forgelab/forgelab/labs/spec"
+
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -43,23 +45,22 @@ import (
 )
 
 // Limits of the naming scheme: two decimal digits per index.
+// (spec.MaxHosts, MaxLinks and MaxNICs are the others; the lab file
+// refuses more.)
 const (
-	maxHosts  = 100 // HH in tap names
-	maxLinks  = 100 // NN in bridge names
-	maxNICs   = 99  // n01-n99 in tap names
 	maxNetdev = 15  // Linux: IFNAMSIZ - 1
 	pool4Size = 512 // /24s in 198.18.0.0/15
 )
 
 // NewPlan decides every name, MAC and address of the lab. It expects a
-// Spec from Load or Parse, and re-checks only what would make a wrong name
+// Spec from spec.Load or spec.Parse, and re-checks only what would make a wrong name
 // or address. (Not "Plan": the type has that name.)
-func NewPlan(s *Spec) (*Plan, error) {
-	if len(s.Hosts) > maxHosts {
-		return nil, fmt.Errorf("plan lab %s: %d hosts, at most %d fit the naming scheme", s.Lab.Name, len(s.Hosts), maxHosts)
+func NewPlan(s *spec.Spec) (*Plan, error) {
+	if len(s.Hosts) > spec.MaxHosts {
+		return nil, fmt.Errorf("plan lab %s: %d hosts, at most %d fit the naming scheme", s.Lab.Name, len(s.Hosts), spec.MaxHosts)
 	}
-	if len(s.Links) > maxLinks {
-		return nil, fmt.Errorf("plan lab %s: %d links, at most %d fit the naming scheme", s.Lab.Name, len(s.Links), maxLinks)
+	if len(s.Links) > spec.MaxLinks {
+		return nil, fmt.Errorf("plan lab %s: %d links, at most %d fit the naming scheme", s.Lab.Name, len(s.Links), spec.MaxLinks)
 	}
 	sum := sha256.Sum256([]byte(s.Lab.Name))
 	p := &Plan{Lab: s.Lab.Name, ID: hex.EncodeToString(sum[:2]), Fabric: s.Lab.Fabric, Seed: s.Lab.Seed}
@@ -102,7 +103,7 @@ func (p *Plan) Link(name string) *LinkPlan {
 	return nil
 }
 
-func planMgmt(s *Spec, id string, sum [32]byte) (MgmtPlan, error) {
+func planMgmt(s *spec.Spec, id string, sum [32]byte) (MgmtPlan, error) {
 	m := MgmtPlan{Network: "fl-" + id + "-mgmt", Bridge: "fl" + id + "-m", Prefix: s.Lab.Mgmt}
 	if !m.Prefix.IsValid() {
 		var err error
@@ -110,8 +111,8 @@ func planMgmt(s *Spec, id string, sum [32]byte) (MgmtPlan, error) {
 			return m, err
 		}
 	}
-	if !m.Prefix.Addr().Is4() || mgmtRoom(m.Prefix) < len(s.Hosts) {
-		return m, fmt.Errorf("mgmt %s has no room for %d hosts from .%d up", m.Prefix, len(s.Hosts), mgmtFirst)
+	if !m.Prefix.Addr().Is4() || spec.MgmtRoom(m.Prefix) < len(s.Hosts) {
+		return m, fmt.Errorf("mgmt %s has no room for %d hosts from .%d up", m.Prefix, len(s.Hosts), spec.MgmtFirst)
 	}
 	m.Gateway = m.Prefix.Addr().Next()
 	return m, nil
@@ -135,7 +136,7 @@ func deriveMgmt(sum [32]byte, taken []netip.Prefix) (netip.Prefix, error) {
 
 // explicitSubnets are the link subnets the lab file set (or implied by
 // pinned addresses).
-func explicitSubnets(s *Spec) []netip.Prefix {
+func explicitSubnets(s *spec.Spec) []netip.Prefix {
 	var out []netip.Prefix
 	for _, l := range s.Links {
 		for _, p := range []netip.Prefix{l.Subnet4, l.Subnet6} {
@@ -151,7 +152,7 @@ func overlapsAny(p netip.Prefix, list []netip.Prefix) bool {
 	return slices.ContainsFunc(list, p.Overlaps)
 }
 
-func planLinks(s *Spec, id string, mgmt netip.Prefix) ([]LinkPlan, error) {
+func planLinks(s *spec.Spec, id string, mgmt netip.Prefix) ([]LinkPlan, error) {
 	taken := append(explicitSubnets(s), mgmt)
 	next4, next6 := 0, 0
 	var links []LinkPlan
@@ -205,7 +206,7 @@ func pool6(id string, n int) netip.Prefix {
 	return netip.PrefixFrom(netip.AddrFrom16(a), 64)
 }
 
-func planHosts(s *Spec, p *Plan) ([]HostPlan, error) {
+func planHosts(s *spec.Spec, p *Plan) ([]HostPlan, error) {
 	macs := macAllocator{lab: s.Lab.Name, used: map[string]bool{}}
 	addrs, err := linkAddresses(s, p.Links)
 	if err != nil {
@@ -217,11 +218,11 @@ func planHosts(s *Spec, p *Plan) ([]HostPlan, error) {
 			Name: h.Name, Kind: h.Kind, Image: h.Image, CPUs: h.CPUs,
 			MemoryMiB: h.MemoryMiB, DiskBytes: h.DiskBytes, Position: h.Position, SSH: h.SSH,
 		}
-		vm := h.Kind != "physical"
+		vm := h.Kind != spec.KindPhysical
 		if vm {
 			hp.Domain = fmt.Sprintf("fl-%s-%s", p.ID, h.Name)
 			hp.MgmtMAC = macs.next(h.Name, 0)
-			hp.MgmtIP = addrAdd(p.Mgmt.Prefix.Addr(), mgmtFirst+hi)
+			hp.MgmtIP = addrAdd(p.Mgmt.Prefix.Addr(), spec.MgmtFirst+hi)
 			hp.MgmtTap = fmt.Sprintf("fl%sh%02dm", p.ID, hi)
 		}
 		for li, l := range p.Links {
@@ -229,8 +230,8 @@ func planHosts(s *Spec, p *Plan) ([]HostPlan, error) {
 				continue
 			}
 			n := len(hp.NICs) + 1
-			if n > maxNICs {
-				return nil, fmt.Errorf("host %s is on more than %d links", h.Name, maxNICs)
+			if n > spec.MaxNICs {
+				return nil, fmt.Errorf("host %s is on more than %d links", h.Name, spec.MaxNICs)
 			}
 			nic := NICPlan{Link: l.Name, Addresses: addrs[li][h.Name]}
 			if vm {
@@ -239,7 +240,7 @@ func planHosts(s *Spec, p *Plan) ([]HostPlan, error) {
 				nic.Tap = tapName(p.ID, hi, n)
 			} else {
 				// A physical host's NIC is a VXLAN tunnel of that name on
-				// both ends (physical.go): the lab's end is its "tap".
+				// both ends (labs/physical.go): the lab's end is its "tap".
 				nic.Name = vxlanName(p.ID, hi, n)
 				nic.Tap = nic.Name
 			}
@@ -261,7 +262,7 @@ func tapName(id string, host, nic int) string {
 // linkAddresses gives every endpoint of every link its addresses (IPv4,
 // then IPv6): pinned ones, else the lowest free host numbers in endpoint
 // order. Result: link index -> host -> addresses.
-func linkAddresses(s *Spec, links []LinkPlan) ([]map[string][]netip.Prefix, error) {
+func linkAddresses(s *spec.Spec, links []LinkPlan) ([]map[string][]netip.Prefix, error) {
 	hosts := map[string]bool{}
 	for _, h := range s.Hosts {
 		hosts[h.Name] = true
@@ -315,7 +316,7 @@ func assign(subnet netip.Prefix, endpoints []string, pinned map[string]netip.Pre
 		for used[next] {
 			next = next.Next()
 		}
-		if !subnet.Contains(next) || (next.Is4() && next == lastAddr(subnet)) {
+		if !subnet.Contains(next) || (next.Is4() && next == spec.LastAddr(subnet)) {
 			return nil, fmt.Errorf("subnet %s has no address left for %s", subnet, h)
 		}
 		out[h] = netip.PrefixFrom(next, subnet.Bits())

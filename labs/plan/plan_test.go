@@ -1,6 +1,8 @@
-package labs
+package plan
 
 import (
+	"github.com/forgelab/forgelab/labs/spec"
+
 	"bytes"
 	"encoding/json"
 	"flag"
@@ -14,6 +16,15 @@ import (
 
 var updatePlanGolden = flag.Bool("update", false, "rewrite testdata/*.golden")
 
+func parseFile(t *testing.T, path string) *spec.Spec {
+	t.Helper()
+	s, err := spec.Load(path)
+	if err != nil {
+		t.Fatalf("Load(%s):\n%v", path, err)
+	}
+	return s
+}
+
 func planFile(t *testing.T, path string) *Plan {
 	t.Helper()
 	p, err := NewPlan(parseFile(t, path))
@@ -24,7 +35,7 @@ func planFile(t *testing.T, path string) *Plan {
 }
 
 func TestPlanGolden(t *testing.T) {
-	got, err := json.MarshalIndent(planFile(t, "testdata/quickstart.toml"), "", "  ")
+	got, err := json.MarshalIndent(planFile(t, "../spec/testdata/quickstart.toml"), "", "  ")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,11 +61,11 @@ func bigLab() string {
 	var b strings.Builder
 	b.WriteString("[lab]\nname = \"big\"\n")
 	var all []string
-	for i := range maxHosts {
+	for i := range spec.MaxHosts {
 		fmt.Fprintf(&b, "[[host]]\nname = \"h%02d\"\nmemory = \"128MiB\"\n", i)
 		all = append(all, fmt.Sprintf("%q", fmt.Sprintf("h%02d", i)))
 	}
-	for i := range maxHosts - 1 {
+	for i := range spec.MaxHosts - 1 {
 		fmt.Fprintf(&b, "[[link]]\nendpoints = [\"h%02d\", \"h%02d\"]\n", i, i+1)
 	}
 	fmt.Fprintf(&b, "[[link]]\nendpoints = [%s]\n", strings.Join(all, ", "))
@@ -65,7 +76,7 @@ func bigLab() string {
 func planSources(t *testing.T) map[string][]byte {
 	t.Helper()
 	out := map[string][]byte{"big.toml": []byte(bigLab())}
-	for _, f := range []string{"testdata/quickstart.toml", "testdata/full.toml"} {
+	for _, f := range []string{"../spec/testdata/quickstart.toml", "../spec/testdata/full.toml"} {
 		data, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
@@ -79,7 +90,7 @@ func TestPlanDeterministic(t *testing.T) {
 	for name, data := range planSources(t) {
 		var plans [2][]byte
 		for i := range plans {
-			s, err := Parse(name, data)
+			s, err := spec.Parse(name, data)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -102,7 +113,7 @@ func TestPlanDeterministic(t *testing.T) {
 // address sits in its subnet.
 func TestPlanUnique(t *testing.T) {
 	for name, data := range planSources(t) {
-		s, err := Parse(name, data)
+		s, err := spec.Parse(name, data)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -186,7 +197,7 @@ func hasKind(seen map[string]string, kind string) bool {
 }
 
 func TestPlanPinnedAndPhysical(t *testing.T) {
-	p := planFile(t, "testdata/full.toml")
+	p := planFile(t, "../spec/testdata/full.toml")
 	if p.Mgmt.Prefix != netip.MustParsePrefix("10.77.3.0/24") || p.Mgmt.Gateway != netip.MustParseAddr("10.77.3.1") {
 		t.Errorf("mgmt = %+v, want the file's 10.77.3.0/24", p.Mgmt)
 	}
@@ -229,7 +240,7 @@ func TestPlanPinnedAndPhysical(t *testing.T) {
 }
 
 func TestPlanHelpers(t *testing.T) {
-	p := planFile(t, "testdata/quickstart.toml")
+	p := planFile(t, "../spec/testdata/quickstart.toml")
 	if h := p.Host("b"); h == nil || h.Name != "b" || h != &p.Hosts[1] {
 		t.Errorf("Host(b) = %+v", h)
 	}
@@ -287,9 +298,9 @@ addresses = { a = "fd00:f1:%s:1::9/64" }
 	}
 }
 
-func parseSource(t *testing.T, src string) *Spec {
+func parseSource(t *testing.T, src string) *spec.Spec {
 	t.Helper()
-	s, err := Parse("test.toml", []byte(src))
+	s, err := spec.Parse("test.toml", []byte(src))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,26 +342,26 @@ func TestPlanLimits(t *testing.T) {
 		t.Fatalf("a lab at the limits: %v", err)
 	}
 	tooManyLinks := *big
-	tooManyLinks.Links = append(big.Links, LinkSpec{Name: "extra", Endpoints: []string{"h00", "h01"}})
+	tooManyLinks.Links = append(big.Links, spec.LinkSpec{Name: "extra", Endpoints: []string{"h00", "h01"}})
 	if _, err := NewPlan(&tooManyLinks); err == nil || !strings.Contains(err.Error(), "101 links, at most 100") {
 		t.Errorf("101 links: %v", err)
 	}
 	tooManyHosts := *big
-	tooManyHosts.Hosts = append(big.Hosts, HostSpec{Name: "h100", Kind: "vm"})
+	tooManyHosts.Hosts = append(big.Hosts, spec.HostSpec{Name: "h100", Kind: "vm"})
 	if _, err := NewPlan(&tooManyHosts); err == nil || !strings.Contains(err.Error(), "101 hosts, at most 100") {
 		t.Errorf("101 hosts: %v", err)
 	}
 	// The file gets the same limits, with lines.
 	src := strings.Replace(bigLab(), "[[link]]", "[[host]]\nname = \"extra\"\n[[link]]", 1)
-	if _, err := Parse("big.toml", []byte(src)); err == nil || !strings.Contains(err.Error(), `big.toml:303: host "extra": a lab has at most 100 hosts`) {
+	if _, err := spec.Parse("big.toml", []byte(src)); err == nil || !strings.Contains(err.Error(), `big.toml:303: host "extra": a lab has at most 100 hosts`) {
 		t.Errorf("101 hosts in a file: %v", err)
 	}
 	var busy strings.Builder
 	busy.WriteString("[lab]\nname = \"busy\"\n[[host]]\nname = \"a\"\n[[host]]\nname = \"b\"\n")
-	for range maxNICs + 1 {
+	for range spec.MaxNICs + 1 {
 		busy.WriteString("[[link]]\nendpoints = [\"a\", \"b\"]\n")
 	}
-	_, err := Parse("busy.toml", []byte(busy.String()))
+	_, err := spec.Parse("busy.toml", []byte(busy.String()))
 	if err == nil || !strings.Contains(err.Error(), `busy.toml:3: host "a" is on 100 links; a host can be on at most 99`) {
 		t.Errorf("100 NICs: %v", err)
 	}

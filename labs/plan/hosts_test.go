@@ -1,12 +1,14 @@
-package labs
+package plan
 
 import (
+	"github.com/forgelab/forgelab/labs/spec"
+
 	"strings"
 	"testing"
 )
 
 func TestEtcHosts(t *testing.T) {
-	spec, err := Parse("lab.toml", []byte(`
+	s, err := spec.Parse("lab.toml", []byte(`
 [lab]
 name = "h"
 [[host]]
@@ -29,7 +31,7 @@ subnet6 = "fd00:2::/64"
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := NewPlan(spec)
+	p, err := NewPlan(s)
 	if err != nil {
 		t.Fatal(err)
 	}

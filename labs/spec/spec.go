@@ -1,4 +1,4 @@
-package labs
+package spec
 
 // The lab file: TOML, read by Load/Parse into a Spec. Every key, its
 // meaning and its default:
@@ -7,7 +7,7 @@ package labs
 //	name   = "quickstart"   # required. a-z, 0-9, '-'; starts with a letter; at most 32 characters
 //	fabric = "auto"         # how links are made: kernel | userspace | guest | auto
 //	seed   = 1              # seeds every random choice of a run (impairments, mobility)
-//	mgmt   = "10.1.2.0/24"  # IPv4 management network (libvirt NAT); default: derived from the name (see plan.go)
+//	mgmt   = "10.1.2.0/24"  # IPv4 management network (libvirt NAT); default: derived from the name (see package plan)
 //
 //	[defaults]              # for every host of kind "vm" that does not set its own
 //	image  = "debian-12"    # image store name
@@ -35,7 +35,7 @@ package labs
 //	[[link]]                # at most 100
 //	name      = "ab"        # default "<a>-<b>" for two endpoints, "seg<N>" for more (N: the link's index from 0)
 //	endpoints = ["a", "b"]  # required. two hosts, or more for a shared segment
-//	subnet4   = "10.1.0.0/24"  # /30 or larger; default: from the first pinned IPv4 address, else the pool (plan.go)
+//	subnet4   = "10.1.0.0/24"  # /30 or larger; default: from the first pinned IPv4 address, else the pool (package plan)
 //	subnet6   = "fd00:1::/64"  # /126 or larger; default: from the first pinned IPv6 address, else the pool
 //	addresses = { a = ["10.1.0.5/24", "fd00:1::5/64"] }  # pinned, one per family per host; the others get
 //	                        # the lowest free host numbers in endpoint order (.1, .2, ...; ::1, ::2, ...)
@@ -67,14 +67,19 @@ import (
 )
 
 // Limits of the lab file. Host and link counts come from the naming scheme
-// (two decimal digits in netdev names, see plan.go).
+// (two decimal digits in netdev names, see package plan).
 const (
+	// MaxHosts, MaxLinks and MaxNICs: two decimal digits per index in
+	// netdev names (HH, NN in plan's naming scheme; NICs are n01-n99).
+	MaxHosts     = 100
+	MaxLinks     = 100
+	MaxNICs      = 99
 	maxLabName   = 32
 	maxHostName  = 20
 	maxLinkName  = 20
 	maxCPUs      = 128
 	minMemoryMiB = 128
-	mgmtFirst    = 10 // hosts are .10, .11, ... on the mgmt network
+	MgmtFirst    = 10 // hosts are .10, .11, ... on the mgmt network
 )
 
 // Error is one problem in a lab file, at a line (0: the file as a whole).
@@ -193,22 +198,22 @@ func (p *parser) spec(root *table) *Spec {
 	root.unknownKeys()
 	p.checkNICs(s)
 	if labT != nil && s.Lab.Mgmt.IsValid() {
-		if room := mgmtRoom(s.Lab.Mgmt); len(s.Hosts) > room {
-			labT.errorf("mgmt", "mgmt %s has room for %d hosts (from .%d up), this lab has %d (use a /24)", s.Lab.Mgmt, room, mgmtFirst, len(s.Hosts))
+		if room := MgmtRoom(s.Lab.Mgmt); len(s.Hosts) > room {
+			labT.errorf("mgmt", "mgmt %s has room for %d hosts (from .%d up), this lab has %d (use a /24)", s.Lab.Mgmt, room, MgmtFirst, len(s.Hosts))
 		}
 	}
 	return s
 }
 
-// mgmtRoom is how many hosts fit on a mgmt network: .10 up to the last
+// MgmtRoom is how many hosts fit on a mgmt network: .10 up to the last
 // address before the broadcast address.
-func mgmtRoom(p netip.Prefix) int {
+func MgmtRoom(p netip.Prefix) int {
 	size := 1 << (32 - p.Bits())
-	return max(0, size-mgmtFirst-1)
+	return max(0, size-MgmtFirst-1)
 }
 
 func (p *parser) lab(t *table) LabSection {
-	lab := LabSection{Fabric: "auto", Seed: 1}
+	lab := LabSection{Fabric: FabricAuto, Seed: 1}
 	if t == nil {
 		p.errorf(0, `no [lab] table: start the file with [lab] and name = "mylab"`)
 		return lab
@@ -220,8 +225,8 @@ func (p *parser) lab(t *table) LabSection {
 	}
 	if f, ok := t.str("fabric"); ok {
 		lab.Fabric = f
-		if !slices.Contains([]string{"kernel", "userspace", "guest", "auto"}, f) {
-			t.errorf("fabric", `fabric %q is not known (use "kernel", "userspace", "guest" or "auto")`, f)
+		if !slices.Contains(Fabrics, f) {
+			t.errorf("fabric", "fabric %q is not known (use %s)", f, quotedOr(Fabrics))
 		}
 	}
 	if seed, ok := t.integer("seed"); ok {
@@ -242,8 +247,8 @@ func (t *table) mgmt(s string) netip.Prefix {
 		t.errorf("mgmt", `mgmt %q is not an IPv4 prefix (write it like "10.213.7.0/24")`, s)
 	case p != p.Masked():
 		t.errorf("mgmt", "mgmt %q has host bits set (write %q)", s, p.Masked().String())
-	case mgmtRoom(p) < 1:
-		t.errorf("mgmt", "mgmt %s is too small: hosts start at .%d (use a /24)", p, mgmtFirst)
+	case MgmtRoom(p) < 1:
+		t.errorf("mgmt", "mgmt %s is too small: hosts start at .%d (use a /24)", p, MgmtFirst)
 	default:
 		return p
 	}
@@ -293,8 +298,8 @@ func (p *parser) hosts(ts []*table, def vmResources) []HostSpec {
 	seen := map[string]int{} // name -> line
 	for i, t := range ts {
 		h := p.host(t, i, def)
-		if i == maxHosts {
-			t.errorf("", "a lab has at most %d hosts", maxHosts)
+		if i == MaxHosts {
+			t.errorf("", "a lab has at most %d hosts", MaxHosts)
 		}
 		if line, dup := seen[h.Name]; dup && h.Name != "" {
 			t.errorf("name", "name %q is already used by the host on line %d (host names must be unique)", h.Name, line)
@@ -308,26 +313,26 @@ func (p *parser) hosts(ts []*table, def vmResources) []HostSpec {
 
 func (p *parser) host(t *table, i int, def vmResources) HostSpec {
 	t.what = fmt.Sprintf("host #%d", i+1)
-	h := HostSpec{Kind: "vm", Line: t.line("")}
+	h := HostSpec{Kind: KindVM, Line: t.line("")}
 	if name, ok := t.required("name", fmt.Sprintf(`name = "h%d"`, i+1)); ok {
 		t.what = fmt.Sprintf("host %q", name)
 		h.Name = name
 		t.checkName("name", name, maxHostName)
 	}
 	if k, ok := t.str("kind"); ok {
-		if k == "vm" || k == "physical" {
+		if slices.Contains(Kinds, k) {
 			h.Kind = k
 		} else {
-			t.errorf("kind", `kind %q is not known (use "vm" or "physical")`, k)
+			t.errorf("kind", "kind %q is not known (use %s)", k, quotedOr(Kinds))
 		}
 	}
 	if pos, ok := t.position("position"); ok {
 		h.Position = pos
 	}
-	if h.Kind == "physical" {
+	if h.Kind == KindPhysical {
 		for _, key := range []string{"image", "cpus", "memory", "disk"} {
 			if t.has(key) {
-				t.errorf(key, `%s is only for kind = "vm" hosts (remove it)`, key)
+				t.errorf(key, "%s is only for kind = %q hosts (remove it)", key, KindVM)
 			}
 		}
 		h.SSH = t.ssh()
@@ -335,7 +340,7 @@ func (p *parser) host(t *table, i int, def vmResources) HostSpec {
 		r := t.vm(def)
 		h.Image, h.CPUs, h.MemoryMiB, h.DiskBytes = r.image, r.cpus, r.memoryMiB, r.diskBytes
 		if t.has("ssh") {
-			t.errorf("ssh", `ssh is only for kind = "physical" hosts (forgelab reaches its VMs itself)`)
+			t.errorf("ssh", "ssh is only for kind = %q hosts (forgelab reaches its VMs itself)", KindPhysical)
 		}
 	}
 	t.unknownKeys()
@@ -431,8 +436,8 @@ func newLabWide(mgmt netip.Prefix, labT *table) *labWide {
 func (p *parser) links(ts []*table, hosts []HostSpec, w *labWide) []LinkSpec {
 	var links []LinkSpec
 	for i, t := range ts {
-		if i == maxLinks {
-			t.errorf("", "a lab has at most %d links", maxLinks)
+		if i == MaxLinks {
+			t.errorf("", "a lab has at most %d links", MaxLinks)
 		}
 		links = append(links, p.link(t, i, hosts, w))
 	}
@@ -637,13 +642,13 @@ func (t *table) checkPinned(host string, a, subnet netip.Prefix, key string) {
 		t.errorf("addresses", "address %q of host %q has prefix length /%d but %s is %s (write %q)", a, host, a.Bits(), key, subnet, netip.PrefixFrom(a.Addr(), subnet.Bits()))
 	case a.Addr() == subnet.Addr():
 		t.errorf("addresses", "address %q of host %q is the network address of %s (pick another)", a, host, subnet)
-	case a.Addr().Is4() && a.Addr() == lastAddr(subnet):
+	case a.Addr().Is4() && a.Addr() == LastAddr(subnet):
 		t.errorf("addresses", "address %q of host %q is the broadcast address of %s (pick another)", a, host, subnet)
 	}
 }
 
-// lastAddr is the highest address of p.
-func lastAddr(p netip.Prefix) netip.Addr {
+// LastAddr is the highest address of p.
+func LastAddr(p netip.Prefix) netip.Addr {
 	b := p.Masked().Addr().AsSlice()
 	for i := range b {
 		if bits := p.Bits() - 8*i; bits < 8 {
@@ -780,8 +785,8 @@ func (p *parser) checkNICs(s *Spec) {
 				n++
 			}
 		}
-		if n > maxNICs {
-			p.errorf(h.Line, "host %q is on %d links; a host can be on at most %d", h.Name, n, maxNICs)
+		if n > MaxNICs {
+			p.errorf(h.Line, "host %q is on %d links; a host can be on at most %d", h.Name, n, MaxNICs)
 		}
 	}
 }
@@ -1270,4 +1275,14 @@ func normalizeKey(key string) string {
 		parts[i] = strings.Trim(strings.TrimSpace(p), `"'`)
 	}
 	return strings.Join(parts, ".")
+}
+
+// CheckLabName says why name cannot be a lab's name, or returns nil. Every
+// caller that turns a name from the command line into a path checks it
+// first, so "../x" or "a/b" never reaches the file system.
+func CheckLabName(name string) error {
+	if validName(name, maxLabName) {
+		return nil
+	}
+	return fmt.Errorf("%q is not a lab name: lab names are lowercase letters, digits and '-', start with a letter, and have at most %d characters", name, maxLabName)
 }

@@ -1,4 +1,4 @@
-package labs
+package spec
 
 // The software part of a lab file: what to copy where, which services to
 // start and which demo loads to run.

@@ -1,4 +1,4 @@
-package labs
+package spec
 
 // Units shared by lab files and the CLI (`forgelab link set --delay 20ms
 // --loss 10%`): sizes in bytes, rates in bits per second (tc's spelling),

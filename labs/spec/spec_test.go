@@ -1,4 +1,4 @@
-package labs
+package spec
 
 import (
 	"errors"
@@ -66,9 +66,9 @@ func TestParseEveryKey(t *testing.T) {
 	wantHosts := []HostSpec{
 		{Name: "a", Kind: "vm", Image: "debian-12-slim", CPUs: 2, MemoryMiB: 1024, DiskBytes: 8 << 30, Position: [3]float64{0, 10.5, 2}, Line: 14},
 		{Name: "b", Kind: "vm", Image: "alpine", CPUs: 4, MemoryMiB: 768, DiskBytes: 0, Position: [3]float64{100, 0, 0}, Line: 19},
-		{Name: "edge1", Kind: "physical", Position: [3]float64{-400, 0, 0}, Line: 27, SSH: &SSHSpec{
+		{Name: "edge1", Kind: KindPhysical, Position: [3]float64{-400, 0, 0}, Line: 27, SSH: &SSHSpec{
 			Address: "192.0.2.10", Port: 2222, User: "lab", Key: "~/.ssh/id_ed25519", Agent: true, KnownHosts: "~/.ssh/known_hosts", TrustOnFirstUse: true}},
-		{Name: "edge2", Kind: "physical", Line: 40, SSH: &SSHSpec{Address: "edge2.example.net", Port: 22, User: "root"}},
+		{Name: "edge2", Kind: KindPhysical, Line: 40, SSH: &SSHSpec{Address: "edge2.example.net", Port: 22, User: "root"}},
 	}
 	if !reflect.DeepEqual(s.Hosts, wantHosts) {
 		t.Errorf("hosts:\n got %+v\nwant %+v", s.Hosts, wantHosts)

@@ -1,0 +1,41 @@
+package spec
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Host kinds, as the lab file names them. The orchestrator maps each to
+// the type that boots or adopts it (labs/hostkind.go); adding a kind is
+// one name here and one type there.
+const (
+	KindVM       = "vm"
+	KindPhysical = "physical"
+)
+
+// Kinds lists every host kind, in the order error messages give them.
+var Kinds = []string{KindVM, KindPhysical}
+
+// Fabrics, as the lab file names them. The orchestrator maps each to its
+// backend (labs/fabric.go); "auto" picks one for this machine.
+const (
+	FabricKernel    = "kernel"
+	FabricUserspace = "userspace"
+	FabricGuest     = "guest"
+	FabricAuto      = "auto"
+)
+
+// Fabrics lists every fabric a lab file may name.
+var Fabrics = []string{FabricKernel, FabricUserspace, FabricGuest, FabricAuto}
+
+// quotedOr renders a list for an error message: "a", "b" or "c".
+func quotedOr(list []string) string {
+	q := make([]string, len(list))
+	for i, s := range list {
+		q[i] = fmt.Sprintf("%q", s)
+	}
+	if len(q) < 2 {
+		return strings.Join(q, "")
+	}
+	return strings.Join(q[:len(q)-1], ", ") + " or " + q[len(q)-1]
+}
