@@ -26,7 +26,7 @@ test: setup build
 	$(GO) vet ./...
 	.ci/check-tools
 	FORGELAB_STATE_DIR=$(STATE_DIR) FORGELAB_BIN=$(CURDIR)/bin/forgelab FORGELAB_GUESTINIT=$(CURDIR)/bin/forgelab-guestinit \
-	  $(GO) test -count=1 -timeout 50m -p 1 ./...
+	  .ci/gotest
 
 image: setup build
 	$(FORGELAB) image build debian-12
