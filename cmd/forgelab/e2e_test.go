@@ -123,15 +123,23 @@ func leftovers(t *testing.T, name string) []string {
 	t.Helper()
 	id := labID(name)
 	var left []string
+	// A listing that fails finds nothing, and so would pass a leak: it
+	// fails the test instead.
 	for _, args := range [][]string{{"list", "--all", "--name"}, {"net-list", "--all", "--name"}} {
-		out, _ := exec.Command("virsh", append([]string{"-c", "qemu:///system"}, args...)...).Output()
+		out, err := exec.Command("virsh", append([]string{"-c", "qemu:///system"}, args...)...).Output()
+		if err != nil {
+			t.Fatalf("virsh %s: %v (is libvirtd running? make setup starts it)", strings.Join(args, " "), err)
+		}
 		for _, n := range strings.Fields(string(out)) {
 			if strings.HasPrefix(n, "fl-"+id+"-") {
 				left = append(left, args[0]+" "+n)
 			}
 		}
 	}
-	out, _ := exec.Command("ip", "-o", "link", "show").Output()
+	out, err := exec.Command("ip", "-o", "link", "show").Output()
+	if err != nil {
+		t.Fatalf("ip link show: %v", err)
+	}
 	for _, line := range strings.Split(string(out), "\n") {
 		f := strings.Fields(line)
 		if len(f) > 1 && strings.HasPrefix(strings.TrimSuffix(strings.Split(f[1], "@")[0], ":"), "fl"+id) {
