@@ -12,7 +12,7 @@ setup:
 # forgelab, and next to it forgelab-guestinit: the static program the
 # debian-12 image runs at boot to apply a VM's seed (copied in at image build).
 build:
-	$(GO) build -o bin/forgelab ./cmd/forgelab
+	$(GO) build -buildvcs=auto -o bin/forgelab ./cmd/forgelab
 	CGO_ENABLED=0 $(GO) build -ldflags='-s -w' -o bin/forgelab-guestinit ./images/guestinit/forgelab-guestinit
 
 # Unit tests only: no VMs, no root needed.

@@ -15,14 +15,17 @@ import (
 	"github.com/forgelab/forgelab/hypervisor"
 	"github.com/forgelab/forgelab/labs"
 	labstore "github.com/forgelab/forgelab/labs/store"
+	"github.com/forgelab/forgelab/telemetry/runs"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	version, commit, goVersion := runs.BuildInfo()
 	app := &cli.App{
-		Name:  "forgelab",
-		Usage: "labs of real VMs and emulated links for distributed systems and new networks",
+		Name:    "forgelab",
+		Version: fmt.Sprintf("%s (commit %s, %s)", version, commit, goVersion),
+		Usage:   "labs of real VMs and emulated links for distributed systems and new networks",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "state-dir", Usage: "where images, labs and runs live", EnvVars: []string{"FORGELAB_STATE_DIR"}, Value: labstore.DefaultStateDir()},
 			&cli.StringFlag{Name: "libvirt-uri", Usage: "libvirt connection", EnvVars: []string{"FORGELAB_LIBVIRT_URI"}, Value: hypervisor.DefaultURI},

@@ -26,20 +26,34 @@ func HostFingerprint() Fingerprint {
 		n, _ := strconv.ParseInt(strings.TrimSuffix(kb, " kB"), 10, 64)
 		fp.MemoryBytes = n * 1024
 	}
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		fp.Version = bi.Main.Version
-		for _, s := range bi.Settings {
-			switch s.Key {
-			case "vcs.revision":
-				fp.Commit = s.Value
-			case "vcs.modified":
-				if s.Value == "true" {
-					fp.Commit += "+dirty"
-				}
+	fp.Version, fp.Commit, _ = BuildInfo()
+	return fp
+}
+
+// BuildInfo is this binary's module version, VCS commit ("+dirty" when
+// built from a modified tree) and Go version, as `forgelab --version`
+// prints them and runs record them.
+func BuildInfo() (version, commit, goVersion string) {
+	goVersion = runtime.Version()
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "(unknown)", "", goVersion
+	}
+	version = bi.Main.Version
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			commit = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				commit += "+dirty"
 			}
 		}
 	}
-	return fp
+	if commit == "" {
+		commit = "unknown" // built without VCS stamping (-buildvcs=false)
+	}
+	return version, commit, goVersion
 }
 
 // fillHost sets the fields HostFingerprint knows where fp leaves them
