@@ -29,7 +29,7 @@ const (
 // use, python3 for users' scripts).
 var debianPackages = []string{
 	"linux-image-cloud-amd64", "systemd-sysv", "udev", "dbus",
-	"openssh-server", "sudo", "ca-certificates", "e2fsprogs", "kmod", "procps", "less", "curl", "python3",
+	"openssh-server", "sudo", "ca-certificates", "e2fsprogs", "fdisk", "kmod", "procps", "less", "curl", "python3",
 	"iproute2", "iputils-ping", "iperf3", "tcpdump", "babeld", "ethtool", "netcat-openbsd", "nftables",
 }
 
@@ -59,7 +59,7 @@ var (
 
 // debianRecipeVersion changes whenever the recipe makes a different image,
 // so images built by an older forgelab are rebuilt (Store.Stale).
-const debianRecipeVersion = 2
+const debianRecipeVersion = 3
 
 func debianRecipe(cloudInit bool) recipe {
 	r := recipe{

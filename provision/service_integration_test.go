@@ -151,7 +151,7 @@ func TestSystemdServiceVM(t *testing.T) {
 	if err != nil || !st.Active() || st.PID == 0 {
 		t.Fatalf("status %+v %v", st, err)
 	}
-	if env := sh(t, a.Client, "cat /proc/"+strconv.Itoa(st.PID)+"/environ | tr '\\0' '\\n' | grep '^X='"); env != "X=100% $y\n" {
+	if env := sh(t, a.Client, "sudo cat /proc/"+strconv.Itoa(st.PID)+"/environ | tr '\\0' '\\n' | grep '^X='"); env != "X=100% $y\n" {
 		t.Fatalf("environment through the unit: %q", env)
 	}
 	var logs strings.Builder
