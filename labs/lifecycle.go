@@ -200,6 +200,12 @@ func (m *Manager) Create(ctx context.Context, sp *Spec, opts CreateOptions) (st 
 			err = fmt.Errorf("%w\n(cleanup also failed: %v; run `forgelab destroy %s`)", err, cerr, sp.Lab.Name)
 		}
 	}()
+	if len(sp.Source) > 0 {
+		// The lab file as created: run plays this copy, not a file edited since.
+		if err := os.WriteFile(l.LabFile(), sp.Source, 0o600); err != nil {
+			return nil, fmt.Errorf("keep a copy of the lab file: %w", err)
+		}
+	}
 	c := &creation{rec: rec, spec: sp, plan: lp, layout: l, opts: opts}
 	if err := m.runSteps(ctx, c); err != nil {
 		return nil, err

@@ -329,6 +329,13 @@ func (t *table) workload(i int, hosts []string, seen map[string]int) WorkloadSpe
 	w.Env = t.env()
 	w.User = t.user()
 	w.Timeout = t.duration("timeout", "60s")
+	w.Start = StartCreate
+	if st, ok := t.str("start"); ok {
+		w.Start = st
+		if !slices.Contains(Starts, st) {
+			t.errorf("start", "start %q is not known (use %s)", st, quotedOr(Starts))
+		}
+	}
 	t.unknownKeys()
 	return w
 }
