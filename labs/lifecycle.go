@@ -276,6 +276,7 @@ func (m *Manager) createSteps() []createStep {
 		}},
 		{"boot", func(ctx context.Context, c *creation) error { return m.bootAll(ctx, c.rec, c.plan, c.keys, c.opts) }},
 		{"shaping", func(ctx context.Context, c *creation) error { return m.startShaping(ctx, c.rec) }},
+		{"routes", func(ctx context.Context, c *creation) error { return m.installRoutes(ctx, c.rec, c.spec) }},
 		{"software", func(ctx context.Context, c *creation) error { return m.setupSoftware(ctx, c.rec, c.spec) }},
 	}
 }
