@@ -5,14 +5,14 @@ import "net/netip"
 // Spec is a lab file as the user wrote it, after defaults are applied and it
 // has been validated. Load returns it; Plan turns it into concrete names.
 type Spec struct {
-	File  string // path it was loaded from, for error messages
+	File string // path it was loaded from, for error messages
 	// Source is the file's contents as parsed: create keeps a copy in the
 	// lab directory, so a run plays what was created, not a file edited
 	// since. Not saved in the state (the copy is).
 	Source []byte `json:"-"`
-	Lab   LabSection
-	Hosts []HostSpec
-	Links []LinkSpec
+	Lab    LabSection
+	Hosts  []HostSpec
+	Links  []LinkSpec
 	// Software: [[deploy]], [[service]], [[workload]] (software_types.go).
 	Deploys   []DeploySpec
 	Services  []ServiceSpec
