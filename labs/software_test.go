@@ -19,6 +19,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/forgelab/forgelab/hypervisor"
 	"github.com/forgelab/forgelab/labs/plan"
@@ -194,8 +195,18 @@ func (r *fakeRemote) Services(ctx context.Context, o provision.ServiceOptions) (
 	return &fakeServices{r: r, j: o.Journal}, nil
 }
 
+// RunWorkload prints one metric line and a log line, as a workload would.
 func (r *fakeRemote) RunWorkload(ctx context.Context, w provision.Workload, outDir string) (provision.WorkloadResult, error) {
-	return provision.WorkloadResult{Name: w.Name}, nil
+	res := provision.WorkloadResult{Name: w.Name, Started: time.Now()}
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return res, err
+	}
+	res.Stdout = filepath.Join(outDir, w.Name+".stdout")
+	os.WriteFile(res.Stdout, []byte("starting\n{\"delivery\": 1, \"host\": \""+r.host+"\"}\n"), 0o644)
+	res.Metrics = []provision.Metric{{Time: time.Now(), Values: map[string]any{"delivery": 1.0, "host": r.host}}}
+	res.Ended = time.Now()
+	r.f.logf("workload %s@%s", w.Name, r.host)
+	return res, nil
 }
 
 func (r *fakeRemote) AddNetdev(ctx context.Context, j *provision.Journal, dev, script string) error {

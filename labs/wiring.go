@@ -44,6 +44,15 @@ type imageStore struct{ *images.Store }
 
 func (imageStore) Recipes() []string { return images.Recipes() }
 
+// Digest is the image's sha256 as the store recorded it.
+func (s imageStore) Digest(name string) (string, error) {
+	img, err := s.Get(name)
+	if err != nil {
+		return "", err
+	}
+	return "sha256:" + img.SHA256, nil
+}
+
 func (imageStore) CreateOverlay(ctx context.Context, base, dst string, size int64) error {
 	return images.CreateOverlay(ctx, base, dst, size)
 }
