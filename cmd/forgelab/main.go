@@ -32,7 +32,7 @@ func main() {
 			sshCommand(), execCommand(), consoleCommand(), imageCommand(),
 			deployCommand(), logsCommand(), workloadCommand(), coorddCommand(), workloaddCommand(),
 			linkCommand(), partitionCommand(), healCommand(), captureCommand(), hostCommand(), nicCommand(), fabricdCommand(),
-			runsCommand(),
+			runCommand(), runsCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // main prints errors once
 	}
