@@ -33,6 +33,7 @@ package spec
 //	command = "iperf3 -c {{ ip \"b\" }} -J"   # required; a template. JSON lines on stdout are its metrics
 //	workdir, env, user      # as for services (user default: the login user)
 //	timeout = "60s"         # default: none
+//	start = "create"        # create: started by create; run: by each `forgelab run`, from its start to its end
 //
 // Templates see the host's facts: .Name, .Lab, .Seed, .Coord, .Host
 // (.Host.Mgmt, .Host.Position, .Host.Links), .Hosts (every host), .Peers,
