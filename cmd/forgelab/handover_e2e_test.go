@@ -86,7 +86,9 @@ func TestHandoverRuns(t *testing.T) {
 
 			// Node addresses: a reaches b's, over ab while it is up.
 			b4 := strings.TrimSpace(mustForgelab(t, "exec", lab, "a", "--", "getent hosts b.node | cut -d' ' -f1"))
-			if out := forgelab(t, "exec", lab, "a", "--", "ping -c 3 -W 2 -I "+hostNode(t, lab, "a")+" "+b4); out.code != 0 {
+			// (babeld may still be converging: a few tries.)
+			ping := "for i in $(seq 20); do ping -c 1 -W 1 -I " + hostNode(t, lab, "a") + " " + b4 + " && exit 0; sleep 1; done; exit 1"
+			if out := forgelab(t, "exec", lab, "a", "--", ping); out.code != 0 {
 				t.Errorf("a cannot reach b's node address %s: %s%s", b4, out.stdout, out.stderr)
 			}
 			if v.variant == "static" {
