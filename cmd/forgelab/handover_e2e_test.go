@@ -64,6 +64,9 @@ func TestHandoverRuns(t *testing.T) {
 			if d := s.Delivery["last 15 s"]; d > 0.1 {
 				t.Errorf("static: delivery in the last 15 s %.2f, want <= 0.1 (no path once ab is down)", d)
 			}
+			if s.Moved >= 0 {
+				t.Errorf("static: the route left ab at %.0f s (to %s); static routes do not move", s.Moved, s.MovedTo)
+			}
 		}},
 	} {
 		t.Run(v.variant, func(t *testing.T) {

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/forgelab/forgelab/telemetry/runs"
@@ -33,9 +35,13 @@ type Summary struct {
 	// Delivery is the fraction of Alice's packets echoed back, per phase
 	// (NaN: no packet sent in it).
 	Delivery map[string]float64
-	// FirstDev is Alice's route to Bob at the start; Moved is when it
-	// first left it (-1: never), MovedTo the device and next hop then.
+	// FirstDev is Alice's route to Bob at the start; Direct is a's
+	// device on ab (from the run's plan). Moved is when, from the start of
+	// the handover (20 s) on, her route first left ab (-1: never), and
+	// MovedTo the device and next hop then (c's link, for a network that
+	// reroutes). Before 20 s a routing daemon may still pick either path.
 	FirstDev string
+	Direct   string
 	Moved    float64
 	MovedTo  string
 	Lines    int
@@ -52,6 +58,7 @@ func Read(dir string) (Summary, error) {
 		return Summary{}, err
 	}
 	s := Summary{Run: r.Name(), Variant: r.Meta.Variant, Status: string(r.Meta.Status), Delivery: map[string]float64{}, Moved: -1, Lines: len(recs)}
+	s.Direct = deviceOn(dir, "a", "ab")
 	delivered, lost := map[string]float64{}, map[string]float64{}
 	for _, rec := range recs {
 		for _, p := range Phases {
@@ -62,10 +69,10 @@ func Read(dir string) (Summary, error) {
 		}
 		dev, _ := rec.Fields["dev"].(string)
 		via, _ := rec.Fields["via"].(string)
-		switch {
-		case s.FirstDev == "" && dev != "":
+		if s.FirstDev == "" && dev != "" {
 			s.FirstDev = dev
-		case s.Moved < 0 && dev != s.FirstDev && s.FirstDev != "":
+		}
+		if s.Moved < 0 && rec.T > Phases[1].From && dev != "" && dev != s.Direct {
 			s.Moved, s.MovedTo = rec.T, strings.TrimSpace(orDash(dev)+" via "+orDash(via))
 		}
 	}
@@ -76,6 +83,31 @@ func Read(dir string) (Summary, error) {
 		}
 	}
 	return s, nil
+}
+
+// deviceOn is host's interface on link, from the run's plan.json.
+func deviceOn(dir, host, link string) string {
+	data, err := os.ReadFile(filepath.Join(dir, runs.PlanFile))
+	if err != nil {
+		return ""
+	}
+	var p struct {
+		Hosts []struct {
+			Name string
+			NICs []struct{ Link, Name string }
+		}
+	}
+	if json.Unmarshal(data, &p) != nil {
+		return ""
+	}
+	for _, h := range p.Hosts {
+		for _, n := range h.NICs {
+			if h.Name == host && n.Link == link {
+				return n.Name
+			}
+		}
+	}
+	return ""
 }
 
 func number(v any) float64 {
@@ -98,7 +130,7 @@ func Print(w io.Writer, ss []Summary) {
 	row := func(label string, cell func(Summary) string) {
 		fmt.Fprintf(w, "%-28s", label)
 		for _, s := range ss {
-			fmt.Fprintf(w, " %-24s", cell(s))
+			fmt.Fprintf(w, " %-36s", cell(s))
 		}
 		fmt.Fprintln(w)
 	}
@@ -114,8 +146,13 @@ func Print(w io.Writer, ss []Summary) {
 			return fmt.Sprintf("%.0f %%", 100*d)
 		})
 	}
-	row("route at start", func(s Summary) string { return orDash(s.FirstDev) })
-	row("route moved", func(s Summary) string {
+	row("route at start", func(s Summary) string {
+		if s.FirstDev != "" && s.FirstDev == s.Direct {
+			return s.FirstDev + " (ab, direct)"
+		}
+		return orDash(s.FirstDev)
+	})
+	row("route left ab (from 20 s)", func(s Summary) string {
 		if s.Moved < 0 {
 			return "never"
 		}

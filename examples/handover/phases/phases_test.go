@@ -18,6 +18,9 @@ func TestRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := rec.SavePlan([]byte(`{"Hosts": [{"Name": "a", "NICs": [{"Link": "ab", "Name": "eth1"}, {"Link": "ca", "Name": "eth2"}]}]}`)); err != nil {
+		t.Fatal(err)
+	}
 	for s := 1; s <= 60; s++ {
 		delivered, lost, dev, via := 100, 0, "eth1", ""
 		if s > 25 && s <= 33 {
@@ -25,6 +28,9 @@ func TestRead(t *testing.T) {
 		}
 		if s > 33 {
 			dev, via = "eth2", "198.18.2.1"
+		}
+		if s < 5 {
+			dev = "eth2" // a routing daemon settling: not the handover
 		}
 		line := fmt.Sprintf(`{"role":"alice","delivered":%d,"lost":%d,"dev":%q,"via":%q}`, delivered, lost, dev, via)
 		if err := rec.WorkloadLine(start.Add(time.Duration(s)*time.Second), "a", "alice", runs.Stdout, []byte(line)); err != nil {
@@ -44,7 +50,7 @@ func TestRead(t *testing.T) {
 			t.Errorf("delivery %s = %v, want %v", k, s.Delivery[k], w)
 		}
 	}
-	if s.FirstDev != "eth1" || s.Moved != 34 || s.MovedTo != "eth2 via 198.18.2.1" {
+	if s.FirstDev != "eth2" || s.Direct != "eth1" || s.Moved != 34 || s.MovedTo != "eth2 via 198.18.2.1" {
 		t.Errorf("route: %+v", s)
 	}
 	var b strings.Builder
