@@ -178,7 +178,13 @@ func alice(ctx context.Context, args []string) error {
 		for {
 			n, err := conn.Read(buf)
 			if err != nil {
-				return
+				if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+					return
+				}
+				// An ICMP error for an earlier packet (Bob not listening
+				// yet: "connection refused") is reported once on a
+				// connected socket; the echoes after it still come.
+				continue
 			}
 			if n < header {
 				continue
