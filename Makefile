@@ -1,10 +1,10 @@
-# forgelab: `make demo` brings up the example lab; `make test` runs every test.
+# forgelab: `make demo` plays the handover demo; `make test` runs every test.
 export PATH := $(PATH):/usr/local/go/bin
 GO ?= go
 STATE_DIR ?= $(or $(FORGELAB_STATE_DIR),/var/lib/forgelab)
 FORGELAB := ./bin/forgelab --state-dir $(STATE_DIR)
 
-.PHONY: setup build test unit image demo demo-down bench clean ui-vendor
+.PHONY: setup build test unit image demo quickstart demo-down bench clean ui-vendor
 
 setup:
 	.ci/setup
@@ -31,9 +31,27 @@ test: setup build
 image: setup build
 	$(FORGELAB) image build debian-12
 
-# The main job on built-in defaults: image (built if missing), the
-# quickstart lab up, and a look at it working.
+# The main job: the handover demo (issue 10). Both variants of the network
+# under test play the same movement one after the other (create, run,
+# destroy): babeld (adaptive) and static routes (plain IP). Then what
+# happened to Alice's conversation is printed side by side, read from the
+# two run folders. Each run's folder stays: `forgelab runs ls`.
+HANDOVER := examples/handover/bin/handover
 demo: setup build
+	CGO_ENABLED=0 $(GO) build -ldflags='-s -w' -o $(HANDOVER) ./examples/handover
+	@rm -f bin/demo-runs
+	@for v in babeld static; do \
+	  echo "== handover, variant $$v"; \
+	  $(FORGELAB) destroy handover-$$v 2>/dev/null; \
+	  $(FORGELAB) create examples/handover-$$v.toml || exit 1; \
+	  $(FORGELAB) run handover-$$v examples/handover.toml --variant $$v >>bin/demo-runs; rc=$$?; \
+	  $(FORGELAB) destroy handover-$$v; \
+	  [ $$rc = 0 ] || exit $$rc; \
+	done
+	@echo; $(HANDOVER) report $$(cat bin/demo-runs)
+
+# The quickstart example (examples/quickstart.toml): a lab left running.
+quickstart: setup build
 	CGO_ENABLED=0 $(GO) build -ldflags='-s -w' -o examples/quickstart/bin/demo ./examples/quickstart
 	$(FORGELAB) create examples/quickstart.toml
 	$(FORGELAB) exec quickstart a -- ping -c 3 -q b.ab
@@ -41,8 +59,9 @@ demo: setup build
 	$(FORGELAB) workload --wait quickstart
 	@echo "quickstart is running. Try: $(FORGELAB) ssh quickstart a   |   make demo-down"
 
+# Removes what `make demo` or `make quickstart` left (after a Ctrl-C).
 demo-down: build
-	$(FORGELAB) destroy quickstart
+	-$(FORGELAB) destroy handover-babeld handover-static quickstart
 
 bench: setup build
 	bench/boot.sh
@@ -53,4 +72,4 @@ ui-vendor:
 	telemetry/ui/vendor.sh
 
 clean:
-	rm -rf bin examples/quickstart/bin
+	rm -rf bin examples/quickstart/bin examples/handover/bin

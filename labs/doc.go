@@ -8,7 +8,13 @@
 //	store  the lab directory (one layout), its state, lock and event log
 //	labs   create (named steps), destroy, inspect, and the control path
 //	       for running labs (runtime.go), over narrow interfaces to the
-//	       backends (VMs, Netdevs, Fabric, Images, Software)
+//	       backends (VMs, Netdevs, Fabric, Images, Software); node
+//	       addresses and routes in the hosts (routes.go); forgelab run
+//	       (run.go: scenario, mobility and quality played through the
+//	       control path, recorded with telemetry/runs)
+//
+// and beside them: scenario (scenario files, Play), mobility and quality
+// (the models), routing (node addresses, static routes).
 //
 // Host kinds (hostkind.go) and fabrics (fabric.go) are types chosen in
 // one map each; wiring.go is the one place the real backends are chosen.

@@ -21,6 +21,7 @@ type Info struct {
 	User         string      `json:"user"`
 	StateDir     string      `json:"state_dir"`
 	Mgmt         string      `json:"mgmt_network"`
+	Routing      string      `json:"routing"` // none | static
 	Hosts        []HostInfo  `json:"hosts"`
 	Links        []LinkInfo  `json:"links"`
 	Coord        *CoordState `json:"coord,omitempty"` // the coordination service, when the lab has software
@@ -38,6 +39,8 @@ type HostInfo struct {
 	MemoryMiB int           `json:"memory_mib"`
 	Image     string        `json:"image"`
 	MgmtIP    string        `json:"mgmt_ip"`
+	Node4     string        `json:"node4,omitempty"` // node addresses (on node0, no link's)
+	Node6     string        `json:"node6,omitempty"`
 	BootTime  time.Duration `json:"boot_time_ns,omitempty"`
 	BootCPU   time.Duration `json:"boot_cpu_ns,omitempty"`
 	NICs      []NICInfo     `json:"nics"`
@@ -78,12 +81,15 @@ func (m *Manager) Inspect(name string) (*Info, error) {
 		return info, nil
 	}
 	info.Fabric, info.FabricReason = st.Fabric, st.FabricReason
-	info.Mgmt = p.Mgmt.Prefix.String()
+	info.Mgmt, info.Routing = p.Mgmt.Prefix.String(), p.Routing
 	for _, h := range p.Hosts {
 		hi := HostInfo{
 			Name: h.Name, Kind: kindName(h.Kind), Domain: h.Domain, CPUs: h.CPUs, MemoryMiB: h.MemoryMiB,
 			Image: h.Image, MgmtIP: h.MgmtIP.String(),
 			SerialLog: m.Store.LayoutOf(st).SerialLog(h.Name),
+		}
+		if h.Node4.IsValid() {
+			hi.Node4, hi.Node6 = h.Node4.String(), h.Node6.String()
 		}
 		if hs := st.Hosts[h.Name]; hs != nil {
 			hi.Ready, hi.BootTime, hi.BootCPU = hs.Ready, hs.BootTime, hs.BootCPU

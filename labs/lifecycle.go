@@ -209,6 +209,12 @@ func (m *Manager) Create(ctx context.Context, sp *Spec, opts CreateOptions) (st 
 			err = fmt.Errorf("%w\n(cleanup also failed: %v; run `forgelab destroy %s`)", err, cerr, sp.Lab.Name)
 		}
 	}()
+	if len(sp.Source) > 0 {
+		// The lab file as created: run plays this copy, not a file edited since.
+		if err := os.WriteFile(l.LabFile(), sp.Source, 0o600); err != nil {
+			return nil, fmt.Errorf("keep a copy of the lab file: %w", err)
+		}
+	}
 	c := &creation{rec: rec, spec: sp, plan: lp, layout: l, opts: opts}
 	if err := m.runSteps(ctx, c); err != nil {
 		return nil, err
@@ -279,6 +285,7 @@ func (m *Manager) createSteps() []createStep {
 		}},
 		{"boot", func(ctx context.Context, c *creation) error { return m.bootAll(ctx, c.rec, c.plan, c.keys, c.opts) }},
 		{"shaping", func(ctx context.Context, c *creation) error { return m.startShaping(ctx, c.rec) }},
+		{"routes", func(ctx context.Context, c *creation) error { return m.installRoutes(ctx, c.rec, c.spec) }},
 		{"software", func(ctx context.Context, c *creation) error { return m.setupSoftware(ctx, c.rec, c.spec) }},
 	}
 }

@@ -387,7 +387,7 @@ func TestCreateStepFailsLeaveNothing(t *testing.T) {
 	for _, s := range (&Manager{}).createSteps() {
 		names = append(names, s.name)
 	}
-	if want := "images keys mgmt host-links fabric boot shaping software"; strings.Join(names, " ") != want {
+	if want := "images keys mgmt host-links fabric boot shaping routes software"; strings.Join(names, " ") != want {
 		t.Fatalf("steps %v, want %s", names, want)
 	}
 	for _, fabric := range []string{"kernel", "userspace"} {
@@ -445,7 +445,7 @@ func TestCreateRecordsStepTimes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(st.Steps) != 8 || len(info.Steps) != 8 || info.Steps[5].Name != "boot" || info.Steps[5].Error != "" {
+	if len(st.Steps) != 9 || len(info.Steps) != 9 || info.Steps[5].Name != "boot" || info.Steps[5].Error != "" {
 		t.Errorf("steps %+v", info.Steps)
 	}
 }

@@ -35,6 +35,9 @@ const (
 	SourceCLI      Source = "cli"
 	SourceScenario Source = "scenario"
 	SourceAPI      Source = "api"
+	// SourceForgelab: forgelab itself, e.g. a run putting links back at
+	// its end, or the next change after a killed run doing it.
+	SourceForgelab Source = "forgelab"
 )
 
 // Actions, as the event log names them.
@@ -65,6 +68,7 @@ type QualityChange struct {
 	Reorder      *float64       `json:"reorder,omitempty"`
 	Corrupt      *float64       `json:"corrupt,omitempty"`
 	Limit        *int           `json:"limit,omitempty"`
+	Down         *bool          `json:"down,omitempty"` // nothing passes in this direction
 }
 
 // apply returns q changed by c.
@@ -99,6 +103,9 @@ func (c QualityChange) apply(q netfabric.Impairment) netfabric.Impairment {
 	}
 	if c.Limit != nil {
 		q.Limit = *c.Limit
+	}
+	if c.Down != nil {
+		q.Down = *c.Down
 	}
 	return q
 }
@@ -374,6 +381,11 @@ func (m *Manager) locked(ctx context.Context, src Source, lab, action string, ar
 	}
 	if st.Phase != store.PhaseReady || st.Plan == nil {
 		return fmt.Errorf("lab %s is %s, not ready: nothing to change (forgelab inspect %s says more)", lab, st.Phase, lab)
+	}
+	// A run whose runner was killed left its qualities behind: put the
+	// links back first, so this change starts from the lab file's.
+	if err := m.recoverRun(ctx, st); err != nil {
+		return err
 	}
 	err = f(st)
 	e := store.Event{Source: string(src), Action: action, Args: args, Result: store.ResultOK}

@@ -28,7 +28,7 @@ const deployParallel = 4
 func facts(p *Plan) map[string]provision.HostFacts {
 	out := map[string]provision.HostFacts{}
 	for _, h := range p.Hosts {
-		hf := provision.HostFacts{Name: h.Name, Mgmt: kindOf(h).mgmtAddr(h), Position: h.Position}
+		hf := provision.HostFacts{Name: h.Name, Mgmt: kindOf(h).mgmtAddr(h), Position: h.Position, Node4: h.Node4, Node6: h.Node6}
 		for _, n := range h.NICs {
 			lf := provision.LinkFacts{Name: n.Link, Addresses: n.Addresses}
 			if l := p.Link(n.Link); l != nil {

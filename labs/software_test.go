@@ -19,6 +19,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/forgelab/forgelab/hypervisor"
 	"github.com/forgelab/forgelab/labs/plan"
@@ -194,8 +195,18 @@ func (r *fakeRemote) Services(ctx context.Context, o provision.ServiceOptions) (
 	return &fakeServices{r: r, j: o.Journal}, nil
 }
 
+// RunWorkload prints one metric line and a log line, as a workload would.
 func (r *fakeRemote) RunWorkload(ctx context.Context, w provision.Workload, outDir string) (provision.WorkloadResult, error) {
-	return provision.WorkloadResult{Name: w.Name}, nil
+	res := provision.WorkloadResult{Name: w.Name, Started: time.Now()}
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return res, err
+	}
+	res.Stdout = filepath.Join(outDir, w.Name+".stdout")
+	os.WriteFile(res.Stdout, []byte("starting\n{\"delivery\": 1, \"host\": \""+r.host+"\"}\n"), 0o644)
+	res.Metrics = []provision.Metric{{Time: time.Now(), Values: map[string]any{"delivery": 1.0, "host": r.host}}}
+	res.Ended = time.Now()
+	r.f.logf("workload %s@%s", w.Name, r.host)
+	return res, nil
 }
 
 func (r *fakeRemote) AddNetdev(ctx context.Context, j *provision.Journal, dev, script string) error {
@@ -349,7 +360,8 @@ func TestCreateSoftware(t *testing.T) {
 	gw := st.Plan.Mgmt.Gateway.String()
 	coord := sw.index(fmt.Sprintf("coord [%s]", gw))
 	deploys := sw.events("deploy ")
-	if coord != 0 || len(deploys) != 4 {
+	// Node addresses first (3 hosts: install, restart, ready), then the software.
+	if coord != 9 || len(deploys) != 4 || len(sw.events("ready routes@")) != 3 {
 		t.Fatalf("coord at %d, deploys %v (log %v)", coord, deploys, sw.log)
 	}
 	last := func(evs ...string) int {
@@ -515,7 +527,8 @@ func TestCreatePhysicalHost(t *testing.T) {
 	for _, ch := range ah.Changes {
 		kinds = append(kinds, string(ch.Kind))
 	}
-	if want := []string{"netdev", "file", "file", "unit"}; !slices.Equal(kinds, want) || ah.Local != "192.0.2.1" || ah.Addr != "192.0.2.10:2222" {
+	// The routes unit is journalled like the lab's own: destroy takes it back.
+	if want := []string{"netdev", "unit", "file", "file", "unit"}; !slices.Equal(kinds, want) || ah.Local != "192.0.2.1" || ah.Addr != "192.0.2.10:2222" {
 		t.Errorf("journal %v (%+v), want %v", kinds, ah, want)
 	}
 	if !slices.Contains(saved.Resources, Resource{Kind: store.KindAdopted, Name: "edge"}) {
@@ -527,8 +540,8 @@ func TestCreatePhysicalHost(t *testing.T) {
 	if err := m.Destroy(context.Background(), "mixed"); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(sw.undone["edge"]); n != 4 {
-		t.Errorf("undone %d changes, want 4", n)
+	if n := len(sw.undone["edge"]); n != 5 {
+		t.Errorf("undone %d changes, want 5", n)
 	}
 	if left := w.leftovers(); left != "" {
 		t.Errorf("leaked: %s", left)

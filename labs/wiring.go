@@ -52,6 +52,15 @@ func (s imageStore) DirectBoot(name string) *DirectBoot {
 	return &DirectBoot{Kernel: img.Boot.Kernel, Initrd: img.Boot.Initrd, Cmdline: img.Boot.Cmdline}
 }
 
+// Digest is the image's sha256 as the store recorded it.
+func (s imageStore) Digest(name string) (string, error) {
+	img, err := s.Get(name)
+	if err != nil {
+		return "", err
+	}
+	return "sha256:" + img.SHA256, nil
+}
+
 func (imageStore) CreateOverlay(ctx context.Context, base, dst string, size int64) error {
 	return images.CreateOverlay(ctx, base, dst, size)
 }

@@ -81,6 +81,9 @@ func (m *Manager) startWorkloads(ctx context.Context, rec *Recorder, sp *Spec) e
 	st := rec.State()
 	var planned []plannedWorkload
 	for _, w := range sp.Workloads {
+		if w.Start == spec.StartRun {
+			continue // forgelab run starts it
+		}
 		for _, h := range st.Plan.Hosts {
 			if !spec.OnHost(w.Hosts, h.Name) {
 				continue
@@ -91,6 +94,9 @@ func (m *Manager) startWorkloads(ctx context.Context, rec *Recorder, sp *Spec) e
 			}
 			planned = append(planned, plannedWorkload{Host: h.Name, Workload: wl})
 		}
+	}
+	if len(planned) == 0 {
+		return nil
 	}
 	l := m.Store.LayoutOf(st)
 	if err := os.MkdirAll(l.Workloads(), 0o755); err != nil {

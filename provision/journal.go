@@ -208,8 +208,8 @@ mv -f -- %s %s
 			q(ch.Path), ch.UID, ch.GID, ch.Mode)
 	case ChangeUnit:
 		u := q(ch.Name)
-		script = fmt.Sprintf("systemctl stop %s 2>/dev/null\nsystemctl reset-failed %s 2>/dev/null\nrm -f -- %s\nsystemctl daemon-reload\n",
-			u, u, q(ch.Path))
+		script = fmt.Sprintf("systemctl stop %s 2>/dev/null\nsystemctl disable --quiet %s 2>/dev/null\nsystemctl reset-failed %s 2>/dev/null\nrm -f -- %s\nsystemctl daemon-reload\n",
+			u, u, u, q(ch.Path))
 	case ChangeProcess:
 		script = processStopScript(ch.Path) + fmt.Sprintf("cd -- %s 2>/dev/null || exit 0\nrm -f -- run log pid .run%s*\n", q(ch.Path), tmpMarker)
 	case ChangeNetdev:

@@ -27,6 +27,12 @@ type Service struct {
 	Ready        string
 	ReadyTimeout time.Duration // default 60s
 
+	// Oneshot: the command sets something up and exits (systemd
+	// Type=oneshot, RemainAfterExit): Install enables it, so it runs again
+	// at every boot, and the service is ready once the command succeeded.
+	// Systemd only; Restart does not apply.
+	Oneshot bool
+
 	// Uses lists host paths the service runs from: a deploy that changes
 	// anything under them restarts it. Default: WorkDir and the command's
 	// executable when it is an absolute path.
@@ -45,6 +51,9 @@ var restartPolicies = map[string]bool{
 func (s Service) Unit() string { return "forgelab-" + s.Name + ".service" }
 
 func (s Service) restart() string {
+	if s.Oneshot {
+		return "no"
+	}
 	if s.Restart == "" {
 		return "on-failure"
 	}
@@ -71,6 +80,9 @@ func (s Service) Validate() error {
 	}
 	if s.User != "" && !userName.MatchString(s.User) {
 		return fmt.Errorf("service %s: user %q is not a user name", s.Name, s.User)
+	}
+	if s.Oneshot && s.Restart != "" && s.Restart != "no" {
+		return fmt.Errorf("service %s: a oneshot service is not restarted (leave restart out)", s.Name)
 	}
 	if !restartPolicies[s.restart()] {
 		return fmt.Errorf("service %s: restart %q: want no, on-failure, on-success, on-abnormal, on-abort, on-watchdog or always", s.Name, s.Restart)
@@ -180,7 +192,12 @@ Wants=network-online.target
 StartLimitIntervalSec=0
 
 [Service]
+{{- if .Oneshot}}
+Type=oneshot
+RemainAfterExit=yes
+{{- else}}
 Type=simple
+{{- end}}
 ExecStart=/bin/sh -c {{q .Command}}
 {{- if .WorkDir}}
 WorkingDirectory={{pct .WorkDir}}
@@ -191,8 +208,10 @@ User={{.User}}
 {{- range $k, $v := .Env}}
 Environment={{env $k $v}}
 {{- end}}
+{{- if not .Oneshot}}
 Restart={{.Restart}}
 RestartSec=1s
+{{- end}}
 
 [Install]
 WantedBy=multi-user.target

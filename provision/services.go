@@ -112,7 +112,15 @@ func (s *Services) Install(ctx context.Context, svc Service) error {
 		if _, err := rootOutput(ctx, s.c, "systemctl daemon-reload"); err != nil {
 			return s.errorf(svc.Name, "%v", err)
 		}
+		if svc.Oneshot { // runs at every boot; the journal's undo disables it
+			if _, err := rootOutput(ctx, s.c, "systemctl enable --quiet "+ShellQuote(svc.Unit())); err != nil {
+				return s.errorf(svc.Name, "enable: %v", err)
+			}
+		}
 		return nil
+	}
+	if svc.Oneshot {
+		return s.errorf(svc.Name, "a oneshot service needs systemd, and this host has none")
 	}
 	script, err := svc.supervisorScript()
 	if err != nil {

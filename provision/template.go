@@ -24,6 +24,9 @@ type HostFacts struct {
 	Mgmt     netip.Addr // address on the management network
 	Position [3]float64
 	Links    []LinkFacts // data links, in lab order
+	// Node4 and Node6 are the host's node addresses: on no link, so they
+	// stay the same whichever path reaches the host.
+	Node4, Node6 netip.Addr
 }
 
 // LinkFacts is one data link as one host sees it.
@@ -86,6 +89,7 @@ func (h HostFacts) linkNames() string {
 //	ip "b" "ab"       host b's IPv4 address on link ab
 //	ip6 "b" ["ab"]    the same for IPv6
 //	mgmt "b"          host b's management address
+//	node "b"          host b's node address (IPv4 /32 on no link); node6 "b" the IPv6 one
 //	peers ["ab"]      this host's neighbours (on link ab), sorted
 //	join LIST SEP     strings.Join
 func Render(name, text string, f Facts) (string, error) {
@@ -145,9 +149,23 @@ func templateFuncs(f Facts) template.FuncMap {
 			return "", fmt.Errorf("%s %q: host %s has no %s address on any data link", fn, name, name, fn)
 		}
 	}
+	node := func(fn string, get func(HostFacts) netip.Addr) func(string) (string, error) {
+		return func(name string) (string, error) {
+			h, err := host(fn, name)
+			if err != nil {
+				return "", err
+			}
+			if !get(h).IsValid() {
+				return "", fmt.Errorf("%s %q: host %s has no node address", fn, name, name)
+			}
+			return get(h).String(), nil
+		}
+	}
 	return template.FuncMap{
-		"ip":  addr("ip", netip.Addr.Is4),
-		"ip6": addr("ip6", func(a netip.Addr) bool { return a.Is6() && !a.Is4In6() }),
+		"ip":    addr("ip", netip.Addr.Is4),
+		"ip6":   addr("ip6", func(a netip.Addr) bool { return a.Is6() && !a.Is4In6() }),
+		"node":  node("node", func(h HostFacts) netip.Addr { return h.Node4 }),
+		"node6": node("node6", func(h HostFacts) netip.Addr { return h.Node6 }),
 		"mgmt": func(name string) (string, error) {
 			h, err := host("mgmt", name)
 			if err != nil {

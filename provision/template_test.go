@@ -15,7 +15,7 @@ func testFacts() Facts {
 	b := HostFacts{Name: "b", Mgmt: netip.MustParseAddr("10.213.7.12"), Position: [3]float64{100, 0, 0}, Links: []LinkFacts{
 		{Name: "ab", Peers: []string{"a"}, Addresses: []netip.Prefix{p("10.1.0.2/30"), p("fd00:1::2/64")}},
 		{Name: "lan", Peers: []string{"a", "c"}, Addresses: []netip.Prefix{p("10.9.0.2/24")}},
-	}}
+	}, Node4: netip.MustParseAddr("10.254.1.2"), Node6: netip.MustParseAddr("fd00:f1::2")}
 	c := HostFacts{Name: "c", Links: []LinkFacts{
 		{Name: "lan", Peers: []string{"a", "b"}, Addresses: []netip.Prefix{p("fd00:9::3/64")}},
 	}}
@@ -33,6 +33,8 @@ func TestRender(t *testing.T) {
 		{"ip6 on link", `{{ ip6 "c" "lan" }}`, "fd00:9::3"},
 		{"own ip", `{{ ip "a" "lan" }}`, "10.9.0.1"},
 		{"mgmt", `{{ mgmt "b" }}`, "10.213.7.12"},
+		{"node", `{{ node "b" }}`, "10.254.1.2"},
+		{"node6", `{{ node6 "b" }}`, "fd00:f1::2"},
 		{"peers", `{{ join .Peers "," }}`, "b,c"},
 		{"peers func", `{{ join (peers) " " }}|{{ join (peers "ab") " " }}`, "b c|b"},
 		{"addresses", `{{ range .Host.Addresses }}{{ . }} {{ end }}`, "10.1.0.1/30 fd00:1::1/64 10.9.0.1/24 "},
@@ -64,6 +66,8 @@ func TestRenderErrors(t *testing.T) {
 		{`{{ ip "b" "xy" }}`, []string{"not on link xy", "its links: ab, lan"}},
 		{`{{ ip "c" }}`, []string{"host c has no ip address"}},
 		{`{{ mgmt "c" }}`, []string{"no management address"}},
+		{`{{ node "c" }}`, []string{"host c has no node address"}},
+		{`{{ node6 "zz" }}`, []string{`no host "zz"`}},
 		{`{{ peers "zz" }}`, []string{"not on link zz"}},
 		{`{{ ip "b" }`, []string{"svc.conf", "unexpected"}},
 	} {

@@ -45,9 +45,9 @@ func printInfo(info *labs.Info) {
 	if info.Error != "" {
 		fmt.Printf("error: %s\n", info.Error)
 	}
-	fmt.Printf("accelerator: %s (%s)\nmanagement network: %s; login user %s; state in %s\n\n", info.Accel, info.AccelReason, info.Mgmt, info.User, info.StateDir)
+	fmt.Printf("accelerator: %s (%s)\nmanagement network: %s; routing %s; login user %s; state in %s\n\n", info.Accel, info.AccelReason, info.Mgmt, info.Routing, info.User, info.StateDir)
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "HOST\tSTATE\tREADY\tMGMT\tADDRESSES\tBOOT")
+	fmt.Fprintln(w, "HOST\tSTATE\tREADY\tMGMT\tNODE\tADDRESSES\tBOOT")
 	for _, h := range info.Hosts {
 		var addrs []string
 		for _, n := range h.NICs {
@@ -57,7 +57,7 @@ func printInfo(info *labs.Info) {
 		if h.BootTime > 0 {
 			boot = h.BootTime.Round(100 * time.Millisecond).String()
 		}
-		fmt.Fprintf(w, "%s\t%s\t%v\t%s\t%s\t%s\n", h.Name, h.State, h.Ready, h.MgmtIP, strings.Join(addrs, " "), boot)
+		fmt.Fprintf(w, "%s\t%s\t%v\t%s\t%s\t%s\t%s\n", h.Name, h.State, h.Ready, h.MgmtIP, h.Node4, strings.Join(addrs, " "), boot)
 	}
 	w.Flush()
 	fmt.Println()

@@ -12,7 +12,8 @@
 // the echo timeout.
 //
 //	handover bob   [--listen :9000] [--for 5m]
-//	handover alice --to ADDR:9000 [--rate 200] [--size 200] [--interval 1s] [--for 60s] [--timeout 1s]
+//	handover alice --to ADDR:9000 [--from ADDR] [--rate 200] [--size 200] [--interval 1s] [--for 60s] [--timeout 1s]
+//	handover report RUN_DIR...   (on this machine: what happened in each run, side by side; see package phases)
 //
 // Build: CGO_ENABLED=0 go build -o examples/handover/bin/handover ./examples/handover
 package main
@@ -33,6 +34,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/forgelab/forgelab/examples/handover/phases"
 )
 
 func main() {
@@ -47,6 +50,8 @@ func main() {
 		err = alice(ctx, os.Args[2:])
 	case "bob":
 		err = bob(ctx, os.Args[2:])
+	case "report":
+		err = report(os.Args[2:])
 	default:
 		usage()
 	}
@@ -56,8 +61,21 @@ func main() {
 	}
 }
 
+func report(dirs []string) error {
+	var ss []phases.Summary
+	for _, d := range dirs {
+		s, err := phases.Read(d)
+		if err != nil {
+			return err
+		}
+		ss = append(ss, s)
+	}
+	phases.Print(os.Stdout, ss)
+	return nil
+}
+
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: handover alice|bob [flags] (see the source)")
+	fmt.Fprintln(os.Stderr, "usage: handover alice|bob|report [flags] (see the source)")
 	os.Exit(2)
 }
 
@@ -122,6 +140,7 @@ func bob(ctx context.Context, args []string) error {
 func alice(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("alice", flag.ExitOnError)
 	to := fs.String("to", "", "Bob's address, HOST:PORT")
+	from := fs.String("from", "", "send from this address (Alice's node address: Bob's echoes then follow the route to it, not to the first link's address)")
 	rate := fs.Int("rate", 200, "packets per second")
 	size := fs.Int("size", 200, "packet size in bytes")
 	interval := fs.Duration("interval", time.Second, "report interval")
@@ -135,7 +154,13 @@ func alice(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	conn, err := net.DialUDP("udp", nil, raddr)
+	var laddr *net.UDPAddr
+	if *from != "" {
+		if laddr, err = net.ResolveUDPAddr("udp", net.JoinHostPort(*from, "0")); err != nil {
+			return err
+		}
+	}
+	conn, err := net.DialUDP("udp", laddr, raddr)
 	if err != nil {
 		return err
 	}
@@ -153,7 +178,13 @@ func alice(ctx context.Context, args []string) error {
 		for {
 			n, err := conn.Read(buf)
 			if err != nil {
-				return
+				if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+					return
+				}
+				// An ICMP error for an earlier packet (Bob not listening
+				// yet: "connection refused") is reported once on a
+				// connected socket; the echoes after it still come.
+				continue
 			}
 			if n < header {
 				continue

@@ -9,7 +9,8 @@ import (
 // programs can use names instead of addresses: "b.ab" is b's address on
 // link ab, "b" is b's address on the first link this host shares with b
 // (the direct path), or its first data address, and "b.mgmt" is b's
-// management address.
+// management address, and "b.node" (and "b.node6") its node addresses,
+// which survive a change of path.
 func EtcHosts(p *Plan, self string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# forgelab lab %s\n", p.Lab)
@@ -32,6 +33,12 @@ func EtcHosts(p *Plan, self string) string {
 		}
 		for _, a := range direct {
 			fmt.Fprintf(&b, "%s\t%s\n", a, h.Name)
+		}
+		if h.Node4.IsValid() {
+			fmt.Fprintf(&b, "%s\t%s.node\n", h.Node4, h.Name)
+		}
+		if h.Node6.IsValid() {
+			fmt.Fprintf(&b, "%s\t%s.node6\n", h.Node6, h.Name)
 		}
 		if h.MgmtIP.IsValid() {
 			if direct == nil {

@@ -27,6 +27,11 @@ package plan
 //	on links pinned addresses stay; every other endpoint gets the lowest free
 //	         host number in endpoint order: .1, .2, ... and ::1, ::2, ...
 //
+//	node     every host's node addresses (package routing): host i gets .1+i of
+//	         10.254.<b1>.0/24 (byte 1 of sha256(lab name)), moved up past any link
+//	         subnet or the mgmt network it would overlap, and ::1+i of
+//	         fd00:f1:<id>:ffff::/64 (moved down likewise): outside every link.
+//
 // MACs: 52:54:00 followed by the first 3 bytes of sha256("<lab>/<host>/<nic
 // index>") (index 0: the mgmt NIC), re-hashed until unique in the lab.
 //
@@ -63,7 +68,10 @@ func NewPlan(s *spec.Spec) (*Plan, error) {
 		return nil, fmt.Errorf("plan lab %s: %d links, at most %d fit the naming scheme", s.Lab.Name, len(s.Links), spec.MaxLinks)
 	}
 	sum := sha256.Sum256([]byte(s.Lab.Name))
-	p := &Plan{Lab: s.Lab.Name, ID: hex.EncodeToString(sum[:2]), Fabric: s.Lab.Fabric, Seed: s.Lab.Seed}
+	p := &Plan{Lab: s.Lab.Name, ID: hex.EncodeToString(sum[:2]), Fabric: s.Lab.Fabric, Seed: s.Lab.Seed, Routing: s.Lab.Routing}
+	if p.Routing == "" {
+		p.Routing = spec.RoutingNone
+	}
 	if p.Fabric == "" {
 		p.Fabric = "auto"
 	}
@@ -72,6 +80,9 @@ func NewPlan(s *spec.Spec) (*Plan, error) {
 		return nil, fmt.Errorf("plan lab %s: %w", s.Lab.Name, err)
 	}
 	if p.Links, err = planLinks(s, p.ID, p.Mgmt.Prefix); err != nil {
+		return nil, fmt.Errorf("plan lab %s: %w", s.Lab.Name, err)
+	}
+	if p.Nodes, err = planNodes(p, sum); err != nil {
 		return nil, fmt.Errorf("plan lab %s: %w", s.Lab.Name, err)
 	}
 	if p.Hosts, err = planHosts(s, p); err != nil {
@@ -206,6 +217,35 @@ func pool6(id string, n int) netip.Prefix {
 	return netip.PrefixFrom(netip.AddrFrom16(a), 64)
 }
 
+// planNodes picks the node address pools: the first /24 from
+// 10.254.<b1>.0 up, and the first /64 from fd00:f1:<id>:ffff:: down, that
+// overlap no link subnet and no mgmt network.
+func planNodes(p *Plan, sum [32]byte) (NodePlan, error) {
+	taken := []netip.Prefix{p.Mgmt.Prefix}
+	for _, l := range p.Links {
+		taken = append(taken, l.Subnet4, l.Subnet6)
+	}
+	var n NodePlan
+	for i := range 256 * 256 {
+		v := (int(sum[1]) + i) % (256 * 256)
+		q := netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 254 + byte(v>>8)%2, byte(v), 0}), 24)
+		if !overlapsAny(q, taken) {
+			n.Prefix4 = q
+			break
+		}
+	}
+	for i := range 1 << 16 {
+		if q := pool6(p.ID, 0xffff-i); !overlapsAny(q, taken) {
+			n.Prefix6 = q
+			break
+		}
+	}
+	if !n.Prefix4.IsValid() || !n.Prefix6.IsValid() {
+		return n, fmt.Errorf("no free node address pool: the link subnets cover 10.254.0.0/15 or fd00:f1:%s::/48", p.ID)
+	}
+	return n, nil
+}
+
 func planHosts(s *spec.Spec, p *Plan) ([]HostPlan, error) {
 	macs := macAllocator{lab: s.Lab.Name, used: map[string]bool{}}
 	addrs, err := linkAddresses(s, p.Links)
@@ -217,6 +257,8 @@ func planHosts(s *spec.Spec, p *Plan) ([]HostPlan, error) {
 		hp := HostPlan{
 			Name: h.Name, Kind: h.Kind, Image: h.Image, CPUs: h.CPUs,
 			MemoryMiB: h.MemoryMiB, DiskBytes: h.DiskBytes, Position: h.Position, SSH: h.SSH,
+			Node4: addrAdd(p.Nodes.Prefix4.Addr(), 1+hi),
+			Node6: addrAdd(p.Nodes.Prefix6.Addr(), 1+hi),
 		}
 		vm := h.Kind != spec.KindPhysical
 		if vm {

@@ -380,3 +380,65 @@ func TestPlanMACs(t *testing.T) {
 		t.Error("MAC allocation is not deterministic")
 	}
 }
+
+// Node addresses come from a pool no link and no mgmt network overlaps:
+// a link that takes the pool's first choice pushes it up.
+func TestPlanNodes(t *testing.T) {
+	lab := func(extra string) *Plan {
+		s, err := spec.Parse("lab.toml", []byte(`
+[lab]
+name = "n"
+mgmt = "10.9.9.0/24"
+[[host]]
+name = "a"
+[[host]]
+name = "b"
+[[link]]
+endpoints = ["a", "b"]
+`+extra))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := NewPlan(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	free := lab("")
+	tests := []struct {
+		name         string
+		p            *Plan
+		pool4, pool6 string
+	}{
+		{"free", free, free.Nodes.Prefix4.String(), "fd00:f1:" + free.ID + ":ffff::/64"},
+		{"pushed", lab(`subnet4 = "` + free.Nodes.Prefix4.String() + `"` + "\n" + `subnet6 = "fd00:f1:` + free.ID + `:ffff::/64"`),
+			netip.PrefixFrom(addrAdd(free.Nodes.Prefix4.Addr(), 256), 24).String(), "fd00:f1:" + free.ID + ":fffe::/64"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.p.Nodes.Prefix4.String(); got != tt.pool4 {
+				t.Errorf("pool4 %s, want %s", got, tt.pool4)
+			}
+			if got := tt.p.Nodes.Prefix6.String(); got != tt.pool6 {
+				t.Errorf("pool6 %s, want %s", got, tt.pool6)
+			}
+			for i, h := range tt.p.Hosts {
+				if !tt.p.Nodes.Prefix4.Contains(h.Node4) || !tt.p.Nodes.Prefix6.Contains(h.Node6) {
+					t.Errorf("host %s: node %s %s outside the pools", h.Name, h.Node4, h.Node6)
+				}
+				if want := addrAdd(tt.p.Nodes.Prefix4.Addr(), i+1); h.Node4 != want {
+					t.Errorf("host %s: node4 %s, want %s", h.Name, h.Node4, want)
+				}
+				for _, l := range tt.p.Links {
+					if l.Subnet4.Contains(h.Node4) || l.Subnet6.Contains(h.Node6) {
+						t.Errorf("host %s: node address on link %s", h.Name, l.Name)
+					}
+				}
+			}
+			if strings.Count(EtcHosts(tt.p, "a"), "b.node") != 2 {
+				t.Errorf("/etc/hosts of a lacks b.node and b.node6:\n%s", EtcHosts(tt.p, "a"))
+			}
+		})
+	}
+}

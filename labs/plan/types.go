@@ -13,9 +13,13 @@ type Plan struct {
 	ID     string // 4 hex chars from the name; in every libvirt object and netdev name
 	Fabric string
 	Seed   int64
-	Mgmt   MgmtPlan
-	Hosts  []HostPlan
-	Links  []LinkPlan
+	// Routing is the lab file's [lab] routing: "none" or "static".
+	Routing string
+	// Nodes: the pools the hosts' node addresses come from.
+	Nodes NodePlan
+	Mgmt  MgmtPlan
+	Hosts []HostPlan
+	Links []LinkPlan
 }
 
 type MgmtPlan struct {
@@ -23,6 +27,13 @@ type MgmtPlan struct {
 	Bridge  string       // "fl<id>-m"
 	Prefix  netip.Prefix // e.g. 10.213.7.0/24
 	Gateway netip.Addr   // .1, the host's address on it
+}
+
+// NodePlan is where node addresses come from: one IPv4 /24 and one IPv6
+// /64 of the lab that no link and no mgmt network overlaps.
+type NodePlan struct {
+	Prefix4 netip.Prefix
+	Prefix6 netip.Prefix
 }
 
 type HostPlan struct {
@@ -39,6 +50,11 @@ type HostPlan struct {
 	MgmtTap   string        // host-side tap of the mgmt NIC, "fl<id>h<HH>m"
 	SSH       *spec.SSHSpec // physical hosts only
 	NICs      []NICPlan     // data NICs, in link order
+	// Node4 and Node6 are the host's node addresses (a /32 and a /128 on
+	// its dummy interface node0, package routing): they belong to no
+	// link, so a conversation to them survives a change of path.
+	Node4 netip.Addr
+	Node6 netip.Addr
 }
 
 type NICPlan struct {

@@ -28,6 +28,24 @@ const (
 // Fabrics lists every fabric a lab file may name.
 var Fabrics = []string{FabricKernel, FabricUserspace, FabricGuest, FabricAuto}
 
+// Routing modes of [lab] routing (package routing does the work).
+const (
+	RoutingNone   = "none"
+	RoutingStatic = "static"
+)
+
+// Routings lists every routing mode a lab file may name.
+var Routings = []string{RoutingNone, RoutingStatic}
+
+// Workload starts: by create, or by each run.
+const (
+	StartCreate = "create"
+	StartRun    = "run"
+)
+
+// Starts lists every start a workload may name.
+var Starts = []string{StartCreate, StartRun}
+
 // quotedOr renders a list for an error message: "a", "b" or "c".
 func quotedOr(list []string) string {
 	q := make([]string, len(list))

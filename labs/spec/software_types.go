@@ -45,7 +45,10 @@ type WorkloadSpec struct {
 	Env     map[string]string
 	User    string        // "" is the login user
 	Timeout time.Duration // 0: until it ends or the lab is destroyed
-	Line    int
+	// Start is StartCreate (run by create) or StartRun (run by each
+	// forgelab run, from its start to its end).
+	Start string
+	Line  int
 }
 
 // HasSoftware reports whether the lab deploys, starts or runs anything.

@@ -8,6 +8,8 @@ package spec
 //	fabric = "auto"         # how links are made: kernel | userspace | guest | auto
 //	seed   = 1              # seeds every random choice of a run (impairments, mobility)
 //	mgmt   = "10.1.2.0/24"  # IPv4 management network (libvirt NAT); default: derived from the name (see package plan)
+//	routing = "none"        # none: the software under test routes (it announces the node addresses);
+//	                        # static: forgelab installs shortest-path static routes at create (package routing)
 //
 //	[defaults]              # for every host of kind "vm" that does not set its own
 //	image  = "debian-12"    # image store name
@@ -20,6 +22,8 @@ package spec
 //	kind     = "vm"         # vm | physical
 //	image, cpus, memory, disk   # as in [defaults]; vm hosts only
 //	position = [0, 0, 0]    # x, y (, z) in metres, for distance-based link quality; default the origin
+//	mobility = { model = "linear", to = [-400, 0, 0], start = "10s", duration = "60s" }
+//	                        # how the host moves during a run; keys per model in labs/mobility (Config)
 //	ssh = { address = "192.0.2.10", user = "root", port = 22, key = "~/.ssh/id_ed25519", agent = false,
 //	        known_hosts = "~/.ssh/known_hosts", trust_on_first_use = false }
 //	                        # physical hosts only, and required for them: address (IP or DNS name),
@@ -47,6 +51,18 @@ package spec
 //	reorder   = "0%"        # needs a delay: reordered packets are the ones sent without it
 //	corrupt   = "0%"
 //	limit     = 1000        # queue limit in packets. default 0: the fabric decides
+//	quality   = "radio"     # instead of the static keys above: the quality follows the distance of the
+//	                        # link's hosts during a run, by the model [quality.radio]
+//
+//	[quality.radio]         # a named quality model; keys per model in labs/quality (Config)
+//	model = "ramp"          # range | ramp | mininet-wifi | log-distance | table
+//
+//	[scenario]              # the lab's own scenario, played by `forgelab run LAB` (labs/scenario)
+//	duration = "60s"
+//	[[scenario.event]]
+//	at = "30s"
+//	do = "link.down"
+//	link = "ab"
 //
 // Keys are case-sensitive and unknown keys are errors, so a typo cannot be
 // silently ignored.
@@ -129,6 +145,9 @@ func Load(path string) (*Spec, error) {
 	if err := checkSources(s); err != nil {
 		return nil, err
 	}
+	if err := checkModels(s, data); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -142,11 +161,13 @@ func Parse(file string, data []byte) (*Spec, error) {
 	}
 	p := &parser{file: file, lines: scanKeyLines(string(data))}
 	s := p.spec(&table{p: p, m: root})
+	p.models(s, data)
 	if len(p.errs) > 0 {
 		sort.SliceStable(p.errs, func(i, j int) bool { return p.errs[i].Line < p.errs[j].Line })
 		return nil, p.errs
 	}
 	s.File = file
+	s.Source = data
 	return s, nil
 }
 
@@ -195,6 +216,8 @@ func (p *parser) spec(root *table) *Spec {
 	w := newLabWide(s.Lab.Mgmt, labT)
 	s.Links = p.links(root.tables("link"), s.Hosts, w)
 	p.software(root, s)
+	root.has("quality")               // named quality models: package scenario reads them (models)
+	s.Scenario = root.has("scenario") // package scenario reads it (models)
 	root.unknownKeys()
 	p.checkNICs(s)
 	if labT != nil && s.Lab.Mgmt.IsValid() {
@@ -234,6 +257,13 @@ func (p *parser) lab(t *table) LabSection {
 	}
 	if s, ok := t.str("mgmt"); ok {
 		lab.Mgmt = t.mgmt(s)
+	}
+	lab.Routing = RoutingNone
+	if r, ok := t.str("routing"); ok {
+		lab.Routing = r
+		if !slices.Contains(Routings, r) {
+			t.errorf("routing", "routing %q is not known (use %s)", r, quotedOr(Routings))
+		}
 	}
 	t.unknownKeys()
 	return lab
@@ -329,6 +359,7 @@ func (p *parser) host(t *table, i int, def vmResources) HostSpec {
 	if pos, ok := t.position("position"); ok {
 		h.Position = pos
 	}
+	h.Mobility = t.has("mobility") // package scenario checks it (models.go)
 	if h.Kind == KindPhysical {
 		for _, key := range []string{"image", "cpus", "memory", "disk"} {
 			if t.has(key) {
@@ -476,6 +507,18 @@ func (p *parser) link(t *table, i int, hosts []HostSpec, w *labWide) LinkSpec {
 	t.pinSubnets(&l)
 	t.claim(&l, w)
 	l.Quality = t.quality()
+	if m, ok := t.str("quality"); ok {
+		l.Model = m
+		var static []string
+		for _, k := range staticQualityKeys {
+			if _, set := t.m[k]; set {
+				static = append(static, k)
+			}
+		}
+		if len(static) > 0 {
+			t.errorf("quality", "quality = %q and %s are both set: a link's quality follows a model or is static, not both (remove %s, or quality)", m, strings.Join(static, ", "), strings.Join(static, ", "))
+		}
+	}
 	t.unknownKeys()
 	return l
 }

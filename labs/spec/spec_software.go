@@ -33,6 +33,7 @@ package spec
 //	command = "iperf3 -c {{ ip \"b\" }} -J"   # required; a template. JSON lines on stdout are its metrics
 //	workdir, env, user      # as for services (user default: the login user)
 //	timeout = "60s"         # default: none
+//	start = "create"        # create: started by create; run: by each `forgelab run`, from its start to its end
 //
 // Templates see the host's facts: .Name, .Lab, .Seed, .Coord, .Host
 // (.Host.Mgmt, .Host.Position, .Host.Links), .Hosts (every host), .Peers,
@@ -329,6 +330,13 @@ func (t *table) workload(i int, hosts []string, seen map[string]int) WorkloadSpe
 	w.Env = t.env()
 	w.User = t.user()
 	w.Timeout = t.duration("timeout", "60s")
+	w.Start = StartCreate
+	if st, ok := t.str("start"); ok {
+		w.Start = st
+		if !slices.Contains(Starts, st) {
+			t.errorf("start", "start %q is not known (use %s)", st, quotedOr(Starts))
+		}
+	}
 	t.unknownKeys()
 	return w
 }

@@ -59,7 +59,7 @@ func TestParseQuickstart(t *testing.T) {
 
 func TestParseEveryKey(t *testing.T) {
 	s := parseFile(t, "testdata/full.toml")
-	wantLab := LabSection{Name: "full-lab", Fabric: "userspace", Seed: 42, Mgmt: netip.MustParsePrefix("10.77.3.0/24")}
+	wantLab := LabSection{Name: "full-lab", Fabric: "userspace", Seed: 42, Mgmt: netip.MustParsePrefix("10.77.3.0/24"), Routing: RoutingNone}
 	if s.Lab != wantLab {
 		t.Errorf("lab = %+v, want %+v", s.Lab, wantLab)
 	}
@@ -109,8 +109,8 @@ func TestParseEveryKey(t *testing.T) {
 	}
 	wantWorkloads := []WorkloadSpec{
 		{Name: "alice", Hosts: []string{"a"}, Command: `iperf3 -c {{ ip "b" }} -t 60 -J`, WorkDir: "/tmp",
-			Env: map[string]string{"RATE": "1"}, User: "lab", Timeout: 2 * time.Minute, Line: 96},
-		{Name: "bobs", Hosts: []string{"a", "b"}, Command: "true", Line: 105},
+			Env: map[string]string{"RATE": "1"}, User: "lab", Timeout: 2 * time.Minute, Start: StartCreate, Line: 96},
+		{Name: "bobs", Hosts: []string{"a", "b"}, Command: "true", Start: StartCreate, Line: 105},
 	}
 	if !reflect.DeepEqual(s.Workloads, wantWorkloads) {
 		t.Errorf("workloads:\n got %+v\nwant %+v", s.Workloads, wantWorkloads)

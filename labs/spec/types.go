@@ -5,14 +5,21 @@ import "net/netip"
 // Spec is a lab file as the user wrote it, after defaults are applied and it
 // has been validated. Load returns it; Plan turns it into concrete names.
 type Spec struct {
-	File  string // path it was loaded from, for error messages
-	Lab   LabSection
-	Hosts []HostSpec
-	Links []LinkSpec
+	File string // path it was loaded from, for error messages
+	// Source is the file's contents as parsed: create keeps a copy in the
+	// lab directory, so a run plays what was created, not a file edited
+	// since. Not saved in the state (the copy is).
+	Source []byte `json:"-"`
+	Lab    LabSection
+	Hosts  []HostSpec
+	Links  []LinkSpec
 	// Software: [[deploy]], [[service]], [[workload]] (software_types.go).
 	Deploys   []DeploySpec
 	Services  []ServiceSpec
 	Workloads []WorkloadSpec
+	// Scenario: the file has a [scenario] section (forgelab run plays it
+	// when no scenario file is given).
+	Scenario bool
 }
 
 type LabSection struct {
@@ -22,6 +29,9 @@ type LabSection struct {
 	// Mgmt is the IPv4 prefix of the management network (libvirt NAT, DHCP
 	// with static leases). Zero value: Plan picks one derived from the name.
 	Mgmt netip.Prefix
+	// Routing is RoutingNone (the default: the software under test routes)
+	// or RoutingStatic (forgelab installs shortest-path static routes).
+	Routing string
 }
 
 type HostSpec struct {
@@ -32,7 +42,10 @@ type HostSpec struct {
 	MemoryMiB int
 	DiskBytes int64 // virtual size of the VM's disk; 0 means the image's own size
 	Position  [3]float64
-	Line      int // line of the [[host]] header in File
+	// Mobility: the host has a mobility table; package scenario reads it
+	// (ParseModels), this package only checks it.
+	Mobility bool
+	Line     int // line of the [[host]] header in File
 	// SSH is how forgelab reaches a physical host; nil for VMs.
 	SSH *SSHSpec
 }
@@ -57,7 +70,10 @@ type LinkSpec struct {
 	// with prefix length). Unpinned hosts get the next free ones.
 	Addresses map[string][]netip.Prefix
 	Quality   Quality // static impairments declared in the lab file
-	Line      int
+	// Model names a [quality.NAME] table: the link's quality follows the
+	// distance of its hosts during a run. "" for a link of static quality.
+	Model string
+	Line  int
 }
 
 // Quality is a link's impairment as declared; zero values mean "none".

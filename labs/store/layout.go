@@ -10,6 +10,8 @@
 // A lab's directory (every name is a constant or a method of Layout):
 //
 //	state.json              the lab's State: plan, resources, phase (fsynced before each object is made)
+//	lab.toml                the lab file as created (0600): what `forgelab run` plays
+//	run.current             the run folder of the run playing now (removed at its end)
 //	events.jsonl            the event log: one JSON object per change to the running lab
 //	id_ed25519, .pub        the lab's login key (0600)
 //	known_hosts             the host keys forgelab made for its VMs, and physical hosts' keys
@@ -35,6 +37,8 @@ import (
 // Names in a lab's directory.
 const (
 	StateFile        = "state.json"
+	LabFile          = "lab.toml"
+	RunFile          = "run.current"
 	EventsFile       = "events.jsonl"
 	KeyFile          = "id_ed25519"
 	KnownHostsFile   = "known_hosts"
@@ -98,6 +102,8 @@ type Layout struct {
 func (l Layout) path(name string) string { return filepath.Join(l.Dir, name) }
 
 func (l Layout) State() string        { return l.path(StateFile) }
+func (l Layout) LabFile() string      { return l.path(LabFile) }
+func (l Layout) RunFile() string      { return l.path(RunFile) }
 func (l Layout) Events() string       { return l.path(EventsFile) }
 func (l Layout) Key() string          { return l.path(KeyFile) }
 func (l Layout) KnownHosts() string   { return l.path(KnownHostsFile) }

@@ -49,6 +49,10 @@ func (s *Store) Lock(ctx context.Context, name, op string) (unlock func(), err e
 	held.Truncate(0)
 	held.WriteAt([]byte(fmt.Sprintf("%d %s\n", os.Getpid(), op)), 0)
 	return func() {
+		// Clear the holder first: a process that finds the lock taken by
+		// the next holder, before that one has written its name, must not
+		// read this one's (a stale "create" refused changes at once).
+		held.Truncate(0)
 		syscall.Flock(int(held.Fd()), syscall.LOCK_UN)
 		held.Close()
 	}, nil

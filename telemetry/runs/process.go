@@ -21,6 +21,10 @@ type Process struct {
 	Host       string `json:"host"`    // hostname, for messages
 }
 
+// Self describes the calling process, e.g. for a marker that another
+// process checks with Alive.
+func Self() Process { return self() }
+
 // self describes the calling process.
 func self() Process {
 	p := Process{PID: os.Getpid(), BootID: bootID()}
