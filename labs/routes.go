@@ -117,7 +117,7 @@ func (m *Manager) installRoutes(ctx context.Context, rec *Recorder, sp *Spec) er
 				m.progress("host %s has no systemd: its node addresses and routes are not set up (run the script of `forgelab inspect` by hand)", h.Name)
 				return
 			}
-			svc := provision.Service{Name: RoutesService, Command: scripts[h.Name], Oneshot: true}
+			svc := provision.Service{Name: RoutesService, Command: scripts[h.Name], Oneshot: true, Undo: routing.UndoScript()}
 			if err := sm.Install(ctx, svc); err != nil {
 				errs[i] = err
 				return

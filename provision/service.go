@@ -32,6 +32,10 @@ type Service struct {
 	// at every boot, and the service is ready once the command succeeded.
 	// Systemd only; Restart does not apply.
 	Oneshot bool
+	// Undo, for a Oneshot, takes back what Command set up (ExecStop): it
+	// runs when the unit stops, as it does when destroy removes it from an
+	// adopted host, which must get back exactly what it had.
+	Undo string
 
 	// Uses lists host paths the service runs from: a deploy that changes
 	// anything under them restarts it. Default: WorkDir and the command's
@@ -199,6 +203,9 @@ RemainAfterExit=yes
 Type=simple
 {{- end}}
 ExecStart=/bin/sh -c {{q .Command}}
+{{- if and .Oneshot .Undo}}
+ExecStop=/bin/sh -c {{q .Undo}}
+{{- end}}
 {{- if .WorkDir}}
 WorkingDirectory={{pct .WorkDir}}
 {{- end}}

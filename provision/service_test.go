@@ -31,7 +31,8 @@ func golden(t *testing.T, name, got string) {
 
 var goldenServices = map[string]Service{
 	"unit-minimal": {Name: "web", Command: "/opt/web/bin/webd --port 8080"},
-	"unit-oneshot": {Name: "routes", Command: "#!/bin/sh\nset -e\nip link add node0 type dummy\nip addr replace 10.254.1.1/32 dev node0\n", Oneshot: true},
+	"unit-oneshot": {Name: "routes", Command: "#!/bin/sh\nset -e\nip link add node0 type dummy\nip addr replace 10.254.1.1/32 dev node0\n", Oneshot: true,
+		Undo: "ip link del node0"},
 	"unit-full": {
 		Name:    "mynet",
 		Command: `/opt/mynet/bin/mynetd --peers 10.1.0.2,10.9.0.3 --log "$STATE_DIRECTORY/x" --rate 50% \ "quoted"`,

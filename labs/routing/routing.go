@@ -263,6 +263,20 @@ func (g *graph) firstHops(src string) map[string]hop {
 	return first
 }
 
+// savedSysctls keeps the settings Script changes, as they were, for
+// UndoScript (in /run: a reboot brings the host's own values back anyway).
+const savedSysctls = "/run/forgelab-routes.sysctl"
+
+var sysctlKeys = []string{"net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding", "net.ipv4.conf.all.rp_filter", "net.ipv4.conf.default.rp_filter"}
+
+// UndoScript takes back what Script did: the dummy interface goes (and
+// with it the node addresses and the routes through it; routes over the
+// lab's links go with their devices) and the settings it changed get their
+// old values. An adopted host gets back exactly what it had.
+func UndoScript() string {
+	return fmt.Sprintf("ip link del %[1]s 2>/dev/null; if [ -e %[2]s ]; then sysctl -q -p %[2]s; rm -f %[2]s; fi; true\n", NodeDev, savedSysctls)
+}
+
 // Script returns the shell script that sets up one host: its node
 // addresses on the dummy interface, forwarding on (hosts relay for each
 // other in both modes), reverse-path filtering off (paths may be
@@ -273,6 +287,8 @@ func Script(h Host, routes []Route) (string, error) {
 	}
 	var b strings.Builder
 	b.WriteString("#!/bin/sh\n# forgelab: node addresses and routes of " + h.Name + "\nset -e\n")
+	// The values before the first run of this boot, for UndoScript.
+	fmt.Fprintf(&b, "[ -e %[1]s ] || sysctl %[2]s > %[1]s\n", savedSysctls, strings.Join(sysctlKeys, " "))
 	b.WriteString("sysctl -q -w net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1 net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0\n")
 	b.WriteString("ip link show " + NodeDev + " >/dev/null 2>&1 || ip link add " + NodeDev + " type dummy\n")
 	b.WriteString("ip link set " + NodeDev + " up\n")

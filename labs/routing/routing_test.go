@@ -102,10 +102,14 @@ func TestScript(t *testing.T) {
 		"ip route replace 198.19.0.3/32 via 198.18.0.2 dev eth1\n",
 		"ip -6 route replace fd00:fe::3/128 via fd00::2 dev eth1\n",
 		"net.ipv4.ip_forward=1",
+		"[ -e /run/forgelab-routes.sysctl ] || sysctl net.ipv4.ip_forward",
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("script lacks %q:\n%s", want, s)
 		}
+	}
+	if u := UndoScript(); !strings.Contains(u, "ip link del node0") || !strings.Contains(u, "sysctl -q -p /run/forgelab-routes.sysctl") {
+		t.Errorf("undo script does not take back node0 and the settings:\n%s", u)
 	}
 	if _, err := Script(Host{Name: "x"}, nil); err == nil {
 		t.Error("a host without node addresses made a script")

@@ -19,16 +19,16 @@ func LinkSamples(st netfabric.State) []LinkSample {
 				loss = q.GE.MeanLoss()
 			}
 			s := LinkSample{
-				Link:              l.Name,
-				From:              d.From,
-				Up:                boolFloat(l.Up && !q.Down),
+				Link:               l.Name,
+				From:               d.From,
+				Up:                 boolFloat(l.Up && !q.Down),
 				RateBytesPerSecond: float64(q.RateBits) / 8,
-				DelaySeconds:      q.Delay.Seconds(),
-				JitterSeconds:     q.Jitter.Seconds(),
-				LossRatio:         loss / 100,
-				DuplicateRatio:    q.Duplicate / 100,
-				CorruptRatio:      q.Corrupt / 100,
-				ReorderRatio:      q.Reorder / 100,
+				DelaySeconds:       q.Delay.Seconds(),
+				JitterSeconds:      q.Jitter.Seconds(),
+				LossRatio:          loss / 100,
+				DuplicateRatio:     q.Duplicate / 100,
+				CorruptRatio:       q.Corrupt / 100,
+				ReorderRatio:       q.Reorder / 100,
 			}
 			setCounters(&s, d.Counters)
 			out = append(out, s)

@@ -29,14 +29,14 @@ type LinkSample struct {
 	Link string
 	From string // the sending host
 
-	Up                float64 // 1 when the link is up and this direction is not down
+	Up                 float64 // 1 when the link is up and this direction is not down
 	RateBytesPerSecond float64 // 0 = unlimited
-	DelaySeconds      float64
-	JitterSeconds     float64
-	LossRatio         float64 // 0-1 (the mean loss of a Gilbert-Elliott model)
-	DuplicateRatio    float64
-	CorruptRatio      float64
-	ReorderRatio      float64
+	DelaySeconds       float64
+	JitterSeconds      float64
+	LossRatio          float64 // 0-1 (the mean loss of a Gilbert-Elliott model)
+	DuplicateRatio     float64
+	CorruptRatio       float64
+	ReorderRatio       float64
 
 	RxPackets, RxBytes float64 // entered the link from From
 	TxPackets, TxBytes float64 // delivered to receivers
