@@ -11,7 +11,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/forgelab/forgelab/labs"
-	"github.com/forgelab/forgelab/labs/spec"
+	"github.com/forgelab/forgelab/labs/units"
 )
 
 // control is the Manager for the control path's link commands: they need
@@ -102,14 +102,14 @@ func qualityFlags(c *cli.Context) (labs.QualityChange, error) {
 			}
 		}
 	}
-	parse("rate", func(v string) error { r, e := spec.ParseRate(v); ch.RateBits = &r; return e })
-	parse("delay", func(v string) error { d, e := spec.ParseDelay(v); ch.Delay = &d; return e })
-	parse("jitter", func(v string) error { d, e := spec.ParseDelay(v); ch.Jitter = &d; return e })
+	parse("rate", func(v string) error { r, e := units.ParseRate(v); ch.RateBits = &r; return e })
+	parse("delay", func(v string) error { d, e := units.ParseDelay(v); ch.Delay = &d; return e })
+	parse("jitter", func(v string) error { d, e := units.ParseDelay(v); ch.Jitter = &d; return e })
 	parse("distribution", func(v string) error { ch.Distribution = &v; return nil })
-	parse("loss", func(v string) error { p, e := spec.ParsePercent(v); ch.Loss = &p; return e })
-	parse("duplicate", func(v string) error { p, e := spec.ParsePercent(v); ch.Duplicate = &p; return e })
-	parse("reorder", func(v string) error { p, e := spec.ParsePercent(v); ch.Reorder = &p; return e })
-	parse("corrupt", func(v string) error { p, e := spec.ParsePercent(v); ch.Corrupt = &p; return e })
+	parse("loss", func(v string) error { p, e := units.ParsePercent(v); ch.Loss = &p; return e })
+	parse("duplicate", func(v string) error { p, e := units.ParsePercent(v); ch.Duplicate = &p; return e })
+	parse("reorder", func(v string) error { p, e := units.ParsePercent(v); ch.Reorder = &p; return e })
+	parse("corrupt", func(v string) error { p, e := units.ParsePercent(v); ch.Corrupt = &p; return e })
 	if c.IsSet("limit") {
 		l := c.Int("limit")
 		ch.Limit = &l

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/forgelab/forgelab/labs/tomlfile"
 )
 
 // Model names, as written in a lab file.
@@ -98,15 +100,8 @@ var keysOf = map[string][]string{
 // Keys lists the keys model reads besides "model"; nil for an unknown model.
 func Keys(model string) []string { return keysOf[model] }
 
-// FieldError is one problem with one key of a config. Field is the key as
-// written in the lab file ("speed", "waypoints[2].at"), so a caller can
-// point at its line.
-type FieldError struct {
-	Field string
-	Msg   string
-}
-
-func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+// FieldError is one problem with one key of a config, e.g. ("speed", "waypoints[2].at").
+type FieldError = tomlfile.FieldError
 
 // setKeys lists the keys c sets.
 func (c *Config) setKeys() []string {

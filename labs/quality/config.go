@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/forgelab/forgelab/labs/tomlfile"
 	"github.com/forgelab/forgelab/netfabric"
 )
 
@@ -128,15 +129,8 @@ var keysOf = map[string][]string{
 // Keys lists the keys model reads besides "model"; nil for an unknown model.
 func Keys(model string) []string { return keysOf[model] }
 
-// FieldError is one problem with one key of a config. Field is the key as
-// written in the lab file ("max_range", "points[2].distance"), so a caller
-// can point at its line.
-type FieldError struct {
-	Field string
-	Msg   string
-}
-
-func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+// FieldError is one problem with one key of a config, e.g. ("max_range", "points[2].distance").
+type FieldError = tomlfile.FieldError
 
 func (c *Config) setKeys() []string {
 	var keys []string

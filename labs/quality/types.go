@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/forgelab/forgelab/labs/units"
 )
 
 // The value types of a quality config read themselves from TOML, so a bad
@@ -29,7 +31,7 @@ func (r *Rate) UnmarshalTOML(v any) error {
 	if !ok {
 		return fmt.Errorf("want a rate in quotes like \"54mbit\", not %v", v)
 	}
-	n, err := ParseRate(s)
+	n, err := units.ParseRate(s)
 	*r = Rate(n)
 	return err
 }
@@ -40,7 +42,7 @@ func (d *Delay) UnmarshalTOML(v any) error {
 	if !ok {
 		return fmt.Errorf("want a delay in quotes like \"5ms\", not %v", v)
 	}
-	n, err := ParseDelay(s)
+	n, err := units.ParseDelay(s)
 	*d = Delay(n)
 	return err
 }
@@ -49,7 +51,7 @@ func (d *Delay) UnmarshalTOML(v any) error {
 func (p *Percent) UnmarshalTOML(v any) error {
 	switch v := v.(type) {
 	case string:
-		f, err := ParsePercent(v)
+		f, err := units.ParsePercent(v)
 		*p = Percent(f)
 		return err
 	case int64:
@@ -59,7 +61,7 @@ func (p *Percent) UnmarshalTOML(v any) error {
 	default:
 		return fmt.Errorf("want a percentage like \"1%%\" or 1, not %v", v)
 	}
-	if err := checkPercent(float64(*p)); err != nil {
+	if err := units.CheckPercent(float64(*p)); err != nil {
 		return fmt.Errorf("%v %w", v, err)
 	}
 	return nil

@@ -30,6 +30,7 @@ import (
 
 	"github.com/forgelab/forgelab/labs/mobility"
 	"github.com/forgelab/forgelab/labs/quality"
+	"github.com/forgelab/forgelab/labs/tomlfile"
 )
 
 // LabModels is the mobility of each host and the named quality models of a
@@ -48,9 +49,9 @@ type LabModels struct {
 func ParseModels(file string, data []byte) (*LabModels, error) {
 	var root map[string]any
 	if _, err := toml.Decode(string(data), &root); err != nil {
-		return nil, syntaxError(file, err)
+		return nil, tomlfile.SyntaxError(file, err)
 	}
-	p := &parser{file: file, lines: scanKeyLines(string(data))}
+	p := &parser{file: file, lines: tomlfile.Scan(string(data))}
 	lm := &LabModels{File: file, Mobility: map[string]mobility.Config{}, Quality: map[string]quality.Config{}, p: p, path: map[string]string{}}
 	t := &table{p: p, m: root}
 	if _, ok := root["host"]; ok {

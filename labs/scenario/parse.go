@@ -41,6 +41,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/forgelab/forgelab/labs/tomlfile"
 )
 
 // Timeline is a scenario expanded: every action, sorted by time; actions
@@ -80,9 +82,9 @@ func ParseSection(file string, data []byte, lab *Lab) (*Timeline, error) {
 func parse(file string, data []byte, lab *Lab, section bool) (*Timeline, error) {
 	var root map[string]any
 	if _, err := toml.Decode(string(data), &root); err != nil {
-		return nil, syntaxError(file, err)
+		return nil, tomlfile.SyntaxError(file, err)
 	}
-	p := &parser{file: file, lines: scanKeyLines(string(data))}
+	p := &parser{file: file, lines: tomlfile.Scan(string(data))}
 	t := &table{p: p, m: root}
 	if section {
 		if !t.has("scenario") {

@@ -9,12 +9,13 @@ import (
 
 	"github.com/forgelab/forgelab/labs/mobility"
 	"github.com/forgelab/forgelab/labs/quality"
+	"github.com/forgelab/forgelab/labs/tomlfile"
 )
 
 // parser collects the problems of one file.
 type parser struct {
 	file  string
-	lines keyLines
+	lines tomlfile.KeyLines
 	errs  Errors
 }
 
@@ -32,7 +33,7 @@ type table struct {
 }
 
 func (t *table) line(key string) int {
-	return t.p.lines.find(joinPath(t.path, key))
+	return t.p.lines.Find(tomlfile.JoinPath(t.path, key))
 }
 
 func (t *table) errorf(key, format string, a ...any) {
@@ -119,7 +120,7 @@ func (t *table) sub(key string) *table {
 		t.errorf(key, "%s must be a table like { loss = \"1%%\" }, not %v", key, v)
 		return nil
 	}
-	return &table{p: t.p, path: joinPath(t.path, key), what: strings.TrimSpace(t.what + " " + key), m: m}
+	return &table{p: t.p, path: tomlfile.JoinPath(t.path, key), what: strings.TrimSpace(t.what + " " + key), m: m}
 }
 
 // tables reads an array of tables ([[event]]).
@@ -128,21 +129,8 @@ func (t *table) tables(key string) []*table {
 	if !ok {
 		return nil
 	}
-	var elems []map[string]any
-	switch v := v.(type) {
-	case []map[string]any:
-		elems = v
-	case []any:
-		for _, x := range v {
-			if m, ok := x.(map[string]any); ok {
-				elems = append(elems, m)
-			}
-		}
-		if len(elems) != len(v) {
-			elems = nil
-		}
-	}
-	if elems == nil {
+	elems, ok := tomlfile.Tables(v)
+	if !ok {
 		t.errorf(key, "%s must be written as [[%s]] tables", key, key)
 		return nil
 	}

@@ -28,7 +28,7 @@ func (p *parser) models(s *Spec, data []byte) {
 				continue
 			}
 			if _, ok := lm.Quality[l.Model]; !ok {
-				p.errorf(p.lines.find(fmt.Sprintf("link[%d].quality", i)), "link %q: quality model %q is not in the file (add a [quality.%s] table with model = \"range\", or use one of: %s)",
+				p.errorf(p.lines.Find(fmt.Sprintf("link[%d].quality", i)), "link %q: quality model %q is not in the file (add a [quality.%s] table with model = \"range\", or use one of: %s)",
 					l.Name, l.Model, l.Model, orNone(slices.Sorted(maps.Keys(lm.Quality))))
 			}
 		}

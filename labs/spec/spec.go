@@ -68,7 +68,6 @@ package spec
 // silently ignored.
 
 import (
-	"errors"
 	"fmt"
 	"maps"
 	"net/netip"
@@ -80,6 +79,9 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/forgelab/forgelab/labs/tomlfile"
+	"github.com/forgelab/forgelab/labs/units"
 )
 
 // Limits of the lab file. Host and link counts come from the naming scheme
@@ -99,37 +101,10 @@ const (
 )
 
 // Error is one problem in a lab file, at a line (0: the file as a whole).
-type Error struct {
-	File string
-	Line int
-	Msg  string
-}
-
-func (e *Error) Error() string {
-	if e.Line > 0 {
-		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
-	}
-	return fmt.Sprintf("%s: %s", e.File, e.Msg)
-}
+type Error = tomlfile.Error
 
 // Errors is every problem found in a lab file, in line order, one a line.
-type Errors []*Error
-
-func (es Errors) Error() string {
-	lines := make([]string, len(es))
-	for i, e := range es {
-		lines[i] = e.Error()
-	}
-	return strings.Join(lines, "\n")
-}
-
-func (es Errors) Unwrap() []error {
-	out := make([]error, len(es))
-	for i, e := range es {
-		out[i] = e
-	}
-	return out
-}
+type Errors = tomlfile.Errors
 
 // Load reads and checks a lab file. Problems in the file come back as
 // Errors, each naming the file, the line and the fix.
@@ -157,9 +132,9 @@ func Load(path string) (*Spec, error) {
 func Parse(file string, data []byte) (*Spec, error) {
 	var root map[string]any
 	if _, err := toml.Decode(string(data), &root); err != nil {
-		return nil, syntaxError(file, err)
+		return nil, tomlfile.SyntaxError(file, err)
 	}
-	p := &parser{file: file, lines: scanKeyLines(string(data))}
+	p := &parser{file: file, lines: tomlfile.Scan(string(data))}
 	s := p.spec(&table{p: p, m: root})
 	p.models(s, data)
 	if len(p.errs) > 0 {
@@ -171,18 +146,10 @@ func Parse(file string, data []byte) (*Spec, error) {
 	return s, nil
 }
 
-func syntaxError(file string, err error) error {
-	var pe toml.ParseError
-	if errors.As(err, &pe) {
-		return Errors{{File: file, Line: pe.Position.Line, Msg: "not valid TOML: " + pe.Message}}
-	}
-	return Errors{{File: file, Msg: "not valid TOML: " + err.Error()}}
-}
-
 // parser collects the problems of one lab file.
 type parser struct {
 	file  string
-	lines keyLines
+	lines tomlfile.KeyLines
 	errs  Errors
 }
 
@@ -302,18 +269,18 @@ func (t *table) vm(base vmResources) vmResources {
 	}
 	if n, ok := t.size("memory", "512MiB"); ok {
 		switch {
-		case n%mib != 0:
-			t.errorf("memory", "memory %q is not a whole number of MiB (write it like %q)", t.m["memory"], fmt.Sprintf("%dMiB", (n+mib-1)/mib))
-		case n < int64(minMemoryMiB)*mib:
+		case n%units.MiB != 0:
+			t.errorf("memory", "memory %q is not a whole number of MiB (write it like %q)", t.m["memory"], fmt.Sprintf("%dMiB", (n+units.MiB-1)/units.MiB))
+		case n < int64(minMemoryMiB)*units.MiB:
 			t.errorf("memory", "memory %q is below the minimum of %dMiB", t.m["memory"], minMemoryMiB)
-		case n > tib:
+		case n > units.TiB:
 			t.errorf("memory", "memory %q is more than 1TiB", t.m["memory"])
 		}
-		r.memoryMiB = int(n / mib)
+		r.memoryMiB = int(n / units.MiB)
 	}
 	if n, ok := t.size("disk", "8GiB"); ok {
-		if n%mib != 0 {
-			t.errorf("disk", "disk %q is not a whole number of MiB (write it like %q)", t.m["disk"], fmt.Sprintf("%dMiB", (n+mib-1)/mib))
+		if n%units.MiB != 0 {
+			t.errorf("disk", "disk %q is not a whole number of MiB (write it like %q)", t.m["disk"], fmt.Sprintf("%dMiB", (n+units.MiB-1)/units.MiB))
 		}
 		r.diskBytes = n
 	}
@@ -753,7 +720,7 @@ func (t *table) claim(l *LinkSpec, w *labWide) {
 func (t *table) quality() Quality {
 	var q Quality
 	if s, ok := t.unitString("rate", "100mbit"); ok {
-		n, err := ParseRate(s)
+		n, err := units.ParseRate(s)
 		switch {
 		case err != nil:
 			t.errorf("rate", "rate %v", err)
@@ -788,7 +755,7 @@ func (t *table) delay(key string) time.Duration {
 	if !ok {
 		return 0
 	}
-	d, err := ParseDelay(s)
+	d, err := units.ParseDelay(s)
 	if err != nil {
 		t.errorf(key, "%s %v", key, err)
 	}
@@ -803,14 +770,14 @@ func (t *table) percent(key string) float64 {
 	}
 	switch v := v.(type) {
 	case string:
-		p, err := ParsePercent(v)
+		p, err := units.ParsePercent(v)
 		if err != nil {
 			t.errorf(key, "%s %v", key, err)
 		}
 		return p
 	case int64, float64:
 		p := toFloat(v)
-		if err := checkPercent(p); err != nil {
+		if err := units.CheckPercent(p); err != nil {
 			t.errorf(key, "%s %v %v", key, v, err)
 		}
 		return p
@@ -899,7 +866,7 @@ type table struct {
 }
 
 func (t *table) line(key string) int {
-	return t.p.lines.find(joinPath(t.path, key))
+	return t.p.lines.Find(tomlfile.JoinPath(t.path, key))
 }
 
 // errorf reports a problem at key's line ("": the table's own line).
@@ -1038,7 +1005,7 @@ func (t *table) size(key, example string) (int64, bool) {
 	if !ok {
 		return 0, false
 	}
-	n, err := ParseSize(s)
+	n, err := units.ParseSize(s)
 	if err != nil {
 		t.errorf(key, "%s %v", t.label(key), err)
 		return 0, false
@@ -1085,7 +1052,7 @@ func (t *table) sub(key string) *table {
 	if t.path == "" {
 		prefix = "" // [lab], [defaults]: keys are shown bare
 	}
-	return &table{p: t.p, path: joinPath(t.path, key), what: t.what, prefix: prefix, m: m}
+	return &table{p: t.p, path: tomlfile.JoinPath(t.path, key), what: t.what, prefix: prefix, m: m}
 }
 
 // tables returns the array of tables under key ([[host]]).
@@ -1094,27 +1061,14 @@ func (t *table) tables(key string) []*table {
 	if !ok {
 		return nil
 	}
-	var elems []map[string]any
-	switch v := v.(type) {
-	case []map[string]any:
-		elems = v
-	case []any:
-		for _, x := range v {
-			if m, ok := x.(map[string]any); ok {
-				elems = append(elems, m)
-			}
-		}
-		if len(elems) != len(v) {
-			elems = nil
-		}
-	}
-	if elems == nil {
+	elems, ok := tomlfile.Tables(v)
+	if !ok {
 		t.errorf(key, "%s must be written as [[%s]] tables, not %s", key, key, describe(v))
 		return nil
 	}
 	out := make([]*table, len(elems))
 	for i, m := range elems {
-		out[i] = &table{p: t.p, path: fmt.Sprintf("%s[%d]", joinPath(t.path, key), i), what: t.what, m: m}
+		out[i] = &table{p: t.p, path: fmt.Sprintf("%s[%d]", tomlfile.JoinPath(t.path, key), i), what: t.what, m: m}
 	}
 	return out
 }
@@ -1199,125 +1153,6 @@ func toFloat(v any) float64 {
 		return v
 	}
 	return 0
-}
-
-// Lines.
-
-// keyLines maps position paths ("lab.name", "host[1]", "host[1].memory",
-// "link[0].addresses") to the line they are written on. The toml library
-// exposes no positions per [[host]], so the source is scanned for table
-// headers and `key =` lines, which is all a lab file needs.
-type keyLines map[string]int
-
-func scanKeyLines(src string) keyLines {
-	kl := keyLines{}
-	arrays := map[string]int{} // [[name]] -> how many so far
-	table := ""
-	inString := false // inside a multi-line string
-	for i, raw := range strings.Split(strings.TrimPrefix(src, "\ufeff"), "\n") {
-		line := strings.TrimSpace(raw)
-		odd := strings.Count(line, `"""`)%2 == 1 || strings.Count(line, `'''`)%2 == 1
-		if inString {
-			inString = !odd
-			continue
-		}
-		inString = odd // the key that opens it still counts
-		switch {
-		case strings.HasPrefix(line, "[["):
-			name := headerName(line[2:], "]]")
-			arrays[name]++
-			table = fmt.Sprintf("%s[%d]", name, arrays[name]-1)
-			kl.add(table, i+1)
-		case strings.HasPrefix(line, "["):
-			table = indexArrays(headerName(line[1:], "]"), arrays)
-			kl.add(table, i+1)
-		default:
-			if key, ok := lineKey(line); ok {
-				kl.add(joinPath(table, key), i+1)
-			}
-		}
-	}
-	return kl
-}
-
-// add records path and those of its parents not seen yet.
-func (kl keyLines) add(path string, line int) {
-	for p := path; p != ""; p = parentPath(p) {
-		if _, ok := kl[p]; !ok {
-			kl[p] = line
-		}
-	}
-}
-
-// find returns the line of path or of its nearest recorded parent.
-func (kl keyLines) find(path string) int {
-	for p := path; p != ""; p = parentPath(p) {
-		if line, ok := kl[p]; ok {
-			return line
-		}
-	}
-	return 0
-}
-
-func joinPath(path, key string) string {
-	if path == "" {
-		return key
-	}
-	if key == "" {
-		return path
-	}
-	return path + "." + key
-}
-
-// parentPath: "host[2].ssh" -> "host[2]" -> "host" -> "".
-func parentPath(p string) string {
-	if strings.HasSuffix(p, "]") {
-		return p[:strings.LastIndex(p, "[")]
-	}
-	if i := strings.LastIndex(p, "."); i >= 0 {
-		return p[:i]
-	}
-	return ""
-}
-
-// headerName reads the name of a table header up to end: "host.ssh] # x"
-// -> "host.ssh".
-func headerName(s, end string) string {
-	name, _, _ := strings.Cut(s, end)
-	return normalizeKey(name)
-}
-
-// indexArrays points a sub-table header into the current element of an
-// array of tables: "host.ssh" -> "host[2].ssh".
-func indexArrays(name string, arrays map[string]int) string {
-	first, rest, _ := strings.Cut(name, ".")
-	if n := arrays[first]; n > 0 {
-		return joinPath(fmt.Sprintf("%s[%d]", first, n-1), rest)
-	}
-	return name
-}
-
-// lineKey returns the key of a `key = value` line.
-func lineKey(line string) (string, bool) {
-	key, _, ok := strings.Cut(line, "=")
-	if !ok || strings.TrimSpace(key) == "" {
-		return "", false
-	}
-	if strings.ContainsFunc(key, func(r rune) bool {
-		return !isLower(r) && !isDigit(r) && !(r >= 'A' && r <= 'Z') && !strings.ContainsRune(`_-."' `, r)
-	}) {
-		return "", false
-	}
-	return normalizeKey(key), true
-}
-
-// normalizeKey turns ` "ssh" . port ` into "ssh.port".
-func normalizeKey(key string) string {
-	parts := strings.Split(key, ".")
-	for i, p := range parts {
-		parts[i] = strings.Trim(strings.TrimSpace(p), `"'`)
-	}
-	return strings.Join(parts, ".")
 }
 
 // CheckLabName says why name cannot be a lab's name, or returns nil. Every

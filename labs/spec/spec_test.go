@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/forgelab/forgelab/labs/tomlfile"
 )
 
 func parseFile(t *testing.T, path string) *Spec {
@@ -134,7 +136,7 @@ func TestParseKeyLinesMatchTOML(t *testing.T) {
 		t.Fatal(err)
 	}
 	src := strings.Split(string(data), "\n")
-	lines := scanKeyLines(string(data))
+	lines := tomlfile.Scan(string(data))
 	arrays := map[string]int{} // [[name]] seen so far, as Keys() lists them in order
 	checked := 0
 	for _, k := range md.Keys() {
@@ -147,7 +149,7 @@ func TestParseKeyLinesMatchTOML(t *testing.T) {
 			path = fmt.Sprintf("%s[%d]", k[0], n-1)
 		}
 		path = strings.Join(append([]string{path}, k[1:]...), ".")
-		line := lines.find(path)
+		line := lines.Find(path)
 		if line == 0 || !strings.Contains(src[line-1], k[len(k)-1]) {
 			t.Errorf("key %s (%s) found on line %d, which does not name it", k, path, line)
 		}
@@ -155,53 +157,6 @@ func TestParseKeyLinesMatchTOML(t *testing.T) {
 	}
 	if checked < 40 {
 		t.Errorf("checked only %d keys", checked)
-	}
-}
-
-func TestParseKeyLines(t *testing.T) {
-	src := `# comment = 1
-[lab]
-name = "x"
-[[host]]
-name = "a"
-notes = """
-fake = "not a key"
-"""
-[[host]]
-"name" = "b"
-ssh.port = 22
-[host.ssh]
-address = "192.0.2.1"
-[[link]]  # trailing comment
-addresses = { a = "10.1.0.1/24" }
-`
-	kl := scanKeyLines(src)
-	tests := []struct {
-		path string
-		want int
-	}{
-		{"lab", 2},
-		{"lab.name", 3},
-		{"host", 4},
-		{"host[0]", 4},
-		{"host[0].name", 5},
-		{"host[0].notes", 6},
-		{"host[0].fake", 4}, // inside a multi-line string: falls back to the table
-		{"host[1]", 9},
-		{"host[1].name", 10},
-		{"host[1].ssh.port", 11},
-		{"host[1].ssh", 11},
-		{"host[1].ssh.address", 13},
-		{"link[0]", 14},
-		{"link[0].addresses.a", 15},
-		{"link[0].endpoints", 14},
-		{"comment", 0},
-		{"nothing", 0},
-	}
-	for _, tt := range tests {
-		if got := kl.find(tt.path); got != tt.want {
-			t.Errorf("line of %s = %d, want %d", tt.path, got, tt.want)
-		}
 	}
 }
 

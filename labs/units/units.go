@@ -1,20 +1,59 @@
-package quality
+package units
 
-// Units of link quality, with the grammar of the lab file and of
-// `forgelab link set`: rates as tc spells them, delays, percentages.
+// Units shared by lab files and the CLI (`forgelab link set --delay 20ms
+// --loss 10%`): sizes in bytes, rates in bits per second (tc's spelling),
+// delays and percentages.
 //
-// This is a copy of the rate, delay and percent half of labs/units.go:
-// labs will import this package, so it cannot import labs. When labs is
-// split (issue 8), both should use one leaf package.
+// Every parse error starts with the quoted input, so callers can put the
+// name of what they parse in front: `memory "512MB?" is not a size (...)`.
 
 import (
 	"fmt"
 	"math"
 	"math/big"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
 )
+
+const (
+	KiB int64 = 1 << 10
+	MiB int64 = 1 << 20
+	GiB int64 = 1 << 30
+	TiB int64 = 1 << 40
+)
+
+// sizeUnits are the units ParseSize accepts, lower-cased. K, M, G and T are
+// powers of 1024 as QEMU and qemu-img read them; KB, MB, GB and TB are
+// powers of 1000 as libvirt reads them.
+var sizeUnits = map[string]int64{
+	"": 1, "b": 1,
+	"k": KiB, "kib": KiB, "kb": 1e3,
+	"m": MiB, "mib": MiB, "mb": 1e6,
+	"g": GiB, "gib": GiB, "gb": 1e9,
+	"t": TiB, "tib": TiB, "tb": 1e12,
+}
+
+// ParseSize reads a size in bytes: a number (fractions allowed, "1.5GiB")
+// and a unit, case-insensitive: B or none (bytes); KiB, MiB, GiB, TiB, or
+// K, M, G, T which mean the same (powers of 1024, as QEMU reads them); KB,
+// MB, GB, TB (powers of 1000). The result must be a whole number of bytes.
+func ParseSize(s string) (int64, error) {
+	r, unit, err := splitNumber(s)
+	if err != nil {
+		return 0, fmt.Errorf(`%q is not a size (write it like "512MiB" or "1GiB")`, s)
+	}
+	mult, ok := sizeUnits[strings.ToLower(unit)]
+	if !ok {
+		return 0, fmt.Errorf("%q has an unknown unit %q (use B, KiB, MiB, GiB, TiB; K, M, G, T mean the same; KB, MB, GB, TB are powers of 1000)", s, unit)
+	}
+	r.Mul(r, new(big.Rat).SetInt64(mult))
+	if !r.IsInt() {
+		return 0, fmt.Errorf("%q is not a whole number of bytes", s)
+	}
+	return toInt64(s, r)
+}
 
 // rateUnits are tc's rate units (see tc(8), lower-cased): "bit" units are
 // bits per second, "bps" units are BYTES per second; k, m, g, t are powers
@@ -51,6 +90,22 @@ func ParseRate(s string) (int64, error) {
 	}
 	r.Mul(r, new(big.Rat).SetInt64(mult))
 	return toInt64(s, round(r))
+}
+
+// FormatRate writes bits per second with the largest tc unit that keeps it
+// exact: 100000000 -> "100mbit", 1500000 -> "1500kbit". ParseRate reads it
+// back to the same number.
+func FormatRate(bits int64) string {
+	units := []struct {
+		name string
+		mult int64
+	}{{"tbit", 1e12}, {"gbit", 1e9}, {"mbit", 1e6}, {"kbit", 1e3}}
+	for _, u := range units {
+		if bits != 0 && bits%u.mult == 0 {
+			return strconv.FormatInt(bits/u.mult, 10) + u.name
+		}
+	}
+	return strconv.FormatInt(bits, 10) + "bit"
 }
 
 // delayUnits are the units ParseDelay accepts, lower-cased: Go's and tc's
@@ -94,14 +149,14 @@ func ParsePercent(s string) (float64, error) {
 		return 0, fmt.Errorf(`%q is not a percentage (write it like "0.5%%" or "10%%")`, s)
 	}
 	f, _ := r.Float64()
-	if err := checkPercent(f); err != nil {
+	if err := CheckPercent(f); err != nil {
 		return 0, fmt.Errorf("%q %w", s, err)
 	}
 	return f, nil
 }
 
-// checkPercent says what is wrong with a percentage, or nil.
-func checkPercent(p float64) error {
+// CheckPercent says what is wrong with a percentage, or nil.
+func CheckPercent(p float64) error {
 	switch {
 	case math.IsNaN(p) || p < 0:
 		return fmt.Errorf("is negative")
@@ -109,6 +164,11 @@ func checkPercent(p float64) error {
 		return fmt.Errorf("is more than 100%%")
 	}
 	return nil
+}
+
+// FormatPercent writes a percentage the way ParsePercent reads it: "0.1%".
+func FormatPercent(p float64) string {
+	return strconv.FormatFloat(p, 'f', -1, 64) + "%"
 }
 
 // splitNumber splits "1.5 GiB" into the exact number 1.5 and the unit

@@ -1,22 +1,19 @@
-package scenario
-
-// Lines of keys in a TOML file. A copy of the scanner in labs/spec.go
-// (labs will import this package, so it cannot import labs); one of them
-// should go when labs is split (issue 8).
+package tomlfile
 
 import (
 	"fmt"
 	"strings"
 )
 
-// keyLines maps position paths ("lab.name", "host[1]", "host[1].memory",
+// KeyLines maps position paths ("lab.name", "host[1]", "host[1].memory",
 // "link[0].addresses") to the line they are written on. The toml library
 // exposes no positions per [[host]], so the source is scanned for table
 // headers and `key =` lines, which is all a lab file needs.
-type keyLines map[string]int
+type KeyLines map[string]int
 
-func scanKeyLines(src string) keyLines {
-	kl := keyLines{}
+// Scan finds the line of every table header and key in src.
+func Scan(src string) KeyLines {
+	kl := KeyLines{}
 	arrays := map[string]int{} // [[name]] -> how many so far
 	table := ""
 	inString := false // inside a multi-line string
@@ -39,7 +36,7 @@ func scanKeyLines(src string) keyLines {
 			kl.add(table, i+1)
 		default:
 			if key, ok := lineKey(line); ok {
-				kl.add(joinPath(table, key), i+1)
+				kl.add(JoinPath(table, key), i+1)
 			}
 		}
 	}
@@ -47,7 +44,7 @@ func scanKeyLines(src string) keyLines {
 }
 
 // add records path and those of its parents not seen yet.
-func (kl keyLines) add(path string, line int) {
+func (kl KeyLines) add(path string, line int) {
 	for p := path; p != ""; p = parentPath(p) {
 		if _, ok := kl[p]; !ok {
 			kl[p] = line
@@ -55,8 +52,8 @@ func (kl keyLines) add(path string, line int) {
 	}
 }
 
-// find returns the line of path or of its nearest recorded parent.
-func (kl keyLines) find(path string) int {
+// Find returns the line of path or of its nearest recorded parent.
+func (kl KeyLines) Find(path string) int {
 	for p := path; p != ""; p = parentPath(p) {
 		if line, ok := kl[p]; ok {
 			return line
@@ -65,7 +62,8 @@ func (kl keyLines) find(path string) int {
 	return 0
 }
 
-func joinPath(path, key string) string {
+// JoinPath appends key to a position path.
+func JoinPath(path, key string) string {
 	if path == "" {
 		return key
 	}
@@ -98,7 +96,7 @@ func headerName(s, end string) string {
 func indexArrays(name string, arrays map[string]int) string {
 	first, rest, _ := strings.Cut(name, ".")
 	if n := arrays[first]; n > 0 {
-		return joinPath(fmt.Sprintf("%s[%d]", first, n-1), rest)
+		return JoinPath(fmt.Sprintf("%s[%d]", first, n-1), rest)
 	}
 	return name
 }
