@@ -364,11 +364,47 @@ func fillRows(g *Grouping, rep *Report, edges []float64, cond func(run int, t fl
 			for k := range bt.Buckets {
 				bt.Buckets[k].Label = g.Groups[k].Label
 			}
+			rebase(&bt, m.Direction)
 			row.Runs = append(row.Runs, bt)
 		}
 		g.Rows = append(g.Rows, row)
 	}
 	return nil
+}
+
+// MinBestSamples is the fewest samples a bucket needs to be a run's best
+// condition, the one the others are measured against: a condition passed
+// through within one sample (a ramp crossing 1-5 % in half a second)
+// says too little to be the reference.
+const MinBestSamples = 3
+
+// rebase makes the best bucket the best of those with MinBestSamples
+// samples, where there is one, and relates the others to it again.
+func rebase(bt *stats.BucketTable, d stats.Direction) {
+	if bt.Best < 0 || bt.Buckets[bt.Best].N >= MinBestSamples {
+		return
+	}
+	best := -1
+	for k, b := range bt.Buckets {
+		if b.N < MinBestSamples {
+			continue
+		}
+		m := b.Summary.Median
+		if best < 0 || (d == stats.HigherIsBetter && m > bt.Buckets[best].Summary.Median) || (d == stats.LowerIsBetter && m < bt.Buckets[best].Summary.Median) {
+			best = k
+		}
+	}
+	if best < 0 {
+		return
+	}
+	bt.Best = best
+	ref := bt.Buckets[best].Summary.Median
+	for k := range bt.Buckets {
+		bt.Buckets[k].OfBest = 0
+		if bt.Buckets[k].N > 0 && ref != 0 {
+			bt.Buckets[k].OfBest = bt.Buckets[k].Summary.Median / ref
+		}
+	}
 }
 
 // statements writes one sentence per group and headline metric, naming
@@ -419,6 +455,9 @@ func statements(rep *Report) []Statement {
 						if i == 0 {
 							part = fmt.Sprintf("had %s at %.1f times its best", what, v)
 						}
+					}
+					if b.N > 0 && b.N < MinBestSamples {
+						part += fmt.Sprintf(" (%s)", plural(b.N, "sample"))
 					}
 					st.OfBest = append(st.OfBest, of)
 					parts = append(parts, label+" "+part)
@@ -500,4 +539,11 @@ func boolInt(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }

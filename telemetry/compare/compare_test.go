@@ -277,3 +277,23 @@ func TestWarnings(t *testing.T) {
 		t.Errorf("phases %+v", g.Groups)
 	}
 }
+
+// A bucket with fewer than MinBestSamples samples is never the
+// reference, however good its median.
+func TestRebase(t *testing.T) {
+	var obs []stats.Observation
+	for _, o := range [][2]float64{{0, 10}, {0, 11}, {0, 12}, {3, 8}, {7, 20}, {7, 22}, {7, 24}, {7, 26}} {
+		obs = append(obs, stats.Observation{Condition: o[0], Value: o[1]})
+	}
+	bt, err := stats.Buckets(obs, []float64{0, 1, 5, 10}, stats.LowerIsBetter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bt.Best != 1 {
+		t.Fatalf("stats.Buckets picked %d", bt.Best)
+	}
+	rebase(&bt, stats.LowerIsBetter)
+	if bt.Best != 0 || bt.Buckets[1].OfBest != 8.0/11 || bt.Buckets[2].OfBest != 23.0/11 || bt.Buckets[0].OfBest != 1 {
+		t.Errorf("rebased: best %d, %+v", bt.Best, bt.Buckets)
+	}
+}
