@@ -184,6 +184,13 @@ func TestOptions(t *testing.T) {
 	if rep.Runs[0].Label != "plain" || rep.Baseline != 0 || len(rep.Runs) != 2 {
 		t.Errorf("baseline not in the list is added first: %+v", rep.Runs)
 	}
+	// Folders, as forgelab run prints them, from anywhere.
+	if rep, err := Load(t.TempDir(), []string{good.Dir, plain.Dir}, Options{}); err != nil || rep.Runs[1].Label != "plain" {
+		t.Errorf("runs by folder: %v", err)
+	}
+	if _, err := Load(root, []string{good.Dir, "/nonexistent/run"}, Options{}); err == nil || !strings.Contains(err.Error(), "run folder /nonexistent/run: no such run (no run.json there") {
+		t.Errorf("missing folder: %v", err)
+	}
 	rep, err = Load(root, []string{good.Name(), plain.Name()}, Options{Baseline: plain.Name(), Link: "ca", Edges: []float64{0, 50, 100},
 		Metrics: []string{"delivery", "sent:higher"}})
 	if err != nil {

@@ -17,7 +17,8 @@ import (
 // that suit the handover demo and most labs.
 type Options struct {
 	// Baseline names the run the others are measured against, as the CLI
-	// names runs (LAB/ID, ID or a unique start of one); "" is the first.
+	// names runs (LAB/ID, ID or a unique start of one, or the run's
+	// folder); "" is the first.
 	// A baseline not among the runs is added in front.
 	Baseline string `json:"baseline,omitempty"`
 	// Link is the link whose loss groups the samples; "" picks the link
@@ -42,14 +43,14 @@ type Options struct {
 var DefaultEdges = []float64{0, 1, 5, 10, 100}
 
 // Load resolves the runs a user named under root (runs.Root of a state
-// dir), checks that they can be compared, and compares them.
+// dir; or their folders, e.g. what forgelab run prints), checks that they can be compared, and compares them.
 func Load(root string, refs []string, opt Options) (*Report, error) {
 	if len(refs) < 2 && !(len(refs) == 1 && opt.Baseline != "") {
 		return nil, fmt.Errorf("compare needs at least 2 runs, got %d: name them as LAB/ID or ID, e.g. forgelab compare RUN_A RUN_B (forgelab runs ls lists them)", len(refs))
 	}
 	var dirs []string
 	for _, ref := range refs {
-		dir, err := runs.Resolve(root, ref)
+		dir, err := resolve(root, ref)
 		if err != nil {
 			return nil, err
 		}
@@ -57,7 +58,7 @@ func Load(root string, refs []string, opt Options) (*Report, error) {
 	}
 	base := 0
 	if opt.Baseline != "" {
-		dir, err := runs.Resolve(root, opt.Baseline)
+		dir, err := resolve(root, opt.Baseline)
 		if err != nil {
 			return nil, fmt.Errorf("baseline: %w", err)
 		}
@@ -74,6 +75,20 @@ func Load(root string, refs []string, opt Options) (*Report, error) {
 		rs = append(rs, r)
 	}
 	return Compare(rs, base, opt)
+}
+
+// resolve finds a run as the CLI names it (runs.Resolve), or by its
+// folder: a path that starts with / or . or has more than one /, such as
+// what forgelab run prints (an exported run unpacked anywhere, too).
+func resolve(root, ref string) (string, error) {
+	if strings.HasPrefix(ref, "/") || strings.HasPrefix(ref, ".") || strings.Count(ref, "/") > 1 {
+		dir := filepath.Clean(ref)
+		if _, err := os.Stat(filepath.Join(dir, runs.MetaFile)); err != nil {
+			return "", fmt.Errorf("run folder %s: %w (no %s there; forgelab runs ls lists the runs)", ref, runs.ErrNoRun, runs.MetaFile)
+		}
+		return filepath.Abs(dir)
+	}
+	return runs.Resolve(root, ref)
 }
 
 // Compare compares opened runs, rs[base] being the baseline.
