@@ -103,7 +103,6 @@ var page = template.Must(template.New("report").Funcs(template.FuncMap{
 	"segments": compare.SegmentsCell,
 	"better":   compare.Better,
 	"num":      compare.FormatFloat,
-	"sub":      func(a, b int) int { return a - b },
 }).Parse(pageHTML))
 
 const pageHTML = `<!DOCTYPE html>
