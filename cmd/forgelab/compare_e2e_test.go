@@ -133,7 +133,7 @@ func checkCompare(t *testing.T, dirs map[string]string) {
 	}
 
 	pngs, _ := filepath.Glob(filepath.Join(art, "png", "*.png"))
-	page := reporttest.Open(t, html, "compare-handover")
+	page := reporttest.Open(t, html, filepath.Join(art, "page.png"))
 	if len(page.Problems) > 0 {
 		t.Errorf("the report logs errors in Chromium: %v", page.Problems)
 	}

@@ -77,8 +77,33 @@ func newPlot(title, x, y string) *plot.Plot {
 	p.X.Label.Text = x
 	p.Y.Label.Text = y
 	p.Legend.Top = true
+	p.Y.Tick.Marker = shortTicks{}
 	p.Add(plotter.NewGrid())
 	return p
+}
+
+// shortTicks are gonum's default ticks labelled as the tables write
+// numbers: 50000, not 50000.00.
+type shortTicks struct{}
+
+func (shortTicks) Ticks(min, max float64) []plot.Tick {
+	ts := plot.DefaultTicks{}.Ticks(min, max)
+	for i := range ts {
+		if ts[i].Label != "" {
+			ts[i].Label = compare.FormatFloat(ts[i].Value)
+		}
+	}
+	return ts
+}
+
+// headroom leaves the top fifth of a plot free for the legend, which
+// would otherwise cover the data.
+func headroom(p *plot.Plot) {
+	span := p.Y.Max - p.Y.Min
+	if span <= 0 {
+		span = 1
+	}
+	p.Y.Max += span / 4
 }
 
 // runColor is run i's colour in every plot.
@@ -134,6 +159,7 @@ func seriesFigure(rep *compare.Report, m compare.Metric) (Figure, error) {
 		p.Add(l, pts)
 		p.Legend.Add(rep.Runs[i].Label, l, pts)
 	}
+	headroom(p)
 	if err := markerLines(p, rep); err != nil {
 		return Figure{}, err
 	}
@@ -215,6 +241,7 @@ func bucketFigure(rep *compare.Report, g compare.Grouping, row compare.GroupRow)
 	if row.Direction == stats.HigherIsBetter {
 		p.Y.Min, p.Y.Max = 0, math.Max(100, p.Y.Max)
 	}
+	headroom(p)
 	return Figure{Name: "buckets-" + g.By + "-" + row.Metric, Title: title, Kind: "buckets",
 		Caption: "each bucket's median as a share of the run's own best bucket (" + better(row.Direction) + " is better); no bar: no sample",
 		plot:    p, width: 16 * vg.Centimeter, height: 7 * vg.Centimeter}, nil

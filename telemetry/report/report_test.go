@@ -97,7 +97,7 @@ func TestHTMLInChromium(t *testing.T) {
 	if err := WriteHTMLFile(path, rep); err != nil {
 		t.Fatal(err)
 	}
-	p := reporttest.Open(t, path, "compare-fixture")
+	p := reporttest.Open(t, path, filepath.Join(uitest.Artifacts(t), "compare-fixture.png"))
 	if len(p.Problems) > 0 {
 		t.Errorf("console: %v", p.Problems)
 	}

@@ -31,11 +31,10 @@ type Page struct {
 	Problems []string `json:"-"`
 }
 
-// Open loads the report at path in headless Chromium, screenshots the
-// whole page into the artifacts directory (uitest.Artifacts) as name.png
-// (quality 100 makes FullScreenshot give PNG), and returns
-// what it shows.
-func Open(t testing.TB, path, name string) Page {
+// Open loads the report at path in headless Chromium, writes a PNG of the
+// whole page to shot (for people and CI artifacts), and returns what the
+// page shows.
+func Open(t testing.TB, path, shot string) Page {
 	t.Helper()
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -57,15 +56,15 @@ func Open(t testing.TB, path, name string) Page {
 		};
 	})()`, &p)
 	// The whole page, as a person scrolling through it sees it.
-	shot, err := chromedp.Run(b.Ctx, chromedp.FullScreenshot(100))
+	// Quality 100 makes it a PNG.
+	png, err := chromedp.Run(b.Ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatalf("screenshot %s: %v", path, err)
 	}
-	out := filepath.Join(uitest.Artifacts(t), name+".png")
-	if err := os.WriteFile(out, shot, 0o644); err != nil {
+	if err := os.WriteFile(shot, png, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("screenshot %s (%d bytes)", out, len(shot))
+	t.Logf("screenshot %s (%d bytes)", shot, len(png))
 	p.Problems = b.Problems()
 	return p
 }
