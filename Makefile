@@ -33,9 +33,11 @@ image: setup build
 
 # The main job: the handover demo (issue 10). Both variants of the network
 # under test play the same movement one after the other (create, run,
-# destroy): babeld (adaptive) and static routes (plain IP). Then what
-# happened to Alice's conversation is printed side by side, read from the
-# two run folders. Each run's folder stays: `forgelab runs ls`.
+# destroy): babeld (adaptive) and static routes (plain IP). Then `forgelab
+# compare` judges the two run folders: how much of its best delivery,
+# goodput and latency each kept under each loss on ab and in each phase,
+# when Alice's route moved, and an HTML report with plots
+# (bin/demo-compare.html). Each run's folder stays: `forgelab runs ls`.
 HANDOVER := examples/handover/bin/handover
 demo: setup build
 	CGO_ENABLED=0 $(GO) build -ldflags='-s -w' -o $(HANDOVER) ./examples/handover
@@ -48,7 +50,8 @@ demo: setup build
 	  $(FORGELAB) destroy handover-$$v; \
 	  [ $$rc = 0 ] || exit $$rc; \
 	done
-	@echo; $(HANDOVER) report $$(cat bin/demo-runs)
+	@echo; $(FORGELAB) compare --html bin/demo-compare.html $$(cat bin/demo-runs)
+	@echo; echo "report with plots: bin/demo-compare.html"
 
 # The quickstart example (examples/quickstart.toml): a lab left running.
 quickstart: setup build

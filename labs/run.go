@@ -640,6 +640,9 @@ func (e runExecutor) Report(res scenario.Result) {
 	}
 	ev := runs.Event{Time: e.r.start.Add(res.Ran), Source: runs.SourceScenario, Action: string(res.Action.Kind),
 		Args: map[string]any{"action": res.Action.String()}, Took: res.Took.Seconds()}
+	if res.Action.Kind == scenario.Marker {
+		ev.Args["label"] = res.Action.Label // compare names the scenario's phases by it
+	}
 	if res.Err != nil {
 		ev.Error = res.Err.Error()
 	}

@@ -33,7 +33,8 @@ import (
 //
 // Both run folders hold every series of issue 10 item 7, read back with
 // telemetry/runs. Then a run stopped by SIGINT leaves the links at their
-// declared quality and is marked incomplete.
+// declared quality and is marked incomplete. Last, forgelab compare on
+// the two runs (checkCompare, compare_e2e_test.go).
 func TestHandoverRuns(t *testing.T) {
 	requireVMs(t)
 	dir := t.TempDir()
@@ -46,6 +47,7 @@ func TestHandoverRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	runDirs := map[string]string{} // variant: run folder, for compare
 	for _, v := range []struct {
 		variant string
 		check   func(t *testing.T, s phases.Summary)
@@ -103,6 +105,7 @@ func TestHandoverRuns(t *testing.T) {
 
 			out := mustForgelab(t, "run", "--quiet", "--variant", v.variant, lab, scenario)
 			runDir := strings.TrimSpace(out)
+			runDirs[v.variant] = runDir
 			checkRunFolder(t, runDir, runs.StatusComplete)
 			s, err := phases.Read(runDir)
 			if err != nil {
@@ -127,11 +130,16 @@ func TestHandoverRuns(t *testing.T) {
 				if err := cmd.Wait(); err != nil {
 					t.Errorf("run stopped by SIGINT: %v", err)
 				}
-				checkRunFolder(t, strings.TrimSpace(stdout.String()), runs.StatusIncomplete)
+				runDirs["static-incomplete"] = strings.TrimSpace(stdout.String())
+				checkRunFolder(t, runDirs["static-incomplete"], runs.StatusIncomplete)
 				checkDeclared(t, lab)
 			}
 		})
 	}
+	if runDirs["babeld"] == "" || runDirs["static"] == "" {
+		t.Fatal("a variant made no run: nothing to compare")
+	}
+	checkCompare(t, runDirs)
 }
 
 // hostNode is a host's node address, from its own /etc/hosts entry seen
