@@ -52,6 +52,10 @@ const (
 	ActionCapture   = "capture"
 	ActionNICUp     = "nic.up"
 	ActionNICDown   = "nic.down"
+	// ActionLinkSchedule hands the shaper a timed schedule of quality
+	// changes (a run's mobility); ActionExec runs a command on a host.
+	ActionLinkSchedule = "link.schedule"
+	ActionExec         = "exec"
 	// Host actions are "host." + the hypervisor.HostAction.
 )
 
@@ -157,6 +161,47 @@ func (m *Manager) SetLink(ctx context.Context, src Source, lab, link, from strin
 		return nil
 	})
 	return out, err
+}
+
+// ScheduleLinks hands the lab's shaper a timed schedule of changes that
+// it applies itself, each at start + At (netfabric.Scheduler): a run's
+// link qualities arrive at their due time without one control call per
+// change. The schedule is checked whole against the lab's links and
+// logged as one event naming what it is for (e.g. the scenario); it
+// replaces any schedule still pending. Changes made meanwhile through
+// the other methods here hold until the schedule's next change of the
+// same direction. A shaper that cannot take schedules (the kernel and
+// guest shapers) gets an error wrapping netfabric.ErrUnsupported and
+// nothing is logged: the caller then applies the changes one by one.
+func (m *Manager) ScheduleLinks(ctx context.Context, src Source, lab, what string, start time.Time, changes []netfabric.TimedChange) error {
+	st, err := m.Store.Load(lab)
+	if err != nil {
+		return err
+	}
+	sh, err := m.shaper(st)
+	if err != nil {
+		return err
+	}
+	if _, ok := sh.(netfabric.Scheduler); !ok {
+		return unsupported(st, "take a timed schedule")
+	}
+	var last time.Duration
+	for _, c := range changes {
+		last = max(last, c.At)
+	}
+	args := map[string]any{"for": what, "start": start, "changes": len(changes), "last_at": last.Seconds()}
+	return m.change(ctx, src, lab, ActionLinkSchedule, args, func(st *State, sh netfabric.Shaper) error {
+		sch, ok := sh.(netfabric.Scheduler)
+		if !ok {
+			return unsupported(st, "take a timed schedule")
+		}
+		for i, c := range changes {
+			if st.Plan.Link(c.Link) == nil {
+				return fmt.Errorf("schedule change %d: lab %s has no link %q (forgelab link show %s lists them)", i, st.Lab, c.Link, st.Lab)
+			}
+		}
+		return sch.Schedule(ctx, start, changes)
+	})
 }
 
 // ResetLink puts a link back to the quality its lab file declared, in

@@ -94,6 +94,18 @@ func (s *fakeShaper) Setup(ctx context.Context) error {
 }
 
 func (s *fakeShaper) Set(ctx context.Context, link, from string, q netfabric.Impairment) error {
+	if from == "" { // every direction, as the shapers' Set takes it
+		l, err := s.links.Find(link)
+		if err != nil {
+			return err
+		}
+		for _, e := range l.Endpoints {
+			if err := s.Set(ctx, link, e.Host, q); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	if err := s.qdisc(link, from, true); err != nil {
 		return err
 	}
