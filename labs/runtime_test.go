@@ -51,9 +51,21 @@ func (s *fakeShaper) load() (fakeFabricState, error) {
 	return fs, json.Unmarshal(data, &fs)
 }
 
+// save replaces the file whole, so a reader never sees half of it.
 func (s *fakeShaper) save(fs fakeFabricState) error {
 	data, _ := json.Marshal(fs)
-	return os.WriteFile(s.path, data, 0o644)
+	f, err := os.CreateTemp(filepath.Dir(s.path), ".fake-fabric-*")
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), s.path)
 }
 
 func (s *fakeShaper) qdisc(link, from string, on bool) error {
@@ -109,6 +121,8 @@ func (s *fakeShaper) Set(ctx context.Context, link, from string, q netfabric.Imp
 	if err := s.qdisc(link, from, true); err != nil {
 		return err
 	}
+	s.w.fabricMu.Lock()
+	defer s.w.fabricMu.Unlock()
 	fs, err := s.load()
 	if err != nil {
 		return err
@@ -122,6 +136,8 @@ func (s *fakeShaper) SetUp(ctx context.Context, link string, up bool) error {
 	if _, err := s.links.Find(link); err != nil {
 		return err
 	}
+	s.w.fabricMu.Lock()
+	defer s.w.fabricMu.Unlock()
 	fs, err := s.load()
 	if err != nil {
 		return err
@@ -131,6 +147,8 @@ func (s *fakeShaper) SetUp(ctx context.Context, link string, up bool) error {
 }
 
 func (s *fakeShaper) Partition(ctx context.Context, groups [][]string) error {
+	s.w.fabricMu.Lock()
+	defer s.w.fabricMu.Unlock()
 	fs, err := s.load()
 	if err != nil {
 		return err
