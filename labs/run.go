@@ -203,6 +203,7 @@ func (m *Manager) Run(ctx context.Context, lab string, o RunOptions) (*RunReport
 	stop()
 	wg.Wait()
 	r.work.stopAll()
+	os.RemoveAll(filepath.Join(l.Dir, "exec", rec.ID())) // exec output, copied into the run folder
 	rep.Results = results
 
 	// The end: links back, whatever ctx says.
@@ -719,6 +720,8 @@ func (e runExecutor) Do(ctx context.Context, a scenario.Action) error {
 		return e.r.work.stop(a.Workload)
 	case scenario.Marker:
 		return nil
+	case scenario.Exec:
+		return e.r.work.exec(a)
 	}
 	return ScenarioExecutor{M: e.r.m, Lab: e.r.st.Lab}.Do(ctx, a)
 }
@@ -801,6 +804,52 @@ func (w *runWorkloads) start(name string) error {
 			w.run(ctx, host, wl, l.WorkloadDir(s.Name, host))
 		}(h.Name)
 	}
+	return nil
+}
+
+// exec runs an exec action's command in the background, so the
+// timeline goes on while it runs, and records its output as
+// workloads/<host>-exec-<line>-<ms>.stdout/.stderr and its end as an
+// exec.end event with the exit code. A command still running at the end
+// of the run is stopped with the workloads.
+func (w *runWorkloads) exec(a scenario.Action) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	name := execName(a)
+	ctx, cancel := context.WithCancel(w.ctx)
+	w.running[name] = cancel
+	out := filepath.Join(w.r.m.Store.LayoutOf(w.r.st).Dir, "exec", w.r.rec.ID(), name)
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		defer func() {
+			w.mu.Lock()
+			delete(w.running, name)
+			w.mu.Unlock()
+			cancel()
+		}()
+		rec := w.r.rec
+		res, err := w.r.m.Exec(ctx, SourceScenario, w.r.st.Lab, a.Host, a.Command, out)
+		ended := res.Ended
+		if ended.IsZero() {
+			ended = time.Now()
+		}
+		eachLine(res.Stdout, func(line []byte) { rec.WorkloadLine(ended, a.Host, name, runs.Stdout, line) })
+		eachLine(res.Stderr, func(line []byte) { rec.WorkloadLine(ended, a.Host, name, runs.Stderr, line) })
+		ev := runs.Event{Time: ended, Source: runs.SourceScenario, Action: "exec.end",
+			Args: map[string]any{"host": a.Host, "command": a.Command, "line": a.Line, "output": name, "exit_code": res.ExitCode},
+			Took: ended.Sub(res.Started).Seconds()}
+		switch {
+		case err != nil && ctx.Err() != nil:
+			ev.Error = "stopped at the end of the run"
+		case err != nil:
+			ev.Error = err.Error()
+		case res.ExitCode != 0:
+			ev.Error = fmt.Sprintf("%s:%d: exited with status %d", a.File, a.Line, res.ExitCode)
+		}
+		rec.Event(ev)
+		w.r.status.event(ended.Sub(w.r.start), "exec on "+a.Host+" ended"+errSuffix(ev.Error))
+	}()
 	return nil
 }
 

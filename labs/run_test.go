@@ -472,3 +472,67 @@ func TestLiveStatusShowsLinksAsTheyAre(t *testing.T) {
 		t.Errorf("failed change not shown:\n%s", got)
 	}
 }
+
+// The scenario's exec action: the command runs on its host through the
+// control path (logged with the source), the timeline does not wait for
+// it, and its output and exit code are in the run folder.
+func TestRunExec(t *testing.T) {
+	m, sw := newRunLab(t)
+	file := filepath.Join(t.TempDir(), "exec.toml")
+	os.WriteFile(file, []byte("duration = \"1s\"\n\n[[event]]\nat = \"100ms\"\ndo = \"exec\"\nhost = \"b\"\ncommand = \"ping -c 1 {{ node \\\"a\\\" }}\"\n"), 0o644)
+	rep, err := m.Run(context.Background(), "mover", RunOptions{Scenario: file})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Status != runs.StatusComplete {
+		t.Fatalf("run %s: %s", rep.Status, rep.Reason)
+	}
+	if got := sw.events("workload exec@b"); len(got) != 1 {
+		t.Errorf("exec ran %d times on b: %v", len(got), sw.log)
+	}
+	evs, _ := m.Store.Events("mover")
+	i := slices.IndexFunc(evs, func(e store.Event) bool { return e.Action == ActionExec })
+	if i < 0 || evs[i].Source != "scenario" || evs[i].Args["host"] != "b" || evs[i].Result != store.ResultOK {
+		t.Fatalf("lab log has no exec of the scenario on b: %+v", evs)
+	}
+	run, err := runs.Open(rep.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	revs, _ := run.Events()
+	j := slices.IndexFunc(revs, func(e runs.Event) bool { return e.Action == "exec.end" })
+	if j < 0 || revs[j].Error != "" || revs[j].Args["exit_code"] != 0.0 || revs[j].Args["output"] != "exec-3-100ms" {
+		t.Fatalf("no clean exec.end in the run's events: %+v", revs)
+	}
+	out, err := os.ReadFile(filepath.Join(rep.Dir, "workloads", "b-exec-3-100ms.stdout"))
+	if err != nil || !strings.Contains(string(out), "starting") {
+		t.Errorf("exec output in the run folder: %q, %v", out, err)
+	}
+	if _, err := os.Stat(filepath.Join(m.Store.LayoutOf(&State{Lab: "mover"}).Dir, "exec", rep.ID)); !os.IsNotExist(err) {
+		t.Errorf("exec's scratch output left in the lab dir: %v", err)
+	}
+}
+
+// exec on a host the lab does not have: refused with the scenario's file
+// and line before the run starts; through the control path directly,
+// refused and logged.
+func TestExecUnknownHost(t *testing.T) {
+	m, sw := newRunLab(t)
+	file := filepath.Join(t.TempDir(), "exec.toml")
+	os.WriteFile(file, []byte("duration = \"1s\"\n\n[[event]]\nat = \"100ms\"\ndo = \"exec\"\nhost = \"zz\"\ncommand = \"true\"\n"), 0o644)
+	_, err := m.Run(context.Background(), "mover", RunOptions{Scenario: file})
+	if err == nil || !strings.Contains(err.Error(), "exec.toml:6") || !strings.Contains(err.Error(), `"zz"`) {
+		t.Errorf("run: %v, want exec.toml:6 naming host zz", err)
+	}
+	_, err = m.Exec(context.Background(), SourceCLI, "mover", "zz", "true", t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), `no host "zz" (hosts: a, b, c)`) {
+		t.Errorf("Exec: %v", err)
+	}
+	if got := sw.events("workload exec"); len(got) != 0 {
+		t.Errorf("exec ran: %v", got)
+	}
+	evs, _ := m.Store.Events("mover")
+	if !slices.ContainsFunc(evs, func(e store.Event) bool { return e.Action == ActionExec && e.Result == store.ResultError }) {
+		t.Errorf("refused exec not logged: %+v", evs)
+	}
+}

@@ -20,12 +20,14 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/forgelab/forgelab/hypervisor"
 	"github.com/forgelab/forgelab/labs/spec"
 	"github.com/forgelab/forgelab/labs/store"
 	"github.com/forgelab/forgelab/netfabric"
+	"github.com/forgelab/forgelab/provision"
 )
 
 // Source is who asks for a change; the event log records it.
@@ -341,6 +343,42 @@ func (m *Manager) SetNIC(ctx context.Context, src Source, lab, host, link string
 		args["mac"] = h.NICs[i].MAC
 		return m.VMs.SetNICLink(ctx, h.Domain, h.NICs[i].MAC, up)
 	})
+}
+
+// Exec runs a shell command on a host of the lab (a VM or a physical
+// host) to its end, with the lab's templates ({{ node "b" }}) and
+// environment as a workload has them, its stdout and stderr into files in
+// outDir. The lock is held only to check the host and log the start: a
+// command may run long, and changes to the lab meanwhile must not wait
+// for it. A command that exits non-zero is a result, not an error.
+func (m *Manager) Exec(ctx context.Context, src Source, lab, host, command, outDir string) (provision.WorkloadResult, error) {
+	var wl provision.Workload
+	var st *State
+	err := m.locked(ctx, src, lab, ActionExec, map[string]any{"host": host, "command": command}, func(s *State) error {
+		if s.Plan.Host(host) == nil {
+			return fmt.Errorf("lab %s has no host %q (hosts: %s)", s.Lab, host, hostNames(s.Plan))
+		}
+		if strings.TrimSpace(command) == "" {
+			return fmt.Errorf("exec on host %s: no command given", host)
+		}
+		var err error
+		wl, err = toWorkload(WorkloadSpec{Name: "exec", Command: command}, hostFacts(s.Plan, s.Coord, host))
+		st = s
+		return err
+	})
+	if err != nil {
+		return provision.WorkloadResult{}, err
+	}
+	conn, err := m.software().Connect(ctx, st, host)
+	if err != nil {
+		return provision.WorkloadResult{}, fmt.Errorf("exec on host %s: %w", host, err)
+	}
+	defer conn.Close()
+	res, err := conn.RunWorkload(ctx, wl, outDir)
+	if err != nil {
+		return res, fmt.Errorf("exec on host %s: %w", host, err)
+	}
+	return res, nil
 }
 
 // ShowLinks reports every link's quality and counters. It changes
