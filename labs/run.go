@@ -367,6 +367,7 @@ type runner struct {
 	// scheduled: the shaper plays the qualities itself (ScheduleLinks);
 	// seen is how many of its applied changes the run has recorded.
 	scheduled bool
+	sched     netfabric.Scheduler
 	seen      int
 
 	mu      sync.Mutex
@@ -457,15 +458,18 @@ func (r *runner) followSchedule(ctx context.Context) {
 // live status, and a sample of every link when anything changed, as a
 // change applied from here gets.
 func (r *runner) collectSchedule(ctx context.Context) {
-	sh, err := r.m.shaper(r.st)
-	if err != nil {
-		return
+	if r.sched == nil { // one connection for the whole run
+		sh, err := r.m.shaper(r.st)
+		if err != nil {
+			return
+		}
+		sch, ok := sh.(netfabric.Scheduler)
+		if !ok {
+			return
+		}
+		r.sched = sch
 	}
-	sch, ok := sh.(netfabric.Scheduler)
-	if !ok {
-		return
-	}
-	st, err := sch.ScheduleStatus(ctx, r.seen)
+	st, err := r.sched.ScheduleStatus(ctx, r.seen)
 	if err != nil || !st.Start.Equal(r.start) {
 		return // not this run's schedule (none, or the engine restarted)
 	}
