@@ -25,6 +25,7 @@ import (
 // what exists so a test can assert that nothing leaked.
 type fakeWorld struct {
 	mu        sync.Mutex
+	fabricMu  sync.Mutex // one read-modify-write of the fake fabric's file at a time, as an engine serialises
 	domains   map[string]hypervisor.DomainConfig
 	networks  map[string]hypervisor.NATNetwork
 	netdevs   map[string]bool

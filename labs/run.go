@@ -6,10 +6,12 @@ package labs
 // (scenario.PlayFrom through the control path, as source "scenario"), the
 // hosts' positions (mobility models, computed from the clock, never
 // accumulated) and the link qualities that follow from them (quality
-// Timeline at 10 Hz, computed up front). Qualities are applied at their due
-// time by one loop with one timer, each through the control path's
-// SetLink. (A shaper that takes a timed schedule itself, as the userspace
-// engine will, is the better way; it is not in this tree yet.)
+// Timeline at 10 Hz, computed up front). The qualities go to a shaper that
+// takes a timed schedule (the userspace engine) as one schedule through
+// the control path (ScheduleLinks), and the engine applies each change at
+// its due time by its own clock; the run collects what it applied. Other
+// shapers get them from one loop with one timer, each through the control
+// path's SetLink.
 //
 // While it plays, the run records into telemetry/runs: events (the lab's
 // event log lines that appear during the run, whoever made them, and the
@@ -163,10 +165,25 @@ func (m *Manager) Run(ctx context.Context, lab string, o RunOptions) (*RunReport
 	if fi, err := os.Stat(l.Events()); err == nil {
 		r.events = max(fi.Size(), 1) // the lab's log so far is not this run's
 	}
+	// The link qualities: handed to the shaper as one timed schedule when
+	// it takes one (the userspace engine applies each change itself at its
+	// due time); otherwise applied from here, one SetLink per change.
+	quality := r.applyQuality
+	if len(p.changes) > 0 {
+		err := m.ScheduleLinks(ctx, SourceScenario, lab, "run "+rec.ID(), start, timedChanges(p.changes))
+		switch {
+		case err == nil:
+			quality, r.scheduled = r.followSchedule, true
+		case errors.Is(err, netfabric.ErrUnsupported):
+		default:
+			rec.Close(runs.StatusFailed, err.Error())
+			return nil, fmt.Errorf("hand the run's link qualities to the fabric: %w", err)
+		}
+	}
 	runCtx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	loops := []func(context.Context){
-		r.applyQuality,
+		quality,
 		r.recordPositions,
 		func(ctx context.Context) { rec.SampleLinks(ctx, time.Second, r.show) },
 		func(ctx context.Context) { rec.SampleHosts(ctx, time.Second, r.hostSamples) },
@@ -186,8 +203,8 @@ func (m *Manager) Run(ctx context.Context, lab string, o RunOptions) (*RunReport
 	stop()
 	wg.Wait()
 	r.work.stopAll()
+	os.RemoveAll(filepath.Join(l.Dir, "exec", rec.ID())) // exec output, copied into the run folder
 	rep.Results = results
-	rep.Applied, rep.Failed = r.applied, r.failed
 
 	// The end: links back, whatever ctx says.
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
@@ -199,6 +216,10 @@ func (m *Manager) Run(ctx context.Context, lab string, o RunOptions) (*RunReport
 		}
 		return resetLinks(cctx, st, sh)
 	})
+	if r.scheduled {
+		r.collectSchedule(cctx) // what the engine applied before the reset cancelled the rest
+	}
+	rep.Applied, rep.Failed = r.applied, r.failed
 	r.followEvents(nil) // the last lines, the reset among them
 	if st, err := r.show(cctx); err == nil {
 		save(rec.Links(time.Now(), st))
@@ -343,6 +364,12 @@ type runner struct {
 	p     *runPlan
 	work  *runWorkloads
 
+	// scheduled: the shaper plays the qualities itself (ScheduleLinks);
+	// seen is how many of its applied changes the run has recorded.
+	scheduled bool
+	sched     netfabric.Scheduler
+	seen      int
+
 	mu      sync.Mutex
 	applied int
 	failed  int
@@ -399,6 +426,75 @@ func (r *runner) applyQuality(ctx context.Context) {
 			r.rec.Links(time.Now(), st)
 		}
 		i = j
+	}
+}
+
+// timedChanges is the quality timeline as a shaper's schedule, change
+// for change (an applied change's Index is its index in cs).
+func timedChanges(cs []linkq.Change) []netfabric.TimedChange {
+	out := make([]netfabric.TimedChange, len(cs))
+	for i, c := range cs {
+		q := c.Quality
+		out[i] = netfabric.TimedChange{At: c.At, Link: c.Link, Quality: &q}
+	}
+	return out
+}
+
+// followSchedule records the changes the shaper applies from the run's
+// schedule, at the quality rate, until ctx ends.
+func (r *runner) followSchedule(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+		r.collectSchedule(ctx)
+	}
+}
+
+// collectSchedule records the schedule's changes applied since the last
+// call: one event each (due time and lateness by the shaper's clock), the
+// live status, and a sample of every link when anything changed, as a
+// change applied from here gets.
+func (r *runner) collectSchedule(ctx context.Context) {
+	if r.sched == nil { // one connection for the whole run
+		sh, err := r.m.shaper(r.st)
+		if err != nil {
+			return
+		}
+		sch, ok := sh.(netfabric.Scheduler)
+		if !ok {
+			return
+		}
+		r.sched = sch
+	}
+	st, err := r.sched.ScheduleStatus(ctx, r.seen)
+	if err != nil || !st.Start.Equal(r.start) {
+		return // not this run's schedule (none, or the engine restarted)
+	}
+	for _, a := range st.Records {
+		if a.Index < 0 || a.Index >= len(r.p.changes) {
+			continue
+		}
+		c := r.p.changes[a.Index]
+		r.rec.Event(runs.Event{Time: r.start.Add(a.At + a.Late), Source: runs.SourceScenario, Action: ActionLinkSet,
+			Args: map[string]any{"link": c.Link, "distance_m": c.Distance, "quality": c.Quality, "due_s": a.At.Seconds(), "late_s": a.Late.Seconds()}})
+		r.mu.Lock()
+		r.applied++
+		r.mu.Unlock()
+		r.status.link(c, nil)
+	}
+	r.seen += len(st.Records)
+	if st.Error != "" && st.State != netfabric.ScheduleRunning {
+		r.mu.Lock()
+		r.failed = len(r.p.changes) - r.seen
+		r.mu.Unlock()
+	}
+	if len(st.Records) > 0 {
+		if ls, err := r.show(ctx); err == nil {
+			r.rec.Links(time.Now(), ls)
+		}
 	}
 }
 
@@ -525,10 +621,16 @@ func errSuffix(e string) string {
 	return ": " + e
 }
 
-// resetLinks puts every link back to the quality the lab file declares,
-// up, and heals any partition. The caller holds the lab's lock.
+// resetLinks cancels any timed schedule, puts every link back to the
+// quality the lab file declares, up, and heals any partition. The caller holds the lab's lock.
 func resetLinks(ctx context.Context, st *State, sh netfabric.Shaper) error {
 	var errs []error
+	// A run's schedule first, so none of its changes lands after the reset.
+	if sch, ok := sh.(netfabric.Scheduler); ok {
+		if err := sch.CancelSchedule(ctx); err != nil && !errors.Is(err, netfabric.ErrUnsupported) {
+			errs = append(errs, fmt.Errorf("cancel the run's schedule: %w", err))
+		}
+	}
 	if err := sh.Heal(ctx); err != nil && !errors.Is(err, netfabric.ErrUnsupported) {
 		errs = append(errs, err)
 	}
@@ -622,6 +724,8 @@ func (e runExecutor) Do(ctx context.Context, a scenario.Action) error {
 		return e.r.work.stop(a.Workload)
 	case scenario.Marker:
 		return nil
+	case scenario.Exec:
+		return e.r.work.exec(a)
 	}
 	return ScenarioExecutor{M: e.r.m, Lab: e.r.st.Lab}.Do(ctx, a)
 }
@@ -710,6 +814,52 @@ func (w *runWorkloads) start(name string) error {
 	return nil
 }
 
+// exec runs an exec action's command in the background, so the
+// timeline goes on while it runs, and records its output as
+// workloads/<host>-exec-<line>-<ms>.stdout/.stderr and its end as an
+// exec.end event with the exit code. A command still running at the end
+// of the run is stopped with the workloads.
+func (w *runWorkloads) exec(a scenario.Action) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	name := execName(a)
+	ctx, cancel := context.WithCancel(w.ctx)
+	w.running[name] = cancel
+	out := filepath.Join(w.r.m.Store.LayoutOf(w.r.st).Dir, "exec", w.r.rec.ID(), name)
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		defer func() {
+			w.mu.Lock()
+			delete(w.running, name)
+			w.mu.Unlock()
+			cancel()
+		}()
+		rec := w.r.rec
+		res, err := w.r.m.Exec(ctx, SourceScenario, w.r.st.Lab, a.Host, a.Command, out)
+		ended := res.Ended
+		if ended.IsZero() {
+			ended = time.Now()
+		}
+		eachLine(res.Stdout, func(line []byte) { rec.WorkloadLine(ended, a.Host, name, runs.Stdout, line) })
+		eachLine(res.Stderr, func(line []byte) { rec.WorkloadLine(ended, a.Host, name, runs.Stderr, line) })
+		ev := runs.Event{Time: ended, Source: runs.SourceScenario, Action: "exec.end",
+			Args: map[string]any{"host": a.Host, "command": a.Command, "line": a.Line, "output": name, "exit_code": res.ExitCode},
+			Took: ended.Sub(res.Started).Seconds()}
+		switch {
+		case err != nil && ctx.Err() != nil:
+			ev.Error = "stopped at the end of the run"
+		case err != nil:
+			ev.Error = err.Error()
+		case res.ExitCode != 0:
+			ev.Error = fmt.Sprintf("%s:%d: exited with status %d", a.File, a.Line, res.ExitCode)
+		}
+		rec.Event(ev)
+		w.r.status.event(ended.Sub(w.r.start), "exec on "+a.Host+" ended"+errSuffix(ev.Error))
+	}()
+	return nil
+}
+
 func (w *runWorkloads) stop(name string) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -788,21 +938,30 @@ func eachLine(path string, f func([]byte)) {
 }
 
 // liveStatus is what the status line shows: the latest of everything.
+// A link's distance comes from the hosts' current positions and its
+// quality from what the shaper reports (fabric), not from the last change
+// the run applied: a link taken down, or changed from another terminal,
+// shows as it is, and a link out of range shows its growing distance
+// although its quality no longer changes.
 type liveStatus struct {
 	mu       sync.Mutex
 	duration time.Duration
 	t        time.Duration
 	pos      []runs.Position
-	links    map[string]string
 	order    []string
+	ends     map[string][]string
+	applied  map[string]string // the last applied change's quality, until the shaper is read
+	errs     map[string]string // the last change's error, until one succeeds
+	fabric   map[string]netfabric.LinkState
 	last     []string
 }
 
 func newLiveStatus(p *runPlan) *liveStatus {
-	s := &liveStatus{duration: p.tl.Duration, links: map[string]string{}}
+	s := &liveStatus{duration: p.tl.Duration, ends: map[string][]string{}, applied: map[string]string{},
+		errs: map[string]string{}, fabric: map[string]netfabric.LinkState{}}
 	for _, l := range p.links {
 		s.order = append(s.order, l.Name)
-		s.links[l.Name] = "-"
+		s.ends[l.Name] = l.Endpoints
 	}
 	return s
 }
@@ -813,23 +972,81 @@ func (s *liveStatus) positions(t time.Duration, ps []runs.Position) {
 	s.t, s.pos = t, ps
 }
 
+// link notes a change the run applied (or failed to).
 func (s *liveStatus) link(c linkq.Change, err error) {
-	q := c.Quality
-	text := fmt.Sprintf("%.0fm ", c.Distance)
-	switch {
-	case err != nil:
-		text += "error: " + err.Error()
-	case q.Down:
-		text += "down"
-	default:
-		text += fmt.Sprintf("loss %.1f%% delay %s", q.Loss, q.Delay)
-		if q.RateBits > 0 {
-			text += fmt.Sprintf(" rate %.1fMbit", float64(q.RateBits)/1e6)
-		}
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.links[c.Link] = text
+	if err != nil {
+		s.errs[c.Link] = err.Error()
+		return
+	}
+	delete(s.errs, c.Link)
+	s.applied[c.Link] = qualityText(c.Quality)
+	delete(s.fabric, c.Link) // older than this change
+}
+
+// links takes the shaper's view of every link.
+func (s *liveStatus) links(st netfabric.State) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range st.Links {
+		s.fabric[l.Name] = l
+	}
+}
+
+func qualityText(q netfabric.Impairment) string {
+	if q.Down {
+		return "down"
+	}
+	text := fmt.Sprintf("loss %.1f%% delay %s", q.Loss, q.Delay)
+	if q.RateBits > 0 {
+		text += fmt.Sprintf(" rate %.1fMbit", float64(q.RateBits)/1e6)
+	}
+	return text
+}
+
+// linkText is a link's quality as the shaper has it: "down" when the
+// link is down, one quality when both ways agree, else one per sender.
+func linkText(l netfabric.LinkState) string {
+	if !l.Up {
+		return "down"
+	}
+	if len(l.Directions) == 0 {
+		return "-"
+	}
+	same := true
+	for _, d := range l.Directions[1:] {
+		same = same && d.Quality == l.Directions[0].Quality
+	}
+	if same {
+		return qualityText(l.Directions[0].Quality)
+	}
+	var parts []string
+	for _, d := range l.Directions {
+		parts = append(parts, "from "+d.From+": "+qualityText(d.Quality))
+	}
+	return strings.Join(parts, "; ")
+}
+
+// distance is the distance between a link's two hosts now, or -1.
+func (s *liveStatus) distance(link string) float64 {
+	ends := s.ends[link]
+	if len(ends) != 2 {
+		return -1
+	}
+	var at [2]*runs.Position
+	for i := range s.pos {
+		for k, e := range ends {
+			if s.pos[i].Host == e {
+				at[k] = &s.pos[i]
+			}
+		}
+	}
+	if at[0] == nil || at[1] == nil {
+		return -1
+	}
+	dx, dy, dz := at[0].X-at[1].X, at[0].Y-at[1].Y, at[0].Z-at[1].Z
+	return math.Sqrt(dx*dx + dy*dy + dz*dz)
 }
 
 func (s *liveStatus) event(t time.Duration, what string) {
@@ -851,7 +1068,19 @@ func (s *liveStatus) String() string {
 	}
 	b.WriteByte('\n')
 	for _, l := range s.order {
-		fmt.Fprintf(&b, "  %s: %s\n", l, s.links[l])
+		text := "-"
+		if fl, ok := s.fabric[l]; ok {
+			text = linkText(fl)
+		} else if a, ok := s.applied[l]; ok {
+			text = a
+		}
+		if e, ok := s.errs[l]; ok {
+			text += " (last change failed: " + e + ")"
+		}
+		if d := s.distance(l); d >= 0 {
+			text = fmt.Sprintf("%.0fm %s", d, text)
+		}
+		fmt.Fprintf(&b, "  %s: %s\n", l, text)
 	}
 	for _, e := range s.last {
 		fmt.Fprintf(&b, "  %s\n", e)
@@ -866,6 +1095,9 @@ func (r *runner) printStatus(ctx context.Context, w io.Writer) {
 		case <-ctx.Done():
 			return
 		case <-time.After(time.Second):
+		}
+		if st, err := r.show(ctx); err == nil {
+			r.status.links(st)
 		}
 		fmt.Fprint(w, r.status.String())
 	}

@@ -3,6 +3,7 @@ package labs
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"maps"
 	"os"
 	"path/filepath"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/forgelab/forgelab/hypervisor"
+	linkq "github.com/forgelab/forgelab/labs/quality"
+	"github.com/forgelab/forgelab/labs/scenario"
 	"github.com/forgelab/forgelab/labs/store"
 	"github.com/forgelab/forgelab/netfabric"
 	"github.com/forgelab/forgelab/telemetry/runs"
@@ -268,4 +271,268 @@ func (w *syncWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.b.Write(p)
+}
+
+// schedShaper is the fake fabric with a timed schedule of its own (a
+// netfabric.Player standing in for the userspace engine's): one Player
+// per lab, as there is one engine.
+type schedShaper struct {
+	*fakeShaper
+	*netfabric.Player
+}
+
+func newScheduleLab(t *testing.T) (*Manager, *netfabric.Player) {
+	t.Helper()
+	m, _ := newRunLab(t)
+	fake := m.Shapers
+	st, err := m.Store.Load("mover")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh, err := fake(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	player := netfabric.NewPlayer(sh, nil)
+	m.Shapers = func(st *State) (netfabric.Shaper, error) {
+		sh, err := fake(st)
+		if err != nil {
+			return nil, err
+		}
+		return schedShaper{sh.(*fakeShaper), player}, nil
+	}
+	return m, player
+}
+
+// On a shaper with a Scheduler the run hands over the whole quality
+// timeline as one logged schedule: no SetLink per change in the lab's
+// log, yet every applied change is in the run's events and link samples,
+// and the run ends with the links declared.
+func TestRunHandsScheduleToShaper(t *testing.T) {
+	m, player := newScheduleLab(t)
+	ctx := context.Background()
+	go func() {
+		time.Sleep(800 * time.Millisecond) // another terminal, during the run
+		m.SetLink(ctx, SourceCLI, "mover", "ca", "", QualityChange{Delay: ptr(30 * time.Millisecond)})
+	}()
+	rep, err := m.Run(ctx, "mover", RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := player.ScheduleStatus(ctx, 0)
+	if rep.Status != runs.StatusComplete || rep.Applied < 3 || rep.Applied != st.Applied || rep.Failed != 0 {
+		t.Fatalf("report %+v, schedule %s: %d of %d applied", rep, st.State, st.Applied, st.Changes)
+	}
+	checkDeclared(t, m)
+	evs, _ := m.Store.Events("mover")
+	var schedules, abSets int
+	for _, e := range evs {
+		switch {
+		case e.Action == ActionLinkSchedule && e.Source == "scenario" && e.Result == store.ResultOK:
+			schedules++
+			if e.Args["for"] != "run "+rep.ID {
+				t.Errorf("schedule logged for %v, want run %s", e.Args["for"], rep.ID)
+			}
+		case e.Action == ActionLinkSet && e.Args["link"] == "ab":
+			abSets++
+		}
+	}
+	if schedules != 1 || abSets != 0 {
+		t.Errorf("lab log: %d schedules, %d link.set of ab; want 1 and 0 (the shaper applies them)", schedules, abSets)
+	}
+	run, err := runs.Open(rep.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	revs, _ := run.Events()
+	var applied int
+	var sawCLI bool
+	for _, e := range revs {
+		if e.Source == "scenario" && e.Action == ActionLinkSet && e.Args["link"] == "ab" {
+			applied++
+			if _, ok := e.Args["late_s"]; !ok {
+				t.Errorf("applied change without its lateness: %+v", e)
+			}
+		}
+		sawCLI = sawCLI || (e.Source == "cli" && e.Action == ActionLinkSet)
+	}
+	if applied != rep.Applied || !sawCLI {
+		t.Errorf("run events: %d applied changes of ab (want %d), cli change seen %v", applied, rep.Applied, sawCLI)
+	}
+	if links, err := run.Links(); err != nil || len(links) < 6*3 {
+		t.Errorf("links: %d rows, %v", len(links), err)
+	}
+}
+
+// Ctrl-C mid-run: the schedule is cancelled before the reset, so no
+// change of it lands on the declared links afterwards.
+func TestRunCancelsScheduleBeforeReset(t *testing.T) {
+	m, player := newScheduleLab(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
+	defer cancel()
+	rep, err := m.Run(ctx, "mover", RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := player.ScheduleStatus(context.Background(), 0)
+	if rep.Status != runs.StatusIncomplete || st.State != netfabric.ScheduleCancelled {
+		t.Fatalf("run %s, schedule %s; want incomplete and cancelled", rep.Status, st.State)
+	}
+	time.Sleep(500 * time.Millisecond) // past changes that were pending
+	checkDeclared(t, m)
+}
+
+// A runner killed while the shaper plays its schedule: the next command
+// cancels the schedule and puts the links back.
+func TestRunKilledCancelsSchedule(t *testing.T) {
+	m, player := newScheduleLab(t)
+	ctx := context.Background()
+	lossy := netfabric.Impairment{Loss: 50}
+	if err := m.ScheduleLinks(ctx, SourceScenario, "mover", "run x", time.Now(), []netfabric.TimedChange{
+		{At: 0, Link: "ab", Quality: &lossy}, {At: 400 * time.Millisecond, Link: "ab", Quality: &lossy},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	mk, _ := json.Marshal(runMarker{Dir: t.TempDir(), Recorder: runs.Process{PID: 1 << 22, BootID: "gone"}})
+	l := m.Store.LayoutOf(&State{Lab: "mover"})
+	if err := os.WriteFile(l.RunFile(), mk, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.LinkUpDown(ctx, SourceCLI, "mover", "ca", true); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	checkDeclared(t, m)
+	if st, _ := player.ScheduleStatus(ctx, 0); st.State != netfabric.ScheduleCancelled || st.Applied != 1 {
+		t.Errorf("schedule %s with %d applied (%s), want cancelled after 1", st.State, st.Applied, st.Error)
+	}
+}
+
+// A bad schedule is refused whole, and logged as a failed change.
+func TestScheduleLinksRefuses(t *testing.T) {
+	m, _ := newScheduleLab(t)
+	q := netfabric.Impairment{Loss: 150}
+	for _, tt := range []struct {
+		name string
+		c    netfabric.TimedChange
+		want string
+	}{
+		{"unknown link", netfabric.TimedChange{Link: "zz", Quality: &netfabric.Impairment{}}, `no link "zz"`},
+		{"bad quality", netfabric.TimedChange{Link: "ab", Quality: &q}, "loss"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := m.ScheduleLinks(context.Background(), SourceAPI, "mover", "test", time.Now(), []netfabric.TimedChange{tt.c})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %v, want %q", err, tt.want)
+			}
+		})
+	}
+	checkDeclared(t, m)
+}
+
+// On a shaper without a Scheduler, ScheduleLinks says so and logs nothing.
+func TestScheduleLinksUnsupported(t *testing.T) {
+	m, _ := newRunLab(t)
+	err := m.ScheduleLinks(context.Background(), SourceScenario, "mover", "test", time.Now(), nil)
+	if !errors.Is(err, netfabric.ErrUnsupported) {
+		t.Errorf("error %v, want ErrUnsupported", err)
+	}
+	evs, _ := m.Store.Events("mover")
+	if slices.ContainsFunc(evs, func(e store.Event) bool { return e.Action == ActionLinkSchedule }) {
+		t.Errorf("an unsupported schedule was logged")
+	}
+}
+
+// The live status shows a link as the shaper has it, at the hosts'
+// current distance: a link taken down shows down, not the last quality
+// the run applied, and one out of range shows how far apart its hosts
+// are now, not where its quality last changed.
+func TestLiveStatusShowsLinksAsTheyAre(t *testing.T) {
+	p := &runPlan{tl: &scenario.Timeline{Duration: time.Minute}, links: []linkq.Link{{Name: "ab", Endpoints: []string{"a", "b"}}, {Name: "bc", Endpoints: []string{"b", "c"}}}}
+	s := newLiveStatus(p)
+	s.link(linkq.Change{Link: "ab", Distance: 100, Quality: netfabric.Impairment{Delay: 5 * time.Millisecond}}, nil)
+	s.link(linkq.Change{Link: "bc", Distance: 350, Quality: netfabric.Impairment{Down: true}}, nil)
+	s.positions(10*time.Second, []runs.Position{{Host: "a", X: 0}, {Host: "b", X: 120}, {Host: "c", X: 620}})
+	if got := s.String(); !strings.Contains(got, "ab: 120m loss 0.0% delay 5ms") || !strings.Contains(got, "bc: 500m down") {
+		t.Errorf("status before the shaper is read:\n%s", got)
+	}
+	s.links(netfabric.State{Links: []netfabric.LinkState{
+		{Name: "ab", Up: false, Directions: []netfabric.Direction{{From: "a", Quality: netfabric.Impairment{Delay: 5 * time.Millisecond}}, {From: "b"}}},
+		{Name: "bc", Up: true, Directions: []netfabric.Direction{{From: "b", Quality: netfabric.Impairment{Down: true}}, {From: "c", Quality: netfabric.Impairment{Loss: 2}}}},
+	}})
+	got := s.String()
+	for _, want := range []string{"ab: 120m down\n", "bc: 500m from b: down; from c: loss 2.0% delay 0s\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("status lacks %q:\n%s", want, got)
+		}
+	}
+	s.link(linkq.Change{Link: "ab"}, errors.New("refused"))
+	if got := s.String(); !strings.Contains(got, "ab: 120m down (last change failed: refused)") {
+		t.Errorf("failed change not shown:\n%s", got)
+	}
+}
+
+// The scenario's exec action: the command runs on its host through the
+// control path (logged with the source), the timeline does not wait for
+// it, and its output and exit code are in the run folder.
+func TestRunExec(t *testing.T) {
+	m, sw := newRunLab(t)
+	file := filepath.Join(t.TempDir(), "exec.toml")
+	os.WriteFile(file, []byte("duration = \"1s\"\n\n[[event]]\nat = \"100ms\"\ndo = \"exec\"\nhost = \"b\"\ncommand = \"ping -c 1 {{ node \\\"a\\\" }}\"\n"), 0o644)
+	rep, err := m.Run(context.Background(), "mover", RunOptions{Scenario: file})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Status != runs.StatusComplete {
+		t.Fatalf("run %s: %s", rep.Status, rep.Reason)
+	}
+	if got := sw.events("workload exec@b"); len(got) != 1 {
+		t.Errorf("exec ran %d times on b: %v", len(got), sw.log)
+	}
+	evs, _ := m.Store.Events("mover")
+	i := slices.IndexFunc(evs, func(e store.Event) bool { return e.Action == ActionExec })
+	if i < 0 || evs[i].Source != "scenario" || evs[i].Args["host"] != "b" || evs[i].Result != store.ResultOK {
+		t.Fatalf("lab log has no exec of the scenario on b: %+v", evs)
+	}
+	run, err := runs.Open(rep.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	revs, _ := run.Events()
+	j := slices.IndexFunc(revs, func(e runs.Event) bool { return e.Action == "exec.end" })
+	if j < 0 || revs[j].Error != "" || revs[j].Args["exit_code"] != 0.0 || revs[j].Args["output"] != "exec-3-100ms" {
+		t.Fatalf("no clean exec.end in the run's events: %+v", revs)
+	}
+	out, err := os.ReadFile(filepath.Join(rep.Dir, "workloads", "b-exec-3-100ms.stdout"))
+	if err != nil || !strings.Contains(string(out), "starting") {
+		t.Errorf("exec output in the run folder: %q, %v", out, err)
+	}
+	if _, err := os.Stat(filepath.Join(m.Store.LayoutOf(&State{Lab: "mover"}).Dir, "exec", rep.ID)); !os.IsNotExist(err) {
+		t.Errorf("exec's scratch output left in the lab dir: %v", err)
+	}
+}
+
+// exec on a host the lab does not have: refused with the scenario's file
+// and line before the run starts; through the control path directly,
+// refused and logged.
+func TestExecUnknownHost(t *testing.T) {
+	m, sw := newRunLab(t)
+	file := filepath.Join(t.TempDir(), "exec.toml")
+	os.WriteFile(file, []byte("duration = \"1s\"\n\n[[event]]\nat = \"100ms\"\ndo = \"exec\"\nhost = \"zz\"\ncommand = \"true\"\n"), 0o644)
+	_, err := m.Run(context.Background(), "mover", RunOptions{Scenario: file})
+	if err == nil || !strings.Contains(err.Error(), "exec.toml:6") || !strings.Contains(err.Error(), `"zz"`) {
+		t.Errorf("run: %v, want exec.toml:6 naming host zz", err)
+	}
+	_, err = m.Exec(context.Background(), SourceCLI, "mover", "zz", "true", t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), `no host "zz" (hosts: a, b, c)`) {
+		t.Errorf("Exec: %v", err)
+	}
+	if got := sw.events("workload exec"); len(got) != 0 {
+		t.Errorf("exec ran: %v", got)
+	}
+	evs, _ := m.Store.Events("mover")
+	if !slices.ContainsFunc(evs, func(e store.Event) bool { return e.Action == ActionExec && e.Result == store.ResultError }) {
+		t.Errorf("refused exec not logged: %+v", evs)
+	}
 }

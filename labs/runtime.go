@@ -20,12 +20,14 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/forgelab/forgelab/hypervisor"
 	"github.com/forgelab/forgelab/labs/spec"
 	"github.com/forgelab/forgelab/labs/store"
 	"github.com/forgelab/forgelab/netfabric"
+	"github.com/forgelab/forgelab/provision"
 )
 
 // Source is who asks for a change; the event log records it.
@@ -52,6 +54,10 @@ const (
 	ActionCapture   = "capture"
 	ActionNICUp     = "nic.up"
 	ActionNICDown   = "nic.down"
+	// ActionLinkSchedule hands the shaper a timed schedule of quality
+	// changes (a run's mobility); ActionExec runs a command on a host.
+	ActionLinkSchedule = "link.schedule"
+	ActionExec         = "exec"
 	// Host actions are "host." + the hypervisor.HostAction.
 )
 
@@ -157,6 +163,47 @@ func (m *Manager) SetLink(ctx context.Context, src Source, lab, link, from strin
 		return nil
 	})
 	return out, err
+}
+
+// ScheduleLinks hands the lab's shaper a timed schedule of changes that
+// it applies itself, each at start + At (netfabric.Scheduler): a run's
+// link qualities arrive at their due time without one control call per
+// change. The schedule is checked whole against the lab's links and
+// logged as one event naming what it is for (e.g. the scenario); it
+// replaces any schedule still pending. Changes made meanwhile through
+// the other methods here hold until the schedule's next change of the
+// same direction. A shaper that cannot take schedules (the kernel and
+// guest shapers) gets an error wrapping netfabric.ErrUnsupported and
+// nothing is logged: the caller then applies the changes one by one.
+func (m *Manager) ScheduleLinks(ctx context.Context, src Source, lab, what string, start time.Time, changes []netfabric.TimedChange) error {
+	st, err := m.Store.Load(lab)
+	if err != nil {
+		return err
+	}
+	sh, err := m.shaper(st)
+	if err != nil {
+		return err
+	}
+	if _, ok := sh.(netfabric.Scheduler); !ok {
+		return unsupported(st, "take a timed schedule")
+	}
+	var last time.Duration
+	for _, c := range changes {
+		last = max(last, c.At)
+	}
+	args := map[string]any{"for": what, "start": start, "changes": len(changes), "last_at": last.Seconds()}
+	return m.change(ctx, src, lab, ActionLinkSchedule, args, func(st *State, sh netfabric.Shaper) error {
+		sch, ok := sh.(netfabric.Scheduler)
+		if !ok {
+			return unsupported(st, "take a timed schedule")
+		}
+		for i, c := range changes {
+			if st.Plan.Link(c.Link) == nil {
+				return fmt.Errorf("schedule change %d: lab %s has no link %q (forgelab link show %s lists them)", i, st.Lab, c.Link, st.Lab)
+			}
+		}
+		return sch.Schedule(ctx, start, changes)
+	})
 }
 
 // ResetLink puts a link back to the quality its lab file declared, in
@@ -296,6 +343,42 @@ func (m *Manager) SetNIC(ctx context.Context, src Source, lab, host, link string
 		args["mac"] = h.NICs[i].MAC
 		return m.VMs.SetNICLink(ctx, h.Domain, h.NICs[i].MAC, up)
 	})
+}
+
+// Exec runs a shell command on a host of the lab (a VM or a physical
+// host) to its end, with the lab's templates ({{ node "b" }}) and
+// environment as a workload has them, its stdout and stderr into files in
+// outDir. The lock is held only to check the host and log the start: a
+// command may run long, and changes to the lab meanwhile must not wait
+// for it. A command that exits non-zero is a result, not an error.
+func (m *Manager) Exec(ctx context.Context, src Source, lab, host, command, outDir string) (provision.WorkloadResult, error) {
+	var wl provision.Workload
+	var st *State
+	err := m.locked(ctx, src, lab, ActionExec, map[string]any{"host": host, "command": command}, func(s *State) error {
+		if s.Plan.Host(host) == nil {
+			return fmt.Errorf("lab %s has no host %q (hosts: %s)", s.Lab, host, hostNames(s.Plan))
+		}
+		if strings.TrimSpace(command) == "" {
+			return fmt.Errorf("exec on host %s: no command given", host)
+		}
+		var err error
+		wl, err = toWorkload(WorkloadSpec{Name: "exec", Command: command}, hostFacts(s.Plan, s.Coord, host))
+		st = s
+		return err
+	})
+	if err != nil {
+		return provision.WorkloadResult{}, err
+	}
+	conn, err := m.software().Connect(ctx, st, host)
+	if err != nil {
+		return provision.WorkloadResult{}, fmt.Errorf("exec on host %s: %w", host, err)
+	}
+	defer conn.Close()
+	res, err := conn.RunWorkload(ctx, wl, outDir)
+	if err != nil {
+		return res, fmt.Errorf("exec on host %s: %w", host, err)
+	}
+	return res, nil
 }
 
 // ShowLinks reports every link's quality and counters. It changes

@@ -51,9 +51,21 @@ func (s *fakeShaper) load() (fakeFabricState, error) {
 	return fs, json.Unmarshal(data, &fs)
 }
 
+// save replaces the file whole, so a reader never sees half of it.
 func (s *fakeShaper) save(fs fakeFabricState) error {
 	data, _ := json.Marshal(fs)
-	return os.WriteFile(s.path, data, 0o644)
+	f, err := os.CreateTemp(filepath.Dir(s.path), ".fake-fabric-*")
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), s.path)
 }
 
 func (s *fakeShaper) qdisc(link, from string, on bool) error {
@@ -94,9 +106,23 @@ func (s *fakeShaper) Setup(ctx context.Context) error {
 }
 
 func (s *fakeShaper) Set(ctx context.Context, link, from string, q netfabric.Impairment) error {
+	if from == "" { // every direction, as the shapers' Set takes it
+		l, err := s.links.Find(link)
+		if err != nil {
+			return err
+		}
+		for _, e := range l.Endpoints {
+			if err := s.Set(ctx, link, e.Host, q); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	if err := s.qdisc(link, from, true); err != nil {
 		return err
 	}
+	s.w.fabricMu.Lock()
+	defer s.w.fabricMu.Unlock()
 	fs, err := s.load()
 	if err != nil {
 		return err
@@ -110,6 +136,8 @@ func (s *fakeShaper) SetUp(ctx context.Context, link string, up bool) error {
 	if _, err := s.links.Find(link); err != nil {
 		return err
 	}
+	s.w.fabricMu.Lock()
+	defer s.w.fabricMu.Unlock()
 	fs, err := s.load()
 	if err != nil {
 		return err
@@ -119,6 +147,8 @@ func (s *fakeShaper) SetUp(ctx context.Context, link string, up bool) error {
 }
 
 func (s *fakeShaper) Partition(ctx context.Context, groups [][]string) error {
+	s.w.fabricMu.Lock()
+	defer s.w.fabricMu.Unlock()
 	fs, err := s.load()
 	if err != nil {
 		return err
@@ -435,8 +465,11 @@ func TestScenarioExecutor(t *testing.T) {
 	if got := quality(t, m, "ab", "b"); !got.IsZero() {
 		t.Errorf("ab from b after reset: %v", got)
 	}
-	if err := ex.Do(ctx, scenario.Action{Kind: scenario.Marker, Label: "x"}); !errors.Is(err, errors.ErrUnsupported) {
-		t.Errorf("marker: %v", err)
+	if err := ex.Do(ctx, scenario.Action{Kind: scenario.Marker, Label: "x"}); err != nil {
+		t.Errorf("marker: %v (a marker changes nothing)", err)
+	}
+	if err := ex.Do(ctx, scenario.Action{Kind: scenario.WorkStart, Workload: "w", File: "s.toml", Line: 7}); !errors.Is(err, errors.ErrUnsupported) || !strings.Contains(err.Error(), "s.toml:7") {
+		t.Errorf("workload.start outside a run: %v", err)
 	}
 	events, err := m.Store.Events("trio")
 	if err != nil || len(events) != 8 {

@@ -266,8 +266,20 @@ func (s *fakeServices) WaitReady(ctx context.Context, svc provision.Service) err
 	s.r.f.logf("ready %s", key)
 	return nil
 }
+// Logs writes one line as journalctl -o short-iso does; with follow, a
+// second one and then it waits, as journalctl -f does, until ctx ends.
 func (s *fakeServices) Logs(ctx context.Context, name string, lines int, follow bool, w io.Writer) error {
-	fmt.Fprintf(w, "log of %s on %s\n", name, s.r.host)
+	ident := name
+	if ident == "" {
+		ident = "server"
+	}
+	fmt.Fprintf(w, "2026-12-02T02:30:00+0000 %s %s[12]: log of %s on %s\n", s.r.host, ident, name, s.r.host)
+	if follow {
+		s.r.f.logf("follow %s", s.r.host)
+		fmt.Fprintf(w, "2026-12-02T02:30:01+0000 %s systemd[1]: Started forgelab-%s.service\n  continued", s.r.host, ident)
+		<-ctx.Done()
+		s.r.f.logf("unfollow %s", s.r.host)
+	}
 	return nil
 }
 

@@ -318,9 +318,13 @@ func (s *Services) Logs(ctx context.Context, name string, lines int, follow bool
 			cmd += " -- " + ShellQuote(path.Join(s.dir(name), "log"))
 		}
 	}
+	var stdin io.Reader
+	if follow {
+		cmd, stdin = untilHangup(ctx, cmd)
+	}
 	var errb bytes.Buffer
 	out, errg := &gate{w: w}, &gate{w: &errb}
-	code, err := s.c.Run(ctx, asRoot(s.c, cmd), nil, out, errg)
+	code, err := s.c.Run(ctx, asRoot(s.c, cmd), stdin, out, errg)
 	out.close()
 	errg.close()
 	if err != nil {
@@ -465,4 +469,20 @@ func checkFailure(err error) string {
 		msg += ": " + l
 	}
 	return msg
+}
+
+// untilHangup makes a command that runs until stopped (journalctl -f,
+// tail -F) end with its SSH session. A closed session kills only the
+// session's first process (sudo, which cannot pass SIGKILL on), and a
+// follower that prints nothing never notices its reader is gone: so a
+// watcher holds the session's stdin, which stays open until ctx ends,
+// and kills the command when it reads EOF. The watcher's own output goes
+// nowhere, so a command that ends by itself still ends the session.
+func untilHangup(ctx context.Context, cmd string) (string, io.Reader) {
+	pr, pw := io.Pipe()
+	go func() {
+		<-ctx.Done()
+		pw.Close()
+	}()
+	return "exec 3<&0; { cat <&3 >/dev/null; kill $$; } >/dev/null 2>&1 & exec 0</dev/null; exec " + cmd, pr
 }

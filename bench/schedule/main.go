@@ -26,18 +26,27 @@
 // Lateness is measured by whoever applies the change: the engine by its
 // own clock once the lines have the new quality; the runner when Set (or
 // SetUp) returns, which includes the round trip to the shaper.
+//   - -vm: the netem variant inside a guest, on a real VM: makes a lab
+//     of one debian-12 VM with the forgelab binary (-forgelab), builds
+//     this bench statically, deploys it into the guest, runs it there
+//     as root with -shaper netem and the same -duration, -links,
+//     -interval, -model and -seed, prints its figures and destroys the
+//     lab. Run it from the repository root.
 //
 // Run as root: go run ./bench/schedule [-duration 60s] [-links 50]
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"log"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
@@ -65,6 +74,8 @@ type options struct {
 	model    string
 	seed     int64
 	lead     time.Duration
+	forgelab string
+	stateDir string
 }
 
 func main() {
@@ -79,7 +90,16 @@ func main() {
 	flag.StringVar(&o.model, "model", quality.MininetWiFi, "quality model: mininet-wifi, ramp, or rate (rate only, 54mbit near to 1mbit at 300 m, down beyond 314 m: the kernel shaper needs only htb for it, no sch_netem)")
 	flag.Int64Var(&o.seed, "seed", 1, "seed of the mobility")
 	flag.DurationVar(&o.lead, "lead", 500*time.Millisecond, "how far ahead of the first change the schedule is handed over")
+	vm := flag.Bool("vm", false, "run the netem variant inside a one-VM lab (made and destroyed with -forgelab)")
+	flag.StringVar(&o.forgelab, "forgelab", "bin/forgelab", "forgelab binary, for -vm")
+	flag.StringVar(&o.stateDir, "state-dir", "", "forgelab state dir, for -vm (\"\": its default)")
 	flag.Parse()
+	if *vm {
+		if err := inVM(o); err != nil {
+			log.Fatalf("schedule bench: %v", err)
+		}
+		return
+	}
 	if o.links < 1 || o.links > 99 {
 		log.Fatalf("schedule bench: -links %d is outside 1-99", o.links)
 	}
@@ -410,4 +430,71 @@ func cpuModel() string {
 		}
 	}
 	return "unknown CPU"
+}
+
+// inVM runs the netem variant of this bench inside a guest of a fresh
+// one-VM lab: built statically, deployed with the lab, run as root there.
+func inVM(o options) error {
+	const lab = "flbench-sched"
+	dir, err := os.MkdirTemp("", "fl-schedule-vm-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "bench", "schedule-bench")
+	build := exec.Command("go", "build", "-ldflags=-s -w", "-o", bin, "./bench/schedule")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("build the bench for the guest (run from the repository root): %v\n%s", err, out)
+	}
+	file := filepath.Join(dir, "lab.toml")
+	if err := os.WriteFile(file, []byte(`[lab]
+name = "`+lab+`"
+[defaults]
+image = "debian-12"
+cpus = 2
+memory = "1GiB"
+[[host]]
+name = "g"
+[[deploy]]
+src = "bench"
+dst = "/opt/bench"
+`), 0o644); err != nil {
+		return err
+	}
+	fl := func(args ...string) (string, error) {
+		if o.stateDir != "" {
+			args = append([]string{"--state-dir", o.stateDir}, args...)
+		}
+		cmd := exec.Command(o.forgelab, args...)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, os.Stderr
+		err := cmd.Run()
+		return out.String(), err
+	}
+	fl("destroy", lab)
+	t0 := time.Now()
+	if _, err := fl("create", file); err != nil {
+		return fmt.Errorf("create the lab: %w", err)
+	}
+	defer fl("destroy", lab)
+	fmt.Fprintf(os.Stderr, "lab up in %v\n", time.Since(t0).Round(time.Second))
+	info, _ := fl("inspect", "-o", "json", lab)
+	var st struct{ Accel string }
+	json.Unmarshal([]byte(info), &st)
+	cmd := fmt.Sprintf("sudo -n /opt/bench/schedule-bench -shaper netem -duration %v -links %d -interval %v -model %s -seed %d -lead %v",
+		o.duration, o.links, o.interval, o.model, o.seed, o.lead)
+	out, err := fl("exec", lab, "g", "--", cmd)
+	fmt.Printf("inside a guest (debian-12, 2 vCPUs, 1 GiB, accelerator %s) on %s, %d CPUs:\n%s", cmpOr(st.Accel, "?"), cpuModel(), runtime.NumCPU(), out)
+	if err != nil {
+		return fmt.Errorf("the bench in the guest: %w", err)
+	}
+	return nil
+}
+
+func cmpOr(s, or string) string {
+	if s == "" {
+		return or
+	}
+	return s
 }

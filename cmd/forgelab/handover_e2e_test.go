@@ -116,6 +116,7 @@ func TestHandoverRuns(t *testing.T) {
 			t.Logf("%s\n%s", runDir, b.String())
 			v.check(t, s)
 			checkDeclared(t, lab)
+			playChecks(t, lab, v.variant) // exec, logs -f, a killed runner (play_e2e_test.go)
 
 			if v.variant == "static" {
 				// Ctrl-C in the middle of a run.
