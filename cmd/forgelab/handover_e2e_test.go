@@ -113,6 +113,9 @@ func TestHandoverRuns(t *testing.T) {
 			t.Logf("%s\n%s", runDir, b.String())
 			v.check(t, s)
 			checkDeclared(t, lab)
+			if v.variant == "babeld" {
+				checkServeUI(t, stateDir(), lab, filepath.Base(runDir))
+			}
 
 			if v.variant == "static" {
 				// Ctrl-C in the middle of a run.
