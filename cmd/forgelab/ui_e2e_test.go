@@ -122,9 +122,11 @@ func checkReplay(t *testing.T, b *uitest.Browser, dir, stateDir, lab, runID stri
 	li := fmt.Sprintf(`#runs li[data-run=%q]`, lab+"/"+runID)
 	b.Wait(t, fmt.Sprintf(`!!document.querySelector(%q)`, li), 10*time.Second)
 	b.Do(t, chromedp.Click(li))
-	b.Wait(t, fmt.Sprintf(`window.forgelab.replay().run === %q`, runID), 10*time.Second)
+	// (The runs view opens the newest run by itself too: wait for the one clicked.)
+	b.Wait(t, fmt.Sprintf(`window.forgelab.replay().run === %q && !window.forgelab.replay().loading`, runID), 10*time.Second)
 	b.Eval(t, fmt.Sprintf(`window.forgelab.replayAt(%g), true`, at), nil)
 	var got struct {
+		T     float64        `json:"t"`
 		Topo  uitest.Drawn2D `json:"topo"`
 		Paths []backend.Path `json:"paths"`
 	}
@@ -187,6 +189,10 @@ func checkReplay(t *testing.T, b *uitest.Browser, dir, stateDir, lab, runID stri
 	b.Wait(t, `(() => { const l = window.forgelab.replay().topo.links;
 			return l.some(e => e.link === 'ca' && e.path) && l.some(e => e.link === 'bc' && e.path) && !l.some(e => e.link === 'ab' && e.path); })()`, time.Second)
 	time.Sleep(300 * time.Millisecond) // the chart's cursor
+	b.Eval(t, `window.forgelab.replay().t`, &got.T)
+	if got.T != at {
+		t.Errorf("the replay moved to %v s before its screenshot", got.T)
+	}
 	b.Screenshot(t, dir, "handover-replay.png", "#page-runs")
 	if p := b.Problems(); len(p) > 0 {
 		t.Errorf("the page logged errors:\n%s", strings.Join(p, "\n"))

@@ -129,7 +129,7 @@ func TestBrowser(t *testing.T) {
 
 	t.Run("a recorded run replays", func(t *testing.T) {
 		b.Eval(t, `window.forgelab.show('runs'), true`, nil)
-		b.Wait(t, `window.forgelab.replay().run === '20260101-000000'`, 5*time.Second)
+		b.Wait(t, `window.forgelab.replay().run === '20260101-000000' && !window.forgelab.replay().loading`, 5*time.Second)
 		b.Eval(t, `window.forgelab.replayAt(15), true`, nil)
 		var r struct {
 			T    float64        `json:"t"`

@@ -37,7 +37,7 @@ window.forgelab = {
   topo2d: () => topo2d.debug(),
   topo3d: () => topo3d.debug(),
   chart: () => ({ series: chart.names, points: history.t.length }),
-  replay: () => ({ run: state.run && state.run.id, t: state.replayT, topo: replay2d.debug(), series: replayChart.names,
+  replay: () => ({ run: state.run && state.run.id, loading: opening !== 0, t: state.replayT, topo: replay2d.debug(), series: replayChart.names,
     paths: state.run ? fromRun(state.run, state.replayT).paths : [] }),
   show: (page, view) => { showPage(page); if (view) showView(view); },
 };
@@ -319,8 +319,18 @@ async function loadRuns() {
   if (!state.run && runs.length) openRun(runs[0].lab, runs[0].id);
 }
 
+// openRun loads a run for the replay; when runs are opened faster than
+// they load, only the last one opened is shown.
+let opening = 0;
 async function openRun(lab, id) {
-  const run = await get(`runs/${enc(lab)}/${enc(id)}`);
+  const mine = ++opening;
+  let run;
+  try {
+    run = await get(`runs/${enc(lab)}/${enc(id)}`);
+  } finally {
+    if (mine !== opening) return;
+    opening = 0;
+  }
   state.run = run;
   for (const li of document.querySelectorAll("#runs li")) li.classList.toggle("on", li.dataset.run === `${lab}/${id}`);
   // A run without a plan names no positions: take each host's first
