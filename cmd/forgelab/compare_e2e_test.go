@@ -34,9 +34,9 @@ func runIn(t *testing.T, state string, args ...string) result {
 func runRef(dir string) string { return filepath.Base(filepath.Dir(dir)) + "/" + filepath.Base(dir) }
 
 // artifactsDir is where the compare report of the handover runs goes for
-// people (and CI) to look at: $FORGELAB_TEST_ARTIFACTS, else bin/artifacts.
+// people (and CI) to look at: $FORGELAB_ARTIFACTS, else bin/artifacts.
 func artifactsDir(t *testing.T) string {
-	dir := os.Getenv("FORGELAB_TEST_ARTIFACTS")
+	dir := os.Getenv("FORGELAB_ARTIFACTS")
 	if dir == "" {
 		dir = filepath.Join("..", "..", "bin", "artifacts")
 	}

@@ -116,6 +116,9 @@ func TestHandoverRuns(t *testing.T) {
 			t.Logf("%s\n%s", runDir, b.String())
 			v.check(t, s)
 			checkDeclared(t, lab)
+			if v.variant == "babeld" {
+				checkServeUI(t, stateDir(), lab, filepath.Base(runDir))
+			}
 			playChecks(t, lab, v.variant) // exec, logs -f, a killed runner (play_e2e_test.go)
 
 			if v.variant == "static" {

@@ -4,7 +4,8 @@
 // forgelab keeps as the workloads' metrics):
 //
 //	alice: sent, delivered (echoes back), delivery (0-1), lost, rtt_p50_ms,
-//	       rtt_p99_ms, and the route to Bob right now (dev, via)
+//	       rtt_p99_ms, and the route to Bob right now (dev, via, to: Bob's
+//	       address; forgelab serve draws the path from these three)
 //	bob:   received, from (the address the packets came from)
 //
 // Round trips are measured on Alice's clock alone (VM clocks are not
@@ -248,7 +249,7 @@ func alice(ctx context.Context, args []string) error {
 			delivered, rtts = 0, nil
 			mu.Unlock()
 			dev, via := route(raddr.IP)
-			line := map[string]any{"role": "alice", "sent": sent, "delivered": d, "lost": lost, "dev": dev, "via": via}
+			line := map[string]any{"role": "alice", "sent": sent, "delivered": d, "lost": lost, "dev": dev, "via": via, "to": raddr.IP.String()}
 			if d+lost > 0 {
 				line["delivery"] = float64(d) / float64(d+lost)
 			}

@@ -282,6 +282,16 @@ type Run struct {
 	Topology *Topology `json:"topology"`
 	Series   []Series  `json:"series"`
 	Events   []Event   `json:"events"`
+	// Paths are the demo conversations' routes as the run recorded them,
+	// each from its T on (a new entry when one changes).
+	Paths []RunPath `json:"paths,omitempty"`
+}
+
+// RunPath is a conversation's route from T (seconds since the run's
+// start) until the next RunPath of the same Name.
+type RunPath struct {
+	T float64 `json:"t"`
+	Path
 }
 
 // Series is one recorded metric: T in seconds since the run's start

@@ -211,6 +211,81 @@ func findHost(t *backend.Topology, name string) (*backend.Host, error) {
 	return &t.Hosts[i], nil
 }
 
+// change is the shape of every call that changes a lab: the body read
+// strictly into a Req and checked on its own (input), the lab read (it
+// must be ready) and the request checked against it (check), the change
+// made through the backend (do), and the answer: how things are now.
+// Every check runs before the change, so a refused call changes nothing.
+type change[Req any] struct {
+	input  func(req *Req) error
+	check  func(r *http.Request, t *backend.Topology, req *Req) error
+	do     func(r *http.Request, source string, t *backend.Topology, req *Req) error
+	answer func(r *http.Request, t *backend.Topology, req *Req) (any, error)
+}
+
+// handler is c as a control call (serve.go's control wraps it).
+func (c change[Req]) handler(s *Server) func(w http.ResponseWriter, r *http.Request, source string) {
+	return func(w http.ResponseWriter, r *http.Request, source string) {
+		var req Req
+		if err := decode(r, &req); err != nil {
+			fail(w, err)
+			return
+		}
+		if c.input != nil {
+			if err := c.input(&req); err != nil {
+				fail(w, err)
+				return
+			}
+		}
+		t, err := s.lab(r)
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		if c.check != nil {
+			if err := c.check(r, t, &req); err != nil {
+				fail(w, err)
+				return
+			}
+		}
+		if err := c.do(r, source, t, &req); err != nil {
+			fail(w, err)
+			return
+		}
+		v, err := c.answer(r, t, &req)
+		if err != nil {
+			fail(w, fmt.Errorf("the change is made, but %w", err))
+			return
+		}
+		writeJSON(w, http.StatusOK, v)
+	}
+}
+
+// linksNow answers a change with the links as they are now.
+func linksNow[Req any](s *Server) func(*http.Request, *backend.Topology, *Req) (any, error) {
+	return func(r *http.Request, t *backend.Topology, _ *Req) (any, error) {
+		st, err := s.b.Links(r.Context(), t.Lab)
+		if err != nil {
+			return nil, fmt.Errorf("reading the links back failed: %w", err)
+		}
+		return st, nil
+	}
+}
+
+// scenarioNow answers a change with the lab's scenario as it is now.
+func scenarioNow[Req any](s *Server) func(*http.Request, *backend.Topology, *Req) (any, error) {
+	return func(r *http.Request, t *backend.Topology, _ *Req) (any, error) {
+		st, err := s.b.Scenario(r.Context(), t.Lab)
+		if err != nil {
+			return nil, fmt.Errorf("reading the scenario back failed: %w", err)
+		}
+		return st, nil
+	}
+}
+
+// noBody is the body of calls that take none ({} or nothing).
+type noBody struct{}
+
 // LinkQualityRequest is the body of POST .../links/{link}/quality.
 type LinkQualityRequest struct {
 	// From is the sending host whose direction changes; "" for all.
@@ -218,62 +293,42 @@ type LinkQualityRequest struct {
 	backend.QualityChange
 }
 
-func (s *Server) setLink(w http.ResponseWriter, r *http.Request, source string) {
-	var req LinkQualityRequest
-	if err := decode(r, &req); err != nil {
-		fail(w, err)
-		return
-	}
-	t, err := s.lab(r)
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	link := r.PathValue("link")
-	l, err := findLink(t, link)
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	if req.From != "" && !slices.Contains(l.Endpoints, req.From) {
-		fail(w, fmt.Errorf("%w: link %s has no endpoint %q (endpoints: %s)", backend.ErrNotFound, link, req.From, strings.Join(l.Endpoints, ", ")))
-		return
-	}
-	// Check the result against the current quality here too, so an
-	// impossible value is refused before any backend sees it.
-	cur, err := s.b.Links(r.Context(), t.Lab)
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	for _, ls := range cur.Links {
-		if ls.Name != link {
-			continue
-		}
-		for _, d := range ls.Directions {
-			if req.From == "" || d.From == req.From {
-				if err := req.Apply(d.Quality).Validate(); err != nil {
-					fail(w, fmt.Errorf("%w: link %s from %s: %v", backend.ErrBadInput, link, d.From, err))
-					return
+func (s *Server) setLink() change[LinkQualityRequest] {
+	return change[LinkQualityRequest]{
+		check: func(r *http.Request, t *backend.Topology, req *LinkQualityRequest) error {
+			link := r.PathValue("link")
+			l, err := findLink(t, link)
+			if err != nil {
+				return err
+			}
+			if req.From != "" && !slices.Contains(l.Endpoints, req.From) {
+				return fmt.Errorf("%w: link %s has no endpoint %q (endpoints: %s)", backend.ErrNotFound, link, req.From, strings.Join(l.Endpoints, ", "))
+			}
+			// Check the result against the current quality here too, so an
+			// impossible value is refused before any backend sees it.
+			cur, err := s.b.Links(r.Context(), t.Lab)
+			if err != nil {
+				return err
+			}
+			for _, ls := range cur.Links {
+				if ls.Name != link {
+					continue
+				}
+				for _, d := range ls.Directions {
+					if req.From == "" || d.From == req.From {
+						if err := req.Apply(d.Quality).Validate(); err != nil {
+							return fmt.Errorf("%w: link %s from %s: %v", backend.ErrBadInput, link, d.From, err)
+						}
+					}
 				}
 			}
-		}
+			return nil
+		},
+		do: func(r *http.Request, source string, t *backend.Topology, req *LinkQualityRequest) error {
+			return s.b.SetLink(r.Context(), source, t.Lab, r.PathValue("link"), req.From, req.QualityChange)
+		},
+		answer: linksNow[LinkQualityRequest](s),
 	}
-	if err := s.b.SetLink(r.Context(), source, t.Lab, link, req.From, req.QualityChange); err != nil {
-		fail(w, err)
-		return
-	}
-	s.answerLinks(w, r, t.Lab)
-}
-
-// answerLinks answers a link change with the links as they are now.
-func (s *Server) answerLinks(w http.ResponseWriter, r *http.Request, lab string) {
-	st, err := s.b.Links(r.Context(), lab)
-	if err != nil {
-		fail(w, fmt.Errorf("the change is made, but reading the links back failed: %w", err))
-		return
-	}
-	writeJSON(w, http.StatusOK, st)
 }
 
 // LinkStateRequest is the body of POST .../links/{link}/state.
@@ -281,30 +336,23 @@ type LinkStateRequest struct {
 	Up *bool `json:"up"`
 }
 
-func (s *Server) setLinkUp(w http.ResponseWriter, r *http.Request, source string) {
-	var req LinkStateRequest
-	if err := decode(r, &req); err != nil {
-		fail(w, err)
-		return
+func (s *Server) setLinkUp() change[LinkStateRequest] {
+	return change[LinkStateRequest]{
+		input: func(req *LinkStateRequest) error {
+			if req.Up == nil {
+				return fmt.Errorf(`%w: say {"up": false} to cut the link or {"up": true} to restore it`, backend.ErrBadInput)
+			}
+			return nil
+		},
+		check: func(r *http.Request, t *backend.Topology, _ *LinkStateRequest) error {
+			_, err := findLink(t, r.PathValue("link"))
+			return err
+		},
+		do: func(r *http.Request, source string, t *backend.Topology, req *LinkStateRequest) error {
+			return s.b.SetLinkUp(r.Context(), source, t.Lab, r.PathValue("link"), *req.Up)
+		},
+		answer: linksNow[LinkStateRequest](s),
 	}
-	if req.Up == nil {
-		fail(w, fmt.Errorf(`%w: say {"up": false} to cut the link or {"up": true} to restore it`, backend.ErrBadInput))
-		return
-	}
-	t, err := s.lab(r)
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	if _, err := findLink(t, r.PathValue("link")); err != nil {
-		fail(w, err)
-		return
-	}
-	if err := s.b.SetLinkUp(r.Context(), source, t.Lab, r.PathValue("link"), *req.Up); err != nil {
-		fail(w, err)
-		return
-	}
-	s.answerLinks(w, r, t.Lab)
 }
 
 // PartitionRequest is the body of POST .../partition.
@@ -312,61 +360,43 @@ type PartitionRequest struct {
 	Groups [][]string `json:"groups"`
 }
 
-func (s *Server) partition(w http.ResponseWriter, r *http.Request, source string) {
-	var req PartitionRequest
-	if err := decode(r, &req); err != nil {
-		fail(w, err)
-		return
-	}
-	t, err := s.lab(r)
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	if len(req.Groups) < 2 {
-		fail(w, fmt.Errorf(`%w: a partition needs at least two groups of hosts, e.g. {"groups": [["a"], ["b", "c"]]}`, backend.ErrBadInput))
-		return
-	}
-	seen := map[string]bool{}
-	for i, g := range req.Groups {
-		if len(g) == 0 {
-			fail(w, fmt.Errorf("%w: group %d is empty", backend.ErrBadInput, i+1))
-			return
-		}
-		for _, h := range g {
-			if _, err := findHost(t, h); err != nil {
-				fail(w, err)
-				return
+func (s *Server) partition() change[PartitionRequest] {
+	return change[PartitionRequest]{
+		check: func(r *http.Request, t *backend.Topology, req *PartitionRequest) error {
+			if len(req.Groups) < 2 {
+				return fmt.Errorf(`%w: a partition needs at least two groups of hosts, e.g. {"groups": [["a"], ["b", "c"]]}`, backend.ErrBadInput)
 			}
-			if seen[h] {
-				fail(w, fmt.Errorf("%w: host %s is in two groups", backend.ErrBadInput, h))
-				return
+			seen := map[string]bool{}
+			for i, g := range req.Groups {
+				if len(g) == 0 {
+					return fmt.Errorf("%w: group %d is empty", backend.ErrBadInput, i+1)
+				}
+				for _, h := range g {
+					if _, err := findHost(t, h); err != nil {
+						return err
+					}
+					if seen[h] {
+						return fmt.Errorf("%w: host %s is in two groups", backend.ErrBadInput, h)
+					}
+					seen[h] = true
+				}
 			}
-			seen[h] = true
-		}
+			return nil
+		},
+		do: func(r *http.Request, source string, t *backend.Topology, req *PartitionRequest) error {
+			return s.b.Partition(r.Context(), source, t.Lab, req.Groups)
+		},
+		answer: linksNow[PartitionRequest](s),
 	}
-	if err := s.b.Partition(r.Context(), source, t.Lab, req.Groups); err != nil {
-		fail(w, err)
-		return
-	}
-	s.answerLinks(w, r, t.Lab)
 }
 
-func (s *Server) heal(w http.ResponseWriter, r *http.Request, source string) {
-	if err := decode(r, &struct{}{}); err != nil {
-		fail(w, err)
-		return
+func (s *Server) heal() change[noBody] {
+	return change[noBody]{
+		do: func(r *http.Request, source string, t *backend.Topology, _ *noBody) error {
+			return s.b.Heal(r.Context(), source, t.Lab)
+		},
+		answer: linksNow[noBody](s),
 	}
-	t, err := s.lab(r)
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	if err := s.b.Heal(r.Context(), source, t.Lab); err != nil {
-		fail(w, err)
-		return
-	}
-	s.answerLinks(w, r, t.Lab)
 }
 
 // HostActionRequest is the body of POST .../hosts/{host}/action.
@@ -374,35 +404,31 @@ type HostActionRequest struct {
 	Action string `json:"action"`
 }
 
-func (s *Server) hostAction(w http.ResponseWriter, r *http.Request, source string) {
-	var req HostActionRequest
-	if err := decode(r, &req); err != nil {
-		fail(w, err)
-		return
+func (s *Server) hostAction() change[HostActionRequest] {
+	return change[HostActionRequest]{
+		input: func(req *HostActionRequest) error {
+			if !slices.Contains(backend.HostActions, req.Action) {
+				return fmt.Errorf("%w: host action %q: want one of %s", backend.ErrBadInput, req.Action, strings.Join(backend.HostActions, ", "))
+			}
+			return nil
+		},
+		check: func(r *http.Request, t *backend.Topology, _ *HostActionRequest) error {
+			h, err := findHost(t, r.PathValue("host"))
+			if err != nil {
+				return err
+			}
+			if h.Kind != "vm" {
+				return fmt.Errorf("%w: host %s is %s, not a VM forgelab runs: it has no power actions", backend.ErrBadInput, h.Name, h.Kind)
+			}
+			return nil
+		},
+		do: func(r *http.Request, source string, t *backend.Topology, req *HostActionRequest) error {
+			return s.b.HostAction(r.Context(), source, t.Lab, r.PathValue("host"), req.Action)
+		},
+		answer: func(r *http.Request, _ *backend.Topology, req *HostActionRequest) (any, error) {
+			return map[string]string{"host": r.PathValue("host"), "action": req.Action}, nil
+		},
 	}
-	if !slices.Contains(backend.HostActions, req.Action) {
-		fail(w, fmt.Errorf("%w: host action %q: want one of %s", backend.ErrBadInput, req.Action, strings.Join(backend.HostActions, ", ")))
-		return
-	}
-	t, err := s.lab(r)
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	h, err := findHost(t, r.PathValue("host"))
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	if h.Kind != "vm" {
-		fail(w, fmt.Errorf("%w: host %s is %s, not a VM forgelab runs: it has no power actions", backend.ErrBadInput, h.Name, h.Kind))
-		return
-	}
-	if err := s.b.HostAction(r.Context(), source, t.Lab, h.Name, req.Action); err != nil {
-		fail(w, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]string{"host": h.Name, "action": req.Action})
 }
 
 // ScenarioRequest is the body of POST .../scenario/start.
@@ -411,50 +437,26 @@ type ScenarioRequest struct {
 	Scenario string `json:"scenario"`
 }
 
-func (s *Server) scenarioStart(w http.ResponseWriter, r *http.Request, source string) {
-	var req ScenarioRequest
-	if err := decode(r, &req); err != nil {
-		fail(w, err)
-		return
+func (s *Server) scenarioStart() change[ScenarioRequest] {
+	return change[ScenarioRequest]{
+		input: func(req *ScenarioRequest) error {
+			if strings.ContainsAny(req.Scenario, "/\\") || strings.HasPrefix(req.Scenario, ".") {
+				return fmt.Errorf("%w: scenario %q: name one the lab knows, not a path", backend.ErrBadInput, req.Scenario)
+			}
+			return nil
+		},
+		do: func(r *http.Request, source string, t *backend.Topology, req *ScenarioRequest) error {
+			return s.b.StartScenario(r.Context(), source, t.Lab, req.Scenario)
+		},
+		answer: scenarioNow[ScenarioRequest](s),
 	}
-	if strings.ContainsAny(req.Scenario, "/\\") || strings.HasPrefix(req.Scenario, ".") {
-		fail(w, fmt.Errorf("%w: scenario %q: name one the lab knows, not a path", backend.ErrBadInput, req.Scenario))
-		return
-	}
-	t, err := s.lab(r)
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	if err := s.b.StartScenario(r.Context(), source, t.Lab, req.Scenario); err != nil {
-		fail(w, err)
-		return
-	}
-	s.answerScenario(w, r, t.Lab)
 }
 
-func (s *Server) scenarioStop(w http.ResponseWriter, r *http.Request, source string) {
-	if err := decode(r, &struct{}{}); err != nil {
-		fail(w, err)
-		return
+func (s *Server) scenarioStop() change[noBody] {
+	return change[noBody]{
+		do: func(r *http.Request, source string, t *backend.Topology, _ *noBody) error {
+			return s.b.StopScenario(r.Context(), source, t.Lab)
+		},
+		answer: scenarioNow[noBody](s),
 	}
-	t, err := s.lab(r)
-	if err != nil {
-		fail(w, err)
-		return
-	}
-	if err := s.b.StopScenario(r.Context(), source, t.Lab); err != nil {
-		fail(w, err)
-		return
-	}
-	s.answerScenario(w, r, t.Lab)
-}
-
-func (s *Server) answerScenario(w http.ResponseWriter, r *http.Request, lab string) {
-	st, err := s.b.Scenario(r.Context(), lab)
-	if err != nil {
-		fail(w, fmt.Errorf("the change is made, but reading the scenario back failed: %w", err))
-		return
-	}
-	writeJSON(w, http.StatusOK, st)
 }

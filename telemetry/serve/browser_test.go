@@ -38,13 +38,11 @@ func TestBrowser(t *testing.T) {
 	dir := uitest.Artifacts(t)
 	ctx := context.Background()
 
-	uitest.Check(t, b, srv.URL+"/", uitest.Lab{
-		Name:    "demo",
-		Backend: f,
-		ChangeElsewhere: func(ctx context.Context, link, from string, loss float64) error {
-			return f.SetQuality("demo", link, from, netfabric.Impairment{Loss: loss})
-		},
-	}, dir, "ui-")
+	lab := uitest.FromBackend(f, "demo")
+	lab.ChangeElsewhere = func(ctx context.Context, link, from string, loss float64) error {
+		return f.SetQuality("demo", link, from, netfabric.Impairment{Loss: loss})
+	}
+	uitest.Check(t, b, srv.URL+"/", lab, dir, "ui-")
 
 	t.Run("the page's changes carry source ui, and the log shows it", func(t *testing.T) {
 		i := slices.IndexFunc(f.Calls(), func(c backendtest.Call) bool { return c.Action == "link.set" })
@@ -131,7 +129,7 @@ func TestBrowser(t *testing.T) {
 
 	t.Run("a recorded run replays", func(t *testing.T) {
 		b.Eval(t, `window.forgelab.show('runs'), true`, nil)
-		b.Wait(t, `window.forgelab.replay().run === '20260101-000000'`, 5*time.Second)
+		b.Wait(t, `window.forgelab.replay().run === '20260101-000000' && !window.forgelab.replay().loading`, 5*time.Second)
 		b.Eval(t, `window.forgelab.replayAt(15), true`, nil)
 		var r struct {
 			T    float64        `json:"t"`
@@ -148,8 +146,17 @@ func TestBrowser(t *testing.T) {
 			if e.Link == "ab" && math.Abs(e.Loss-50) > 1e-6 {
 				t.Errorf("replay at 15 s: ab loss %v%%, want 50%%", e.Loss)
 			}
+			if e.Link == "ab" && e.Width != 3 {
+				t.Errorf("replay at 15 s: ab drawn %v wide, want 3 (10 Mbit/s)", e.Width)
+			}
 		}
+		// The run's recorded route: over ab and bc at 15 s, none once ab is down.
+		b.Wait(t, `(() => { const r = window.forgelab.replay(); const l = r.topo.links;
+			return r.paths.length === 1 && r.paths[0].hosts.join() === 'a,b,c'
+				&& l.some(e => e.link === 'ab' && e.path) && l.some(e => e.link === 'bc' && e.path) && !l.some(e => e.link === 'cd' && e.path); })()`, time.Second)
 		b.Screenshot(t, dir, "ui-replay.png", "#page-runs")
+		b.Eval(t, `window.forgelab.replayAt(28), true`, nil)
+		b.Wait(t, `window.forgelab.replay().paths.length === 0 && !window.forgelab.replay().topo.links.some(e => e.path)`, time.Second)
 	})
 
 	t.Run("labs come and go; a lab without positions is laid out", func(t *testing.T) {

@@ -491,9 +491,19 @@ func DemoRun(labName, id string, d time.Duration) *backend.Run {
 		series("forgelab_link_loss_ratio", map[string]string{"lab": labName, "link": "ab", "from": from},
 			func(t float64) float64 { return min(1, t/d.Seconds()) })
 	}
+	// 10 Mbit/s and 5 ms on ab, as a radio model sets them.
+	series("forgelab_link_rate_bytes_per_second", map[string]string{"lab": labName, "link": "ab", "from": "a"},
+		func(float64) float64 { return 1.25e6 })
+	series("forgelab_link_delay_seconds", map[string]string{"lab": labName, "link": "ab", "from": "a"},
+		func(float64) float64 { return 0.005 })
 	series("forgelab_link_up", map[string]string{"lab": labName, "link": "ab"},
 		func(t float64) float64 { return map[bool]float64{true: 1, false: 0}[t < 0.9*d.Seconds()] })
 	r.Events = []backend.Event{{Seq: 1, Time: r.Start.Add(d * 9 / 10), Source: "scenario", Action: "link.down", Args: map[string]any{"link": "ab"}, Result: "ok"}}
+	// Alice on a talks to Carol on c over ab and bc until ab goes down.
+	r.Paths = []backend.RunPath{
+		{T: 0, Path: backend.Path{Name: "alice→c", Hosts: []string{"a", "b", "c"}, Links: []string{"ab", "bc"}}},
+		{T: 0.9 * d.Seconds(), Path: backend.Path{Name: "alice→c"}},
+	}
 	return r
 }
 

@@ -2,9 +2,13 @@ package fromlabs_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -149,5 +153,70 @@ func TestRuns(t *testing.T) {
 		if _, err := b.Run(ctx, c.lab, c.id); !errors.Is(err, c.want) {
 			t.Errorf("Run(%q, %q) = %v, want %v", c.lab, c.id, err, c.want)
 		}
+	}
+}
+
+// TestRunPaths: Alice's route, as her JSON lines record it (device, next
+// hop, Bob's address), becomes a path over the plan's links, one entry
+// each time it changes.
+func TestRunPaths(t *testing.T) {
+	pre := netip.MustParsePrefix
+	nic := func(link, dev, addr string) labs.NICPlan {
+		return labs.NICPlan{Link: link, Name: dev, Addresses: []netip.Prefix{pre(addr)}}
+	}
+	plan := labs.Plan{Lab: "tri",
+		Hosts: []labs.HostPlan{
+			{Name: "a", Node4: netip.MustParseAddr("10.255.0.1"), NICs: []labs.NICPlan{nic("ab", "eth1", "10.0.1.1/30"), nic("ca", "eth2", "10.0.3.2/30")}},
+			{Name: "b", Node4: netip.MustParseAddr("10.255.0.2"), NICs: []labs.NICPlan{nic("ab", "eth1", "10.0.1.2/30"), nic("bc", "eth2", "10.0.2.1/30")}},
+			{Name: "c", Node4: netip.MustParseAddr("10.255.0.3"), NICs: []labs.NICPlan{nic("bc", "eth1", "10.0.2.2/30"), nic("ca", "eth2", "10.0.3.1/30")}},
+		},
+		Links: []labs.LinkPlan{{Name: "ab", Endpoints: []string{"a", "b"}}, {Name: "bc", Endpoints: []string{"b", "c"}}, {Name: "ca", Endpoints: []string{"c", "a"}}},
+	}
+	dir := t.TempDir()
+	rec, err := runs.Create(runs.Root(dir), runs.Meta{Lab: "tri"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := json.Marshal(plan)
+	if err := rec.SavePlan(data); err != nil {
+		t.Fatal(err)
+	}
+	start := rec.Start()
+	for i, line := range []string{
+		`{"dev":"eth1","via":"10.0.1.2","to":"10.255.0.2"}`, // direct over ab
+		`{"dev":"eth1","via":"10.0.1.2","to":"10.255.0.2"}`, // the same: no new entry
+		`{"dev":"eth2","via":"10.0.3.1","to":"10.255.0.2"}`, // over c
+		`{"dev":"","via":"","to":"10.255.0.2"}`,             // no route
+		`{"dev":"eth1","via":"","to":"10.255.0.2"}`,         // direct, no gateway
+		`{"delivered":5}`,                          // no route fields
+		`{"dev":"eth1","via":"","to":"192.0.2.1"}`, // a peer outside the lab
+	} {
+		if err := rec.WorkloadLine(start.Add(time.Duration(i)*time.Second), "a", "alice", runs.Stdout, []byte(line)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := rec.Close(runs.StatusComplete, ""); err != nil {
+		t.Fatal(err)
+	}
+	list, err := fromlabs.New(dir).Runs(context.Background())
+	if err != nil || len(list) != 1 {
+		t.Fatalf("Runs = %+v, %v", list, err)
+	}
+	run, err := fromlabs.New(dir).Run(context.Background(), "tri", list[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, p := range run.Paths {
+		got = append(got, fmt.Sprintf("%.0f %s %v %v", p.T, p.Name, p.Hosts, p.Links))
+	}
+	want := []string{
+		"0 alice→b [a b] [ab]",
+		"2 alice→b [a c b] [ca bc]",
+		"3 alice→b [] []",
+		"4 alice→b [a b] [ab]",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("paths:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

@@ -76,7 +76,13 @@ func (b *Backend) Run(ctx context.Context, lab, id string) (*backend.Run, error)
 		out.Events = append(out.Events, backend.Event{Seq: int64(i + 1), Time: e.Time, Source: e.Source,
 			Action: e.Action, Args: e.Args, Result: e.Result, Error: e.Error})
 	}
-	out.Topology = runTopology(dir, m.Lab, out.Series)
+	plan := readPlan(dir)
+	out.Topology = runTopology(plan, m.Lab, out.Series)
+	if plan != nil {
+		if out.Paths, err = runPaths(r, plan); err != nil {
+			return nil, fmt.Errorf("routes of run %s/%s: %w", lab, id, err)
+		}
+	}
 	return out, nil
 }
 
@@ -96,27 +102,38 @@ func thin(s backend.Series) backend.Series {
 	return s
 }
 
+// readPlan is the run's copy of its lab's plan, nil when it has none (a
+// run imported from elsewhere may not).
+func readPlan(dir string) *labs.Plan {
+	data, err := os.ReadFile(filepath.Join(dir, runs.PlanFile))
+	if err != nil {
+		return nil
+	}
+	var p labs.Plan
+	if json.Unmarshal(data, &p) != nil || len(p.Hosts) == 0 {
+		return nil
+	}
+	return &p
+}
+
 // runTopology is the lab as the run's plan.json describes it, or, without
 // one, as its series name hosts and links (endpoints: the hosts that sent).
-func runTopology(dir, lab string, series []backend.Series) *backend.Topology {
+func runTopology(p *labs.Plan, lab string, series []backend.Series) *backend.Topology {
 	t := &backend.Topology{Lab: lab, Phase: "recorded"}
-	if data, err := os.ReadFile(filepath.Join(dir, runs.PlanFile)); err == nil {
-		var p labs.Plan
-		if json.Unmarshal(data, &p) == nil && len(p.Hosts) > 0 {
-			t.Mgmt = backend.Mgmt{Name: p.Mgmt.Network, Prefix: p.Mgmt.Prefix.String()}
-			for _, h := range p.Hosts {
-				pos := h.Position
-				kind := h.Kind
-				if kind == "" {
-					kind = "vm"
-				}
-				t.Hosts = append(t.Hosts, backend.Host{Name: h.Name, Kind: kind, Position: &pos, Up: true, State: "running"})
+	if p != nil {
+		t.Mgmt = backend.Mgmt{Name: p.Mgmt.Network, Prefix: p.Mgmt.Prefix.String()}
+		for _, h := range p.Hosts {
+			pos := h.Position
+			kind := h.Kind
+			if kind == "" {
+				kind = "vm"
 			}
-			for _, l := range p.Links {
-				t.Links = append(t.Links, backend.Link{Name: l.Name, Endpoints: l.Endpoints})
-			}
-			return t
+			t.Hosts = append(t.Hosts, backend.Host{Name: h.Name, Kind: kind, Position: &pos, Up: true, State: "running"})
 		}
+		for _, l := range p.Links {
+			t.Links = append(t.Links, backend.Link{Name: l.Name, Endpoints: l.Endpoints})
+		}
+		return t
 	}
 	hosts := map[string]bool{}
 	ends := map[string][]string{}

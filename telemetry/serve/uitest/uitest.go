@@ -3,12 +3,13 @@
 // backend: the fake in serve's own tests, a lab of real VMs in end-to-end
 // tests. The page exposes what it drew as window.forgelab, so the checks
 // read the drawing rather than guess at pixels; screenshots are written for
-// people to look at (FORGELAB_TEST_ARTIFACTS names their directory).
+// people to look at (Artifacts says where).
 package uitest
 
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"net/url"
@@ -44,18 +45,42 @@ func Chromium(t testing.TB) string {
 	return ""
 }
 
-// Artifacts is where screenshots go: $FORGELAB_TEST_ARTIFACTS, else a
-// directory of the test's own.
+// Artifacts is where screenshots go, kept after the test for people (and
+// CI) to look at: $FORGELAB_ARTIFACTS, else bin/artifacts at the top of
+// the module the test runs in (bin/ is ignored by git).
 func Artifacts(t testing.TB) string {
 	t.Helper()
-	dir := os.Getenv("FORGELAB_TEST_ARTIFACTS")
+	dir := os.Getenv("FORGELAB_ARTIFACTS")
 	if dir == "" {
-		return t.TempDir()
+		root, err := moduleRoot()
+		if err != nil {
+			t.Fatalf("find where to write screenshots: %v (set FORGELAB_ARTIFACTS to a directory)", err)
+		}
+		dir = filepath.Join(root, "bin", "artifacts")
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// moduleRoot is the nearest directory up from the working directory (a
+// test's package) that holds go.mod.
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		up := filepath.Dir(dir)
+		if up == dir {
+			return "", errors.New("no go.mod above the working directory")
+		}
+		dir = up
+	}
 }
 
 // Browser is one headless Chromium tab that keeps the page's console
@@ -192,6 +217,7 @@ type DrawnLink struct {
 	Link        string  `json:"link"`
 	Color       string  `json:"color"`
 	Style       string  `json:"style"` // solid, dashed (down or partitioned)
+	Width       float64 `json:"width"` // by rate: 6 unlimited, less for slower
 	Loss        float64 `json:"loss"`
 	Up          bool    `json:"up"`
 	Partitioned bool    `json:"partitioned"`
@@ -207,18 +233,48 @@ func (b *Browser) Topo2D(t testing.TB) Drawn2D {
 	return d
 }
 
-// Lab is the lab the page is checked against.
+// Lab is the lab the page is checked against, read as a user would check
+// it: the fake's own answers, or serve's API and the forgelab CLI for a
+// lab of VMs.
 type Lab struct {
 	Name string
-	// Backend answers what the page should show (Topology, Links).
-	Backend backend.Backend
+	// Topology is the lab as serve's API reports it: the hosts (and their
+	// positions) and links the page must draw.
+	Topology func(ctx context.Context) (*backend.Topology, error)
+	// Links is the fabric's state (`forgelab link show`): a change made in
+	// the page must show there.
+	Links func(ctx context.Context) (netfabric.State, error)
 	// ChangeElsewhere sets the loss of what from sends on link, in
 	// percent, behind the page's back (as `forgelab link set` does).
 	ChangeElsewhere func(ctx context.Context, link, from string, loss float64) error
 }
 
+// FromBackend reads lab name from b directly (a fake backend).
+func FromBackend(b backend.Backend, name string) Lab {
+	return Lab{
+		Name:     name,
+		Topology: func(ctx context.Context) (*backend.Topology, error) { return b.Topology(ctx, name) },
+		Links:    func(ctx context.Context) (netfabric.State, error) { return b.Links(ctx, name) },
+	}
+}
+
+// Page is the address of serve's page at base showing lab: base may carry
+// a #token=... fragment, which stays last.
+func Page(t testing.TB, base, lab string) string {
+	t.Helper()
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatalf("page address %q: %v", base, err)
+	}
+	q := u.Query()
+	q.Set("lab", lab)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
 // Check runs the checks every lab's page must pass, on the page at base
-// (serve's address, ending in /), writing screenshots to dir:
+// (serve's address, ending in /, with #token=... when serve has one),
+// writing screenshots to dir:
 //
 //   - every host and link of the lab is drawn, hosts at the positions the
 //     API reports (one scale for the lab, y up);
@@ -232,14 +288,14 @@ type Lab struct {
 // It changes the quality of the lab's first link from its first endpoint.
 func Check(t *testing.T, b *Browser, base string, lab Lab, dir, prefix string) {
 	ctx := b.Ctx
-	topo, err := lab.Backend.Topology(ctx, lab.Name)
+	topo, err := lab.Topology(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(topo.Links) == 0 {
 		t.Fatalf("lab %s has no links to check", lab.Name)
 	}
-	b.Do(t, chromedp.Navigate(base+"?lab="+url.QueryEscape(lab.Name)))
+	b.Do(t, chromedp.Navigate(Page(t, base, lab.Name)))
 	b.Wait(t, fmt.Sprintf(`!!(window.forgelab && window.forgelab.ready && window.forgelab.lab === %q && window.forgelab.snapshots > 2)`, lab.Name), 30*time.Second)
 
 	t.Run("every host and link drawn, hosts where the API puts them", func(t *testing.T) {
@@ -295,7 +351,7 @@ func Check(t *testing.T, b *Browser, base string, lab Lab, dir, prefix string) {
 		)
 		deadline := time.Now().Add(5 * time.Second)
 		for {
-			st, err := lab.Backend.Links(ctx, lab.Name)
+			st, err := lab.Links(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}

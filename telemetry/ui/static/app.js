@@ -12,10 +12,19 @@ const state = { lab: null, topo: null, source: null, model: null, events: [], sn
 const topo2d = new Topo2D($("#view-2d"));
 const topo3d = new Topo3D($("#view-3d"));
 const history = new History();
-const chart = new Chart($("#chart"), { marks: () => state.events.map((e) => ({ t: Date.parse(e.time) / 1000, label: e.action })) });
+// marksOf are the events worth a mark on a chart: not the link.set a
+// quality model makes several times a second (the link's series show it),
+// and a marker by its label.
+function marksOf(events) {
+  return events.filter((e) => !(e.source === "scenario" && e.action === "link.set")).map((e) => {
+    const m = e.action === "marker" && /"(.*)"/.exec((e.args && e.args.action) || "");
+    return { t: Date.parse(e.time) / 1000, label: m ? m[1] : e.action };
+  });
+}
+const chart = new Chart($("#chart"), { marks: () => marksOf(state.events) });
 const replay2d = new Topo2D($("#replay-2d"));
 const replayChart = new Chart($("#replay-chart"), {
-  marks: () => (state.run ? state.run.events.map((e) => ({ t: Date.parse(e.time) / 1000, label: e.action })) : []),
+  marks: () => (state.run ? marksOf(state.run.events) : []),
   cursor: () => (state.run ? runStart() + state.replayT : null),
 });
 
@@ -28,7 +37,8 @@ window.forgelab = {
   topo2d: () => topo2d.debug(),
   topo3d: () => topo3d.debug(),
   chart: () => ({ series: chart.names, points: history.t.length }),
-  replay: () => ({ run: state.run && state.run.id, t: state.replayT, topo: replay2d.debug(), series: replayChart.names }),
+  replay: () => ({ run: state.run && state.run.id, loading: opening !== 0, t: state.replayT, topo: replay2d.debug(), series: replayChart.names,
+    paths: state.run ? fromRun(state.run, state.replayT).paths : [] }),
   show: (page, view) => { showPage(page); if (view) showView(view); },
 };
 
@@ -309,8 +319,18 @@ async function loadRuns() {
   if (!state.run && runs.length) openRun(runs[0].lab, runs[0].id);
 }
 
+// openRun loads a run for the replay; when runs are opened faster than
+// they load, only the last one opened is shown.
+let opening = 0;
 async function openRun(lab, id) {
-  const run = await get(`runs/${enc(lab)}/${enc(id)}`);
+  const mine = ++opening;
+  let run;
+  try {
+    run = await get(`runs/${enc(lab)}/${enc(id)}`);
+  } finally {
+    if (mine !== opening) return;
+    opening = 0;
+  }
   state.run = run;
   for (const li of document.querySelectorAll("#runs li")) li.classList.toggle("on", li.dataset.run === `${lab}/${id}`);
   // A run without a plan names no positions: take each host's first
@@ -364,8 +384,10 @@ function drawReplayChart() {
 
 function replayAt(t) {
   state.replayT = t;
-  replay2d.update(fromRun(state.run, t));
-  $("#replay-label").textContent = `${t.toFixed(1)} s of ${runLength(state.run).toFixed(0)} s`;
+  const m = fromRun(state.run, t);
+  replay2d.update(m);
+  const paths = m.paths.map((p) => `${p.name}: ${p.hosts.join(" → ")}`).join("; ");
+  $("#replay-label").textContent = `${t.toFixed(1)} s of ${runLength(state.run).toFixed(0)} s${paths ? " · " + paths : ""}`;
   replayChart.redraw();
 }
 

@@ -107,14 +107,22 @@ export class Chart {
     const [x0, x1] = [u.scales.x.min, u.scales.x.max];
     ctx.save();
     ctx.font = `${11 * devicePixelRatio}px sans-serif`;
+    ctx.textAlign = "left"; // uPlot leaves its own alignment behind
+    // Labels go in the first of a few rows where they do not overlap the
+    // one before (marks come in time order); a mark with no room keeps its line.
+    const rows = [];
     for (const m of this.marks()) {
       if (m.t < x0 || m.t > x1) continue;
       const x = Math.round(u.valToPos(m.t, "x", true));
       ctx.strokeStyle = "rgba(200, 60, 40, 0.7)";
       ctx.setLineDash([4, 4]);
       ctx.beginPath(); ctx.moveTo(x, top); ctx.lineTo(x, top + height); ctx.stroke();
+      let r = rows.findIndex((end) => end < x);
+      if (r < 0) r = rows.length;
+      if (r >= 4) continue;
+      rows[r] = x + 3 + ctx.measureText(m.label).width + 6 * devicePixelRatio;
       ctx.fillStyle = "rgba(160, 40, 30, 0.9)";
-      ctx.fillText(m.label, x + 3, top + 12 * devicePixelRatio);
+      ctx.fillText(m.label, x + 3, top + (12 + 13 * r) * devicePixelRatio);
     }
     const c = this.cursor();
     if (c !== null && c >= x0 && c <= x1) {

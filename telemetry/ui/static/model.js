@@ -34,7 +34,7 @@ export function valueAt(series, t) {
 // fromRun builds the model of a recorded run at time t (seconds since its
 // start) from its series, named as on /metrics.
 export function fromRun(run, t) {
-  const m = { hosts: {}, links: {}, groups: [], paths: [] };
+  const m = { hosts: {}, links: {}, groups: [], paths: pathsAt(run.paths, t) };
   for (const h of run.topology.hosts) {
     m.hosts[h.name] = { pos: h.position ? [...h.position] : null, state: h.state, up: h.up, kind: h.kind };
   }
@@ -60,16 +60,26 @@ export function fromRun(run, t) {
       case "forgelab_link_loss_ratio":
         if (link) link.loss = Math.max(link.loss, v * 100);
         break;
-      case "forgelab_link_rate_bytes_per_second":
-        v *= 8; // the page shows bit/s
-        if (link && v > 0 && (link.rate === 0 || v < link.rate)) link.rate = v;
+      case "forgelab_link_rate_bytes_per_second": {
+        const bits = v * 8; // the page shows bit/s
+        if (link && bits > 0 && (link.rate === 0 || bits < link.rate)) link.rate = bits;
         break;
+      }
       case "forgelab_link_delay_seconds":
         if (link) link.delay = Math.max(link.delay, v * 1e9);
         break;
     }
   }
   return m;
+}
+
+// pathsAt are a run's conversations' routes at t: each one's last entry
+// at or before t (entries come sorted by time); one that names no hosts
+// has no route then.
+export function pathsAt(paths, t) {
+  const now = new Map();
+  for (const p of paths || []) if (p.t <= t) now.set(p.name, p);
+  return [...now.values()].filter((p) => p.hosts && p.hosts.length > 1);
 }
 
 // groupOf maps each host of a partition to its group's index.
