@@ -12,6 +12,7 @@ import (
 	"github.com/forgelab/forgelab/telemetry/compare/comparetest"
 	"github.com/forgelab/forgelab/telemetry/report/reporttest"
 	"github.com/forgelab/forgelab/telemetry/runs"
+	"github.com/forgelab/forgelab/telemetry/serve/uitest"
 )
 
 // runIn runs the forgelab binary with another state dir.
@@ -34,13 +35,9 @@ func runIn(t *testing.T, state string, args ...string) result {
 func runRef(dir string) string { return filepath.Base(filepath.Dir(dir)) + "/" + filepath.Base(dir) }
 
 // artifactsDir is where the compare report of the handover runs goes for
-// people (and CI) to look at: $FORGELAB_ARTIFACTS, else bin/artifacts.
+// people (and CI) to look at, next to the UI screenshots.
 func artifactsDir(t *testing.T) string {
-	dir := os.Getenv("FORGELAB_ARTIFACTS")
-	if dir == "" {
-		dir = filepath.Join("..", "..", "bin", "artifacts")
-	}
-	dir = filepath.Join(dir, "compare-handover")
+	dir := filepath.Join(uitest.Artifacts(t), "compare-handover")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
