@@ -119,6 +119,29 @@ func (f *fakeWorld) Console(ctx context.Context, name string, in *os.File, out i
 	return errors.New("no consoles in unit tests")
 }
 func (f *fakeWorld) NetworkXMLs() ([]string, error) { return f.otherNets, nil }
+func (f *fakeWorld) Objects(ctx context.Context) ([]hypervisor.Object, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []hypervisor.Object
+	for n, cfg := range f.domains {
+		out = append(out, hypervisor.Object{Kind: hypervisor.KindDomain, Name: n, Lab: cfg.Lab, LabID: cfg.LabID, StateDir: cfg.StateDir, Active: true})
+	}
+	for n := range f.networks {
+		out = append(out, hypervisor.Object{Kind: hypervisor.KindNetwork, Name: n, Active: true})
+	}
+	return out, nil
+}
+func (f *fakeWorld) Links() ([]netfabric.LinkInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []netfabric.LinkInfo
+	for n := range f.netdevs {
+		if !strings.HasPrefix(n, "fabricd:") {
+			out = append(out, netfabric.LinkInfo{Name: n})
+		}
+	}
+	return out, nil
+}
 func (f *fakeWorld) EnsureBridge(name string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -167,7 +190,8 @@ func (f *fakeWorld) Launch(ctx context.Context, dir string, cfg userspace.Config
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.netdevs["fabricd:"+dir] = true
-	return nil
+	// As the daemon does: its pid file says it runs.
+	return os.WriteFile(filepath.Join(dir, userspace.PIDFile), []byte("1\n"), 0o644)
 }
 func (f *fakeWorld) Stop(ctx context.Context, dir string) error {
 	f.mu.Lock()

@@ -563,7 +563,9 @@ func (m *Manager) recoverRun(ctx context.Context, st *State) error {
 	if err != nil {
 		e.Result, e.Error = store.ResultError, err.Error()
 	}
-	m.Store.AppendEvent(st.Lab, e)
+	if lerr := m.Store.AppendEvent(st.Lab, e); lerr != nil && err == nil {
+		err = fmt.Errorf("write the event log: %w", lerr)
+	}
 	if err != nil {
 		return fmt.Errorf("the run %s was stopped without putting its links back, and putting them back failed: %w", mk.Dir, err)
 	}

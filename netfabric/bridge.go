@@ -79,3 +79,21 @@ func writeSys(path, value string) {
 	// Best effort: these knobs tune behaviour but their absence is harmless.
 	_ = os.WriteFile(path, []byte(value), 0)
 }
+
+// LinkInfo is one netdev of this machine: its name and kind (bridge, tuntap,
+// veth, vxlan, ifb, ...).
+type LinkInfo struct{ Name, Type string }
+
+// ListLinks lists every netdev of this machine's network namespace, so
+// create can check its planned names and gc can find leftovers.
+func ListLinks() ([]LinkInfo, error) {
+	links, err := netlink.LinkList()
+	if err != nil {
+		return nil, fmt.Errorf("list network devices: %w", err)
+	}
+	out := make([]LinkInfo, 0, len(links))
+	for _, l := range links {
+		out = append(out, LinkInfo{Name: l.Attrs().Name, Type: l.Type()})
+	}
+	return out, nil
+}
