@@ -67,6 +67,9 @@ func impairment(q Quality) netfabric.Impairment {
 		Reorder:   q.ReorderPct,
 		Corrupt:   q.CorruptPct,
 		Limit:     q.Limit,
+		// netfabric's field names; the lab file's loss_burst in tc's order.
+		Distribution: q.Distribution,
+		GE:           netfabric.GilbertElliott{P: q.LossBurst[0], R: q.LossBurst[1], OneMinusH: q.LossBurst[2], OneMinusK: q.LossBurst[3]},
 	}
 }
 
