@@ -52,7 +52,7 @@ func linkCommand() *cli.Command {
 			},
 			{
 				Name:      "reseed",
-				Usage:     "restart the fabric's random choices from the lab seed: the same traffic meets the same losses again",
+				Usage:     "restart the fabric's random choices from the lab seed: the same traffic meets the same losses again (userspace fabric only)",
 				ArgsUsage: "LAB",
 				Action: func(c *cli.Context) error {
 					if err := needArgs(c, 1, "LAB"); err != nil {
@@ -149,7 +149,11 @@ func linkShow(c *cli.Context) error {
 			pk, dr := "", ""
 			if k := d.Counters; k != nil {
 				pk = fmt.Sprintf("%d/%d", k.RxPackets, k.TxPackets)
-				dr = fmt.Sprint(k.DropLoss + k.DropQueue + k.DropDown + k.DropPartition + k.DropError + k.DropPeerDown + k.DropOverrun)
+				dr = fmt.Sprint(k.DropLoss + k.DropQueue + k.DropDown + k.DropPartition + k.DropError + k.DropOverrun)
+				if k.DropPeerDown > 0 {
+					// Not a fault: the receiver's NIC was not up (booting, stopped).
+					dr += fmt.Sprintf(" (+%d peer down)", k.DropPeerDown)
+				}
 			}
 			fmt.Fprintf(w, "%s\t%v\t%s\t%s\t%s\t%s\n", l.Name, l.Up, d.From, q, pk, dr)
 		}
