@@ -409,6 +409,11 @@ func fullChange(q netfabric.Impairment) QualityChange {
 	if q.Distribution != "" {
 		c.Distribution = &q.Distribution
 	}
+	if !q.GE.IsZero() {
+		// After Loss, which clears a bursty model: the declared one returns.
+		b := [4]float64{q.GE.P, q.GE.R, q.GE.OneMinusH, q.GE.OneMinusK}
+		c.LossBurst = &b
+	}
 	return c
 }
 
