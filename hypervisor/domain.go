@@ -36,7 +36,7 @@ type DomainConfig struct {
 	Lab, LabID string // written into <metadata> (LabOf reads them back)
 	// StateDir is the state directory whose lab owns the domain, also in
 	// <metadata>: `forgelab gc` of another state dir leaves it alone.
-	StateDir string
+	StateDir   string
 	Accel      Accel
 	VCPUs      int
 	MemoryMiB  int

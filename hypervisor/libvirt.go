@@ -64,6 +64,21 @@ func (c *Conn) Close() error {
 	return c.bounded(context.Background(), "close libvirt connection", c.v.close)
 }
 
+// ErrExists says a domain or network of that name exists already: made
+// by someone else, so the caller must not remove it.
+var ErrExists = errors.New("a libvirt object of that name already exists")
+
+// existsError wraps a define's error, as ErrExists when the name is taken
+// (libvirt 9 says so with OPERATION_FAILED "... already exists with uuid").
+func existsError(what string, err error) error {
+	var lerr libvirt.Error
+	if errors.As(err, &lerr) && (lerr.Code == libvirt.ERR_DOM_EXIST || lerr.Code == libvirt.ERR_NETWORK_EXIST ||
+		lerr.Code == libvirt.ERR_OPERATION_FAILED && strings.Contains(lerr.Message, "already exists")) {
+		return fmt.Errorf("%s: %w (%w)", what, ErrExists, err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
 func isNotFound(err error, code libvirt.ErrorNumber) bool {
 	var lerr libvirt.Error
 	return errors.As(err, &lerr) && lerr.Code == code
@@ -79,7 +94,7 @@ func (c *Conn) StartDomain(ctx context.Context, cfg DomainConfig) error {
 	return c.bounded(ctx, "start domain "+cfg.Name, func() error {
 		dom, err := c.v.defineDomain(xml)
 		if err != nil {
-			return fmt.Errorf("define domain %s: %w", cfg.Name, err)
+			return existsError("define domain "+cfg.Name, err)
 		}
 		defer dom.free()
 		if err := dom.create(); err != nil {
@@ -208,7 +223,7 @@ func (c *Conn) StartNetwork(ctx context.Context, n NATNetwork) error {
 	return c.bounded(ctx, "start network "+n.Name, func() error {
 		net, err := c.v.defineNetwork(xml)
 		if err != nil {
-			return fmt.Errorf("define network %s: %w", n.Name, err)
+			return existsError("define network "+n.Name, err)
 		}
 		defer net.free()
 		if err := net.create(); err != nil {

@@ -20,9 +20,9 @@ type fakeVirt struct {
 	domains  map[string]*fakeDomain
 	networks map[string]*fakeNetwork
 	// Injected failures.
-	failCreate    string // domain whose create fails
-	failUndefine  string // domain whose undefine fails
-	ignoreACPI    bool   // guests do not power off when asked
+	failCreate   string // domain whose create fails
+	failUndefine string // domain whose undefine fails
+	ignoreACPI   bool   // guests do not power off when asked
 	// hang, when set, blocks every lookup, define and list until it is
 	// closed: a libvirtd that accepted the connection and stopped answering.
 	hang          chan struct{}
@@ -448,7 +448,9 @@ func TestHungLibvirtIsBounded(t *testing.T) {
 		{"list objects", func(ctx context.Context, c *Conn) error { _, err := c.Objects(ctx); return err }},
 		{"host action", func(ctx context.Context, c *Conn) error { return c.Do(ctx, "fl-1a2b-a", ActionKill) }},
 		{"shutdown", func(ctx context.Context, c *Conn) error { return c.Shutdown(ctx, "fl-1a2b-a", time.Second) }},
-		{"nic link", func(ctx context.Context, c *Conn) error { return c.SetNICLink(ctx, "fl-1a2b-a", "52:54:00:00:00:02", false) }},
+		{"nic link", func(ctx context.Context, c *Conn) error {
+			return c.SetNICLink(ctx, "fl-1a2b-a", "52:54:00:00:00:02", false)
+		}},
 	}
 	for _, op := range ops {
 		t.Run(op.name, func(t *testing.T) {

@@ -240,7 +240,12 @@ func (m *Manager) makeMgmt(ctx context.Context, rec *Recorder, p *Plan) error {
 		return err
 	}
 	m.progress("management network %s (%s)", n.Name, pfx)
-	return m.VMs.StartNetwork(ctx, n)
+	err := m.VMs.StartNetwork(ctx, n)
+	if errors.Is(err, hypervisor.ErrExists) {
+		// Someone else's network (and its bridge): not this lab's to remove.
+		return notMade(rec, store.KindNetwork, n.Name, notMade(rec, store.KindNetdev, n.Bridge, err))
+	}
+	return err
 }
 
 // MgmtTap is the host-side tap of a host's management NIC.
@@ -371,6 +376,10 @@ func (m *Manager) bootHost(ctx context.Context, rec *Recorder, p *Plan, i int, k
 	}
 	start := time.Now()
 	if err := m.VMs.StartDomain(ctx, cfg); err != nil {
+		if errors.Is(err, hypervisor.ErrExists) {
+			// The mgmt tap is that domain's, too.
+			return notMade(rec, store.KindDomain, h.Domain, notMade(rec, store.KindNetdev, cfg.NICs[0].Tap, err))
+		}
 		return err
 	}
 	m.progress("  %s: booting", h.Name)

@@ -266,4 +266,3 @@ func (m *Manager) destroyBroken(ctx context.Context, name string, loadErr error)
 	}
 	return nil
 }
-

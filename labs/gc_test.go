@@ -212,3 +212,47 @@ func TestDestroyDamagedState(t *testing.T) {
 }
 
 var _ = store.KindDir
+
+// An object that appears after the name check and before create makes it
+// (another process won the race) is not adopted and not removed by the
+// undo: the make call fails with ErrExists and its record is dropped.
+func TestCreateRaceLeavesTheOtherObject(t *testing.T) {
+	id := plan.IDOf("trio")
+	cases := []struct {
+		before string // step before which the object appears
+		put    func(w *fakeWorld)
+		still  func(w *fakeWorld) bool
+	}{
+		{"mgmt", func(w *fakeWorld) {
+			w.networks["fl-"+id+"-mgmt"] = hypervisor.NATNetwork{Name: "fl-" + id + "-mgmt", Bridge: "fl" + id + "-m"}
+			w.netdevs["fl"+id+"-m"] = true
+		}, func(w *fakeWorld) bool { _, ok := w.networks["fl-"+id+"-mgmt"]; return ok && w.netdevs["fl"+id+"-m"] }},
+		{"fabric", func(w *fakeWorld) { w.netdevs["fl"+id+"h00n01"] = true },
+			func(w *fakeWorld) bool { return w.netdevs["fl"+id+"h00n01"] }},
+		{"boot", func(w *fakeWorld) {
+			w.domains["fl-"+id+"-b"] = hypervisor.DomainConfig{Name: "fl-" + id + "-b"}
+		}, func(w *fakeWorld) bool { _, ok := w.domains["fl-"+id+"-b"]; return ok }},
+	}
+	for _, c := range cases {
+		t.Run(c.before, func(t *testing.T) {
+			w := newFakeWorld()
+			m := newTestManager(t, w)
+			m.editSteps = func(steps []createStep) []createStep {
+				for i, s := range steps {
+					if s.name == c.before {
+						run := s.run
+						steps[i].run = func(ctx context.Context, cr *creation) error { c.put(w); return run(ctx, cr) }
+					}
+				}
+				return steps
+			}
+			_, err := m.Create(context.Background(), mustParse(t, threeHosts), CreateOptions{Accel: hypervisor.TCG})
+			if err == nil || !strings.Contains(err.Error(), "it is not this lab's, so it stays") {
+				t.Fatalf("create over an object that appeared meanwhile: %v", err)
+			}
+			if !c.still(w) {
+				t.Error("create's undo removed an object it did not make")
+			}
+		})
+	}
+}

@@ -41,7 +41,9 @@ type VMs interface {
 
 // Netdevs makes and removes host network devices.
 type Netdevs interface {
-	EnsureBridge(name string) error
+	// NewBridge makes a bridge that must not exist yet (else an error
+	// wrapping netfabric.ErrExists).
+	NewBridge(name string) error
 	DeleteLink(name string) error
 	// Links lists every netdev of this machine.
 	Links() ([]netfabric.LinkInfo, error)

@@ -44,6 +44,9 @@ func newFakeWorld() *fakeWorld {
 func (f *fakeWorld) StartNetwork(ctx context.Context, n hypervisor.NATNetwork) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if _, ok := f.networks[n.Name]; ok {
+		return fmt.Errorf("define network %s: %w", n.Name, hypervisor.ErrExists)
+	}
 	f.networks[n.Name] = n
 	f.netdevs[n.Bridge] = true
 	return nil
@@ -62,6 +65,9 @@ func (f *fakeWorld) StartDomain(ctx context.Context, cfg hypervisor.DomainConfig
 	defer f.mu.Unlock()
 	if cfg.Name == f.failStart {
 		return fmt.Errorf("start domain %s: injected failure", cfg.Name)
+	}
+	if _, ok := f.domains[cfg.Name]; ok {
+		return fmt.Errorf("define domain %s: %w", cfg.Name, hypervisor.ErrExists)
 	}
 	f.domains[cfg.Name] = cfg
 	for _, n := range cfg.NICs {
@@ -142,9 +148,12 @@ func (f *fakeWorld) Links() ([]netfabric.LinkInfo, error) {
 	}
 	return out, nil
 }
-func (f *fakeWorld) EnsureBridge(name string) error {
+func (f *fakeWorld) NewBridge(name string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.netdevs[name] {
+		return fmt.Errorf("create %s: %w", name, netfabric.ErrExists)
+	}
 	f.netdevs[name] = true
 	return nil
 }
@@ -177,7 +186,7 @@ func (f *fakeWorld) Resolve(want string) (string, string) {
 	}
 	return want, "fake"
 }
-func (f *fakeWorld) EnsureTap(name string) error { return f.EnsureBridge(name) }
+func (f *fakeWorld) NewTap(name string) error { return f.NewBridge(name) }
 func (f *fakeWorld) AddPort(bridge, dev string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -369,7 +378,7 @@ func TestDestroyAfterInterruptedCreate(t *testing.T) {
 	rec.Record(store.KindNetwork, p.Mgmt.Network)
 	w.StartNetwork(context.Background(), hypervisor.NATNetwork{Name: p.Mgmt.Network, Bridge: p.Mgmt.Bridge})
 	rec.Record(store.KindNetdev, p.Links[0].Bridge)
-	w.EnsureBridge(p.Links[0].Bridge)
+	w.NewBridge(p.Links[0].Bridge)
 	rec.Record(store.KindNetdev, p.Links[1].Bridge) // recorded, never made (killed here)
 	rec.Record(store.KindDomain, p.Hosts[0].Domain)
 	if err := m.Destroy(context.Background(), "trio"); err != nil {

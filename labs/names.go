@@ -2,6 +2,7 @@ package labs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sort"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/forgelab/forgelab/hypervisor"
 	"github.com/forgelab/forgelab/labs/plan"
+	"github.com/forgelab/forgelab/netfabric"
 )
 
 // labObject is one machine-wide object (libvirt domain or network, or a
@@ -111,6 +113,23 @@ func (m *Manager) checkNamesFree(ctx context.Context, p *Plan) error {
 		"(`forgelab --state-dir DIR destroy LAB`) or rename this lab (the id comes from the name); if they are leftovers, "+
 		"`forgelab --state-dir %s gc --id %s` lists them and `... gc --id %s --yes` removes them",
 		p.Lab, p.ID, ownerOf(objs, p.ID), strings.Join(clash, "\n"), dir, p.ID, p.ID)
+}
+
+// notMade drops the record of an object a make call found taken by someone
+// else (it appeared after checkNamesFree), so that create's undo leaves it,
+// and says so in err.
+func notMade(rec *Recorder, kind, name string, err error) error {
+	if !errors.Is(err, hypervisor.ErrExists) && !errors.Is(err, netfabric.ErrExists) {
+		return err
+	}
+	if ferr := rec.Forget(kind, name); ferr != nil {
+		return fmt.Errorf("%w (and dropping the record of %s %s failed: %v: destroy may remove it)", err, kind, name, ferr)
+	}
+	const stays = ": it appeared after the check of this lab's names; it is not this lab's, so it stays"
+	if strings.HasSuffix(err.Error(), stays) {
+		return err // a second object of the same clash (a network's bridge)
+	}
+	return fmt.Errorf("%w%s", err, stays)
 }
 
 // notOurs reports whether a domain recorded in st belongs, by its

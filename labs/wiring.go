@@ -38,8 +38,8 @@ func Open(stateDir, uri string, progress io.Writer) (*Manager, *hypervisor.Conn,
 
 type hostNetdevs struct{}
 
-func (hostNetdevs) EnsureBridge(name string) error { return netfabric.EnsureBridge(name) }
-func (hostNetdevs) DeleteLink(name string) error   { return netfabric.DeleteLink(name) }
+func (hostNetdevs) NewBridge(name string) error          { return netfabric.NewBridge(name) }
+func (hostNetdevs) DeleteLink(name string) error         { return netfabric.DeleteLink(name) }
 func (hostNetdevs) Links() ([]netfabric.LinkInfo, error) { return netfabric.ListLinks() }
 
 // imageStore adapts the images package to the Images interface.

@@ -120,7 +120,7 @@ type Counters struct {
 	// started yet, or stopped): expected on an idle or booting lab, not
 	// a fault of the link.
 	DropPeerDown uint64 `json:"drop_peer_down"`
-	DropOverrun   uint64 `json:"drop_overrun"`   // the shaper fell behind and the kernel dropped frames before it read them
+	DropOverrun  uint64 `json:"drop_overrun"` // the shaper fell behind and the kernel dropped frames before it read them
 
 	Duplicated uint64 `json:"duplicated"`
 	Corrupted  uint64 `json:"corrupted"`

@@ -98,10 +98,10 @@ type Patch struct {
 	// LossBurst is a Gilbert-Elliott model (P, R, 1-H, 1-K in percent);
 	// it replaces random loss.
 	LossBurst *[4]float64
-	Duplicate    *float64
-	Reorder      *float64
-	Corrupt      *float64
-	Limit        *int
+	Duplicate *float64
+	Reorder   *float64
+	Corrupt   *float64
+	Limit     *int
 }
 
 // Apply returns q with the fields of p set.

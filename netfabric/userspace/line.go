@@ -50,10 +50,10 @@ type line struct {
 // counters are updated without the line lock by the goroutines that
 // deliver packets; Show reads a snapshot.
 type counters struct {
-	rxPkts, rxBytes, txPkts, txBytes                        atomic.Uint64
+	rxPkts, rxBytes, txPkts, txBytes                                      atomic.Uint64
 	dropLoss, dropQueue, dropDown, dropPartition, dropError, dropPeerDown atomic.Uint64
-	dropOverrun                                             atomic.Uint64
-	duplicated, corrupted, reordered                        atomic.Uint64
+	dropOverrun                                                           atomic.Uint64
+	duplicated, corrupted, reordered                                      atomic.Uint64
 }
 
 func newLine(e *Engine, lk *link, from *port) (*line, error) {
