@@ -21,20 +21,36 @@ func (c *Conn) Console(ctx context.Context, name string, in *os.File, out io.Wri
 	if c.raw == nil {
 		return errors.New("no console: not connected to libvirt")
 	}
-	dom, err := c.raw.LookupDomainByName(name)
-	if err != nil {
-		return fmt.Errorf("look up domain %s: %w", name, err)
+	// Opening is bounded like every libvirt call; the session itself
+	// lasts as long as the user wants.
+	type opened struct {
+		dom *libvirt.Domain
+		st  *libvirt.Stream
 	}
+	o, err := boundedValue(ctx, c, "open console of "+name, func() (opened, error) {
+		dom, err := c.raw.LookupDomainByName(name)
+		if err != nil {
+			return opened{}, fmt.Errorf("look up domain %s: %w", name, err)
+		}
+		st, err := c.raw.NewStream(0)
+		if err != nil {
+			dom.Free()
+			return opened{}, fmt.Errorf("open stream: %w", err)
+		}
+		// FORCE takes the console from a stale session (a killed forgelab).
+		if err := dom.OpenConsole("", st, libvirt.DOMAIN_CONSOLE_FORCE); err != nil {
+			st.Free()
+			dom.Free()
+			return opened{}, fmt.Errorf("open console of %s: %w", name, err)
+		}
+		return opened{dom, st}, nil
+	})
+	if err != nil {
+		return err
+	}
+	dom, st := o.dom, o.st
 	defer dom.Free()
-	st, err := c.raw.NewStream(0)
-	if err != nil {
-		return fmt.Errorf("open stream: %w", err)
-	}
 	defer st.Free()
-	// FORCE takes the console from a stale session (a killed forgelab).
-	if err := dom.OpenConsole("", st, libvirt.DOMAIN_CONSOLE_FORCE); err != nil {
-		return fmt.Errorf("open console of %s: %w", name, err)
-	}
 	if term.IsTerminal(int(in.Fd())) {
 		old, err := term.MakeRaw(int(in.Fd()))
 		if err != nil {

@@ -25,17 +25,28 @@ var HostActions = []HostAction{ActionStop, ActionStart, ActionKill, ActionPause,
 
 // Do applies a power or fault action to a domain.
 func (c *Conn) Do(ctx context.Context, name string, a HostAction) error {
+	if a == ActionStop {
+		// Its own bounds: each call of the ACPI wait is bounded.
+		dom, err := boundedValue(ctx, c, "look up domain "+name, func() (domain, error) { return c.v.lookupDomain(name) })
+		if err != nil {
+			return fmt.Errorf("look up domain %s: %w", name, err)
+		}
+		defer dom.free()
+		if active, err := boundedValue(ctx, c, "state of domain "+name, func() (bool, error) { return dom.isActive(), nil }); err != nil || !active {
+			return err
+		}
+		return c.shutdown(ctx, name, dom, 30*time.Second)
+	}
+	return c.bounded(ctx, string(a)+" domain "+name, func() error { return c.do(name, a) })
+}
+
+func (c *Conn) do(name string, a HostAction) error {
 	dom, err := c.v.lookupDomain(name)
 	if err != nil {
 		return fmt.Errorf("look up domain %s: %w", name, err)
 	}
 	defer dom.free()
 	switch a {
-	case ActionStop:
-		if !dom.isActive() {
-			return nil
-		}
-		return c.shutdown(ctx, name, dom, 30*time.Second)
 	case ActionStart:
 		if dom.isActive() {
 			return nil
@@ -65,6 +76,10 @@ func (c *Conn) Do(ctx context.Context, name string, a HostAction) error {
 // guest sees its link go down, as when a cable is pulled; libvirt does
 // this through QEMU's set_link.
 func (c *Conn) SetNICLink(ctx context.Context, name, mac string, up bool) error {
+	return c.bounded(ctx, "set a NIC link of domain "+name, func() error { return c.setNICLink(name, mac, up) })
+}
+
+func (c *Conn) setNICLink(name, mac string, up bool) error {
 	dom, err := c.v.lookupDomain(name)
 	if err != nil {
 		return fmt.Errorf("look up domain %s: %w", name, err)

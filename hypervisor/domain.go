@@ -34,6 +34,9 @@ type DomainConfig struct {
 	Name       string // libvirt domain name, carries the lab's prefix
 	Title      string // shown by virsh list --title: "forgelab lab/host"
 	Lab, LabID string // written into <metadata> (LabOf reads them back)
+	// StateDir is the state directory whose lab owns the domain, also in
+	// <metadata>: `forgelab gc` of another state dir leaves it alone.
+	StateDir   string
 	Accel      Accel
 	VCPUs      int
 	MemoryMiB  int
@@ -79,7 +82,7 @@ func DomainXML(cfg DomainConfig) (string, error) {
 		Devices:    &libvirtxml.DomainDeviceList{},
 	}
 	if cfg.Lab != "" {
-		dom.Metadata = &libvirtxml.DomainMetadata{XML: labMetadataXML(cfg.Lab, cfg.LabID)}
+		dom.Metadata = &libvirtxml.DomainMetadata{XML: labMetadataXML(cfg.Lab, cfg.LabID, cfg.StateDir)}
 	}
 	switch cfg.Accel {
 	case KVM:
@@ -158,17 +161,23 @@ type labMetadata struct {
 	XMLName xml.Name `xml:"https://github.com/forgelab/forgelab/xmlns/lab/1 lab"`
 	Name    string   `xml:"name,attr"`
 	ID      string   `xml:"id,attr"`
+	// StateDir is absent in domains made before forgelab wrote it.
+	StateDir string `xml:"state-dir,attr,omitempty"`
 }
 
 // labMetadataXML renders labMetadata with a namespace prefix: libvirt
 // keeps a metadata element only with its own namespace, and prints it
 // back with the prefix it was given.
-func labMetadataXML(lab, id string) string {
+func labMetadataXML(lab, id, stateDir string) string {
 	var b strings.Builder
 	b.WriteString(`<forgelab:lab xmlns:forgelab="` + MetadataNS + `" name="`)
 	xml.EscapeText(&b, []byte(lab))
 	b.WriteString(`" id="`)
 	xml.EscapeText(&b, []byte(id))
+	if stateDir != "" {
+		b.WriteString(`" state-dir="`)
+		xml.EscapeText(&b, []byte(stateDir))
+	}
 	b.WriteString(`"/>`)
 	return b.String()
 }
@@ -176,15 +185,20 @@ func labMetadataXML(lab, id string) string {
 // LabOf reads the lab's name and id from a domain's XML; ok is false for
 // a domain forgelab did not make (or made before it wrote metadata).
 func LabOf(domainXML string) (lab, id string, ok bool) {
+	md, ok := metadataOf(domainXML)
+	return md.Name, md.ID, ok
+}
+
+func metadataOf(domainXML string) (labMetadata, bool) {
 	var d libvirtxml.Domain
 	if d.Unmarshal(domainXML) != nil || d.Metadata == nil {
-		return "", "", false
+		return labMetadata{}, false
 	}
 	var md labMetadata
 	if xml.Unmarshal([]byte(d.Metadata.XML), &md) != nil || md.Name == "" {
-		return "", "", false
+		return labMetadata{}, false
 	}
-	return md.Name, md.ID, true
+	return md, true
 }
 
 func nicXML(n NIC) (libvirtxml.DomainInterface, error) {

@@ -22,7 +22,13 @@ type Conn struct {
 	// raw is the connection itself, for console streams (not behind
 	// virt: they are exercised by the end-to-end tests).
 	raw *libvirt.Connect
+	// callTimeout bounds each libvirt operation (bound.go); 0: the default.
+	callTimeout time.Duration
 }
+
+// SetCallTimeout changes how long one libvirt operation may take before
+// forgelab gives up on libvirtd (DefaultCallTimeout when d <= 0).
+func (c *Conn) SetCallTimeout(d time.Duration) { c.callTimeout = d }
 
 // Connect opens uri and turns the usual failures into advice.
 func Connect(uri string) (*Conn, error) {
@@ -54,7 +60,24 @@ func CheckQEMU() error {
 	return nil
 }
 
-func (c *Conn) Close() error { return c.v.close() }
+func (c *Conn) Close() error {
+	return c.bounded(context.Background(), "close libvirt connection", c.v.close)
+}
+
+// ErrExists says a domain or network of that name exists already: made
+// by someone else, so the caller must not remove it.
+var ErrExists = errors.New("a libvirt object of that name already exists")
+
+// existsError wraps a define's error, as ErrExists when the name is taken
+// (libvirt 9 says so with OPERATION_FAILED "... already exists with uuid").
+func existsError(what string, err error) error {
+	var lerr libvirt.Error
+	if errors.As(err, &lerr) && (lerr.Code == libvirt.ERR_DOM_EXIST || lerr.Code == libvirt.ERR_NETWORK_EXIST ||
+		lerr.Code == libvirt.ERR_OPERATION_FAILED && strings.Contains(lerr.Message, "already exists")) {
+		return fmt.Errorf("%s: %w (%w)", what, ErrExists, err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
 
 func isNotFound(err error, code libvirt.ErrorNumber) bool {
 	var lerr libvirt.Error
@@ -68,23 +91,29 @@ func (c *Conn) StartDomain(ctx context.Context, cfg DomainConfig) error {
 	if err != nil {
 		return err
 	}
-	dom, err := c.v.defineDomain(xml)
-	if err != nil {
-		return fmt.Errorf("define domain %s: %w", cfg.Name, err)
-	}
-	defer dom.free()
-	if err := dom.create(); err != nil {
-		if uerr := dom.undefine(); uerr != nil {
-			return fmt.Errorf("start domain %s: %w (and undefining it failed: %v; run `virsh undefine %s`)", cfg.Name, err, uerr, cfg.Name)
+	return c.bounded(ctx, "start domain "+cfg.Name, func() error {
+		dom, err := c.v.defineDomain(xml)
+		if err != nil {
+			return existsError("define domain "+cfg.Name, err)
 		}
-		return fmt.Errorf("start domain %s: %w", cfg.Name, err)
-	}
-	return nil
+		defer dom.free()
+		if err := dom.create(); err != nil {
+			if uerr := dom.undefine(); uerr != nil {
+				return fmt.Errorf("start domain %s: %w (and undefining it failed: %v; run `virsh undefine %s`)", cfg.Name, err, uerr, cfg.Name)
+			}
+			return fmt.Errorf("start domain %s: %w", cfg.Name, err)
+		}
+		return nil
+	})
 }
 
 // RemoveDomain stops and undefines a domain. A domain that does not exist
 // is not an error: destroy runs again after a crash.
 func (c *Conn) RemoveDomain(ctx context.Context, name string) error {
+	return c.bounded(ctx, "remove domain "+name, func() error { return c.removeDomain(name) })
+}
+
+func (c *Conn) removeDomain(name string) error {
 	dom, err := c.v.lookupDomain(name)
 	if err != nil {
 		if isNotFound(err, libvirt.ERR_NO_DOMAIN) {
@@ -106,6 +135,10 @@ func (c *Conn) RemoveDomain(ctx context.Context, name string) error {
 
 // DomainState is a short word for a domain's state, "absent" when missing.
 func (c *Conn) DomainState(name string) (string, error) {
+	return boundedValue(context.Background(), c, "state of domain "+name, func() (string, error) { return c.domainState(name) })
+}
+
+func (c *Conn) domainState(name string) (string, error) {
 	dom, err := c.v.lookupDomain(name)
 	if err != nil {
 		if isNotFound(err, libvirt.ERR_NO_DOMAIN) {
@@ -187,20 +220,26 @@ func (c *Conn) StartNetwork(ctx context.Context, n NATNetwork) error {
 	if err != nil {
 		return err
 	}
-	net, err := c.v.defineNetwork(xml)
-	if err != nil {
-		return fmt.Errorf("define network %s: %w", n.Name, err)
-	}
-	defer net.free()
-	if err := net.create(); err != nil {
-		net.undefine()
-		return fmt.Errorf("start network %s: %w", n.Name, err)
-	}
-	return nil
+	return c.bounded(ctx, "start network "+n.Name, func() error {
+		net, err := c.v.defineNetwork(xml)
+		if err != nil {
+			return existsError("define network "+n.Name, err)
+		}
+		defer net.free()
+		if err := net.create(); err != nil {
+			net.undefine()
+			return fmt.Errorf("start network %s: %w", n.Name, err)
+		}
+		return nil
+	})
 }
 
 // RemoveNetwork stops and undefines a network; missing is not an error.
 func (c *Conn) RemoveNetwork(ctx context.Context, name string) error {
+	return c.bounded(ctx, "remove network "+name, func() error { return c.removeNetwork(name) })
+}
+
+func (c *Conn) removeNetwork(name string) error {
 	net, err := c.v.lookupNetwork(name)
 	if err != nil {
 		if isNotFound(err, libvirt.ERR_NO_NETWORK) {
@@ -223,7 +262,7 @@ func (c *Conn) RemoveNetwork(ctx context.Context, name string) error {
 // NetworkXMLs returns the XML of all defined libvirt networks (so a
 // new lab's management subnet can avoid them).
 func (c *Conn) NetworkXMLs() ([]string, error) {
-	out, err := c.v.networkXMLs()
+	out, err := boundedValue(context.Background(), c, "list networks", c.v.networkXMLs)
 	if err != nil {
 		return nil, fmt.Errorf("list networks: %w", err)
 	}
@@ -232,7 +271,7 @@ func (c *Conn) NetworkXMLs() ([]string, error) {
 
 // Shutdown asks the guest to power off (ACPI), then kills it after grace.
 func (c *Conn) Shutdown(ctx context.Context, name string, grace time.Duration) error {
-	dom, err := c.v.lookupDomain(name)
+	dom, err := boundedValue(ctx, c, "look up domain "+name, func() (domain, error) { return c.v.lookupDomain(name) })
 	if err != nil {
 		return fmt.Errorf("look up domain %s: %w", name, err)
 	}
@@ -241,12 +280,17 @@ func (c *Conn) Shutdown(ctx context.Context, name string, grace time.Duration) e
 }
 
 func (c *Conn) shutdown(ctx context.Context, name string, dom domain, grace time.Duration) error {
-	if err := dom.shutdown(); err != nil {
+	if err := c.bounded(ctx, "shut down domain "+name, dom.shutdown); err != nil {
 		return fmt.Errorf("shut down domain %s: %w", name, err)
+	}
+	active := func() (bool, error) {
+		return boundedValue(ctx, c, "state of domain "+name, func() (bool, error) { return dom.isActive(), nil })
 	}
 	deadline := c.clock.Now().Add(grace)
 	for c.clock.Now().Before(deadline) {
-		if !dom.isActive() {
+		if a, err := active(); err != nil {
+			return err
+		} else if !a {
 			return nil
 		}
 		select {
@@ -256,7 +300,7 @@ func (c *Conn) shutdown(ctx context.Context, name string, dom domain, grace time
 		}
 	}
 	// The guest ignored ACPI (no acpid, or hung): pull the plug.
-	if err := dom.destroy(); err != nil {
+	if err := c.bounded(ctx, "stop domain "+name, dom.destroy); err != nil {
 		return fmt.Errorf("stop domain %s after %s: %w", name, grace, err)
 	}
 	return nil

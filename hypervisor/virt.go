@@ -16,6 +16,10 @@ type virt interface {
 	defineNetwork(xml string) (network, error)
 	lookupNetwork(name string) (network, error)
 	networkXMLs() ([]string, error)
+	// domainXMLs and networkList list every domain and network (inactive
+	// ones too) with their XML and whether they run.
+	domainXMLs() ([]listed, error)
+	networkList() ([]listed, error)
 	close() error
 }
 
@@ -99,6 +103,38 @@ func (l libvirtConn) networkXMLs() ([]string, error) {
 	for _, n := range nets {
 		if x, err := n.GetXMLDesc(0); err == nil {
 			out = append(out, x)
+		}
+		n.Free()
+	}
+	return out, nil
+}
+
+func (l libvirtConn) domainXMLs() ([]listed, error) {
+	doms, err := l.c.ListAllDomains(0)
+	if err != nil {
+		return nil, err
+	}
+	var out []listed
+	for _, d := range doms {
+		if x, err := d.GetXMLDesc(0); err == nil {
+			a, _ := d.IsActive()
+			out = append(out, listed{x, a})
+		}
+		d.Free()
+	}
+	return out, nil
+}
+
+func (l libvirtConn) networkList() ([]listed, error) {
+	nets, err := l.c.ListAllNetworks(0)
+	if err != nil {
+		return nil, err
+	}
+	var out []listed
+	for _, n := range nets {
+		if x, err := n.GetXMLDesc(0); err == nil {
+			a, _ := n.IsActive()
+			out = append(out, listed{x, a})
 		}
 		n.Free()
 	}

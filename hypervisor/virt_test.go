@@ -20,9 +20,12 @@ type fakeVirt struct {
 	domains  map[string]*fakeDomain
 	networks map[string]*fakeNetwork
 	// Injected failures.
-	failCreate    string // domain whose create fails
-	failUndefine  string // domain whose undefine fails
-	ignoreACPI    bool   // guests do not power off when asked
+	failCreate   string // domain whose create fails
+	failUndefine string // domain whose undefine fails
+	ignoreACPI   bool   // guests do not power off when asked
+	// hang, when set, blocks every lookup, define and list until it is
+	// closed: a libvirtd that accepted the connection and stopped answering.
+	hang          chan struct{}
 	deviceUpdates []string
 }
 
@@ -43,6 +46,7 @@ type fakeDomain struct {
 }
 
 func (f *fakeVirt) defineDomain(x string) (domain, error) {
+	f.wait()
 	var d libvirtxml.Domain
 	if err := d.Unmarshal(x); err != nil {
 		return nil, libvirt.Error{Code: libvirt.ERR_XML_ERROR, Message: err.Error()}
@@ -55,6 +59,7 @@ func (f *fakeVirt) defineDomain(x string) (domain, error) {
 }
 
 func (f *fakeVirt) lookupDomain(name string) (domain, error) {
+	f.wait()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	d, ok := f.domains[name]
@@ -65,6 +70,7 @@ func (f *fakeVirt) lookupDomain(name string) (domain, error) {
 }
 
 func (f *fakeVirt) defineNetwork(x string) (network, error) {
+	f.wait()
 	var n libvirtxml.Network
 	if err := n.Unmarshal(x); err != nil {
 		return nil, libvirt.Error{Code: libvirt.ERR_XML_ERROR, Message: err.Error()}
@@ -77,6 +83,7 @@ func (f *fakeVirt) defineNetwork(x string) (network, error) {
 }
 
 func (f *fakeVirt) lookupNetwork(name string) (network, error) {
+	f.wait()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	n, ok := f.networks[name]
@@ -87,6 +94,7 @@ func (f *fakeVirt) lookupNetwork(name string) (network, error) {
 }
 
 func (f *fakeVirt) networkXMLs() ([]string, error) {
+	f.wait()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []string
@@ -96,7 +104,35 @@ func (f *fakeVirt) networkXMLs() ([]string, error) {
 	return out, nil
 }
 
+func (f *fakeVirt) domainXMLs() ([]listed, error) {
+	f.wait()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []listed
+	for _, d := range f.domains {
+		out = append(out, listed{d.doc, d.active})
+	}
+	return out, nil
+}
+
+func (f *fakeVirt) networkList() ([]listed, error) {
+	f.wait()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []listed
+	for _, n := range f.networks {
+		out = append(out, listed{n.doc, n.active})
+	}
+	return out, nil
+}
+
 func (f *fakeVirt) close() error { return nil }
+
+func (f *fakeVirt) wait() {
+	if f.hang != nil {
+		<-f.hang
+	}
+}
 
 func (d *fakeDomain) set(active bool, st libvirt.DomainState) {
 	d.v.mu.Lock()
@@ -391,4 +427,62 @@ func TestNetworks(t *testing.T) {
 	if len(v.networks) != 0 {
 		t.Errorf("left: %v", v.networks)
 	}
+}
+
+// A libvirtd that stops answering must not hang create or destroy: every
+// operation gives up after the call timeout (or when its context ends)
+// with an error that says libvirtd did not answer and how to check it.
+func TestHungLibvirtIsBounded(t *testing.T) {
+	ops := []struct {
+		name string
+		run  func(ctx context.Context, c *Conn) error
+	}{
+		{"start domain", func(ctx context.Context, c *Conn) error { return c.StartDomain(ctx, testDomain("fl-1a2b-a")) }},
+		{"remove domain", func(ctx context.Context, c *Conn) error { return c.RemoveDomain(ctx, "fl-1a2b-a") }},
+		{"domain state", func(ctx context.Context, c *Conn) error { _, err := c.DomainState("fl-1a2b-a"); return err }},
+		{"start network", func(ctx context.Context, c *Conn) error {
+			return c.StartNetwork(ctx, NATNetwork{Name: "fl-1a2b-mgmt", Bridge: "fl1a2b-m", Gateway: "10.200.0.1", Netmask: "255.255.255.0"})
+		}},
+		{"remove network", func(ctx context.Context, c *Conn) error { return c.RemoveNetwork(ctx, "fl-1a2b-mgmt") }},
+		{"list networks", func(ctx context.Context, c *Conn) error { _, err := c.NetworkXMLs(); return err }},
+		{"list objects", func(ctx context.Context, c *Conn) error { _, err := c.Objects(ctx); return err }},
+		{"host action", func(ctx context.Context, c *Conn) error { return c.Do(ctx, "fl-1a2b-a", ActionKill) }},
+		{"shutdown", func(ctx context.Context, c *Conn) error { return c.Shutdown(ctx, "fl-1a2b-a", time.Second) }},
+		{"nic link", func(ctx context.Context, c *Conn) error {
+			return c.SetNICLink(ctx, "fl-1a2b-a", "52:54:00:00:00:02", false)
+		}},
+	}
+	for _, op := range ops {
+		t.Run(op.name, func(t *testing.T) {
+			c, v, _ := newFakeConn()
+			v.hang = make(chan struct{})
+			defer close(v.hang)
+			c.SetCallTimeout(50 * time.Millisecond)
+			errc := make(chan error, 1)
+			go func() { errc <- op.run(context.Background(), c) }()
+			select {
+			case err := <-errc:
+				var te *TimeoutError
+				if !errors.As(err, &te) {
+					t.Fatalf("got %v, want a TimeoutError", err)
+				}
+				if !strings.Contains(err.Error(), "libvirtd did not answer within") || !strings.Contains(err.Error(), "virsh list") {
+					t.Errorf("error does not say what happened and how to check: %v", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("a hung libvirt call was not bounded")
+			}
+		})
+	}
+	t.Run("context", func(t *testing.T) {
+		c, v, _ := newFakeConn()
+		v.hang = make(chan struct{})
+		defer close(v.hang)
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		err := c.RemoveDomain(ctx, "fl-1a2b-a")
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("RemoveDomain on a hung libvirtd with a context deadline: %v", err)
+		}
+	})
 }

@@ -156,15 +156,90 @@ func HashPassword(plain string) (string, error) {
 	return crypt.SHA512.New().Generate([]byte(plain), nil)
 }
 
+// The documents, as cloud-init reads them (field order is output order).
+type metaData struct {
+	InstanceID    quoted `yaml:"instance-id"` // free text: "1:20" would be a YAML 1.1 number
+	LocalHostname string `yaml:"local-hostname"`
+}
+
+type cloudConfig struct {
+	Hostname         string `yaml:"hostname"`
+	PreserveHostname bool   `yaml:"preserve_hostname"`
+	// /etc/hosts with the hostname: sudo resolves it, and must not wait
+	// for DNS on a lab network that may have none.
+	ManageEtcHosts string `yaml:"manage_etc_hosts"`
+	// No locales package in minimal images: anything else is an error.
+	Locale      string      `yaml:"locale"`
+	Users       []cloudUser `yaml:"users"`
+	DisableRoot bool        `yaml:"disable_root"`
+	SSHPwauth   bool        `yaml:"ssh_pwauth"`
+	// With ssh_keys given, cloud-init writes them and generates none (an
+	// empty ssh_genkeytypes would fail its schema).
+	SSHDeleteKeys      bool         `yaml:"ssh_deletekeys,omitempty"`
+	SSHKeys            *sshKeys     `yaml:"ssh_keys,omitempty"`
+	WriteFiles         []writeFile  `yaml:"write_files,omitempty"`
+	SSHPublishHostkeys publishHKeys `yaml:"ssh_publish_hostkeys"`
+}
+
+type cloudUser struct {
+	Name              string   `yaml:"name"`
+	Gecos             string   `yaml:"gecos"`
+	Shell             string   `yaml:"shell"`
+	Sudo              quoted   `yaml:"sudo"`
+	Groups            quoted   `yaml:"groups"`
+	LockPasswd        bool     `yaml:"lock_passwd"`
+	Passwd            quoted   `yaml:"passwd,omitempty"`
+	SSHAuthorizedKeys []quoted `yaml:"ssh_authorized_keys,omitempty"`
+}
+
+type sshKeys struct {
+	Ed25519Private string `yaml:"ed25519_private"`
+	Ed25519Public  quoted `yaml:"ed25519_public"`
+}
+
+type writeFile struct {
+	Path    string `yaml:"path"`
+	Append  bool   `yaml:"append"`
+	Content string `yaml:"content"`
+}
+
+type publishHKeys struct {
+	Enabled bool `yaml:"enabled"`
+}
+
+type networkConfig struct {
+	Version   int     `yaml:"version"`
+	Ethernets ordered `yaml:"ethernets"`
+}
+
+type ethernet struct {
+	Match struct {
+		MACAddress quoted `yaml:"macaddress"`
+	} `yaml:"match"`
+	SetName string `yaml:"set-name"`
+	DHCP4   bool   `yaml:"dhcp4"`
+	DHCP6   *bool  `yaml:"dhcp6,omitempty"`
+	// LinkLocal is [] to turn IPv6 link-local addresses off.
+	LinkLocal   *[]string `yaml:"link-local,omitempty"`
+	Addresses   []quoted  `yaml:"addresses,omitempty"`
+	Routes      []route   `yaml:"routes,omitempty"`
+	Nameservers *struct {
+		Addresses []quoted `yaml:"addresses"`
+	} `yaml:"nameservers,omitempty"`
+	Optional bool `yaml:"optional,omitempty"`
+}
+
+type route struct {
+	To  quoted `yaml:"to"`
+	Via quoted `yaml:"via"`
+}
+
 // MetaData returns the NoCloud meta-data document.
 func (s Seed) MetaData() ([]byte, error) {
 	if err := s.validate(); err != nil {
 		return nil, fmt.Errorf("seed: %w", err)
 	}
-	var m ymap
-	m.add("instance-id", s.InstanceID)
-	m.add("local-hostname", s.Hostname)
-	return yamlDoc("", m)
+	return yamlDoc("", metaData{quoted(s.InstanceID), s.Hostname})
 }
 
 // UserData returns the #cloud-config user-data document.
@@ -172,60 +247,20 @@ func (s Seed) UserData() ([]byte, error) {
 	if err := s.validate(); err != nil {
 		return nil, fmt.Errorf("seed: %w", err)
 	}
-	var m ymap
-	m.add("hostname", s.Hostname)
-	m.add("preserve_hostname", false)
-	// /etc/hosts with the hostname: sudo resolves it, and must not wait
-	// for DNS on a lab network that may have none.
-	m.add("manage_etc_hosts", "localhost")
-	// No locales package in minimal images: anything else is an error.
-	m.add("locale", "C.UTF-8")
-
-	var u ymap
-	u.add("name", s.User)
-	u.add("gecos", "forgelab")
-	u.add("shell", "/bin/bash")
-	u.add("sudo", "ALL=(ALL) NOPASSWD:ALL")
-	u.add("groups", "adm, sudo")
-	u.add("lock_passwd", false)
-	if s.PasswordHash != "" {
-		u.add("passwd", s.PasswordHash)
+	c := cloudConfig{
+		Hostname: s.Hostname, ManageEtcHosts: "localhost", Locale: "C.UTF-8",
+		Users: []cloudUser{{Name: s.User, Gecos: "forgelab", Shell: "/bin/bash", Sudo: "ALL=(ALL) NOPASSWD:ALL",
+			Groups: "adm, sudo", Passwd: quoted(s.PasswordHash), SSHAuthorizedKeys: quotedAll(s.AuthorizedKeys)}},
+		DisableRoot: true,
 	}
-	if len(s.AuthorizedKeys) > 0 {
-		keys := yseq{}
-		for _, k := range s.AuthorizedKeys {
-			keys = append(keys, strings.TrimSpace(k))
-		}
-		u.add("ssh_authorized_keys", keys)
-	}
-	m.add("users", yseq{u})
-	m.add("disable_root", true)
-	m.add("ssh_pwauth", false)
-
 	if s.HostKeyPrivate != "" {
-		// With ssh_keys given, cloud-init writes them and generates none
-		// (an empty ssh_genkeytypes would fail its schema).
-		m.add("ssh_deletekeys", true)
-		priv := s.HostKeyPrivate
-		if !strings.HasSuffix(priv, "\n") {
-			priv += "\n"
-		}
-		var keys ymap
-		keys.add("ed25519_private", yliteral(priv))
-		keys.add("ed25519_public", strings.TrimSpace(s.HostKeyPublic))
-		m.add("ssh_keys", keys)
+		c.SSHDeleteKeys = true
+		c.SSHKeys = &sshKeys{strings.TrimRight(s.HostKeyPrivate, "\n") + "\n", quoted(strings.TrimSpace(s.HostKeyPublic))}
 	}
 	if s.EtcHosts != "" {
-		var f ymap
-		f.add("path", "/etc/hosts")
-		f.add("append", true)
-		f.add("content", yliteral(strings.TrimRight(s.EtcHosts, "\n")+"\n"))
-		m.add("write_files", yseq{f})
+		c.WriteFiles = []writeFile{{"/etc/hosts", true, strings.TrimRight(s.EtcHosts, "\n") + "\n"}}
 	}
-	var pub ymap
-	pub.add("enabled", false)
-	m.add("ssh_publish_hostkeys", pub)
-	return yamlDoc("#cloud-config", m)
+	return yamlDoc("#cloud-config", c)
 }
 
 // NetworkConfig returns the network-config (version 2) document: one entry
@@ -234,57 +269,39 @@ func (s Seed) NetworkConfig() ([]byte, error) {
 	if err := s.validate(); err != nil {
 		return nil, fmt.Errorf("seed: %w", err)
 	}
-	eths := ymap{}
+	c := networkConfig{Version: 2}
+	no := false
 	for _, n := range s.NICs {
 		hw, _ := net.ParseMAC(n.MAC)
-		var e ymap
-		var match ymap
-		match.add("macaddress", hw.String())
-		e.add("match", match)
-		e.add("set-name", n.Name)
-		e.add("dhcp4", n.DHCP4)
+		e := ethernet{SetName: n.Name, DHCP4: n.DHCP4, Optional: n.Optional || (!n.DHCP4 && !n.Primary)}
+		e.Match.MACAddress = quoted(hw.String())
 		if !n.DHCP4 {
-			e.add("dhcp6", false)
+			e.DHCP6 = &no
 		}
 		if (n.DHCP4 || n.Primary) && !hasIPv6(n.Addresses) {
 			// A DHCPv4-only or primary IPv4 NIC (the management NIC) gets
 			// no IPv6 link-local address: systemd-networkd calls a link
 			// configured only after IPv6 duplicate address detection
 			// (about 1.5 s), and a boot may wait for that.
-			e.add("link-local", yseq{})
+			e.LinkLocal = &[]string{}
 		}
-		if len(n.Addresses) > 0 {
-			addrs := yseq{}
-			for _, a := range n.Addresses {
-				p, _ := netip.ParsePrefix(a)
-				addrs = append(addrs, p.String())
-			}
-			e.add("addresses", addrs)
+		for _, a := range n.Addresses {
+			p, _ := netip.ParsePrefix(a)
+			e.Addresses = append(e.Addresses, quoted(p.String()))
 		}
 		if n.Gateway4 != "" {
-			var r ymap
-			r.add("to", "0.0.0.0/0")
-			r.add("via", n.Gateway4)
-			e.add("routes", yseq{r})
+			e.Routes = []route{{"0.0.0.0/0", quoted(n.Gateway4)}}
 		}
 		if len(n.Nameservers) > 0 {
-			ns := yseq{}
-			for _, a := range n.Nameservers {
-				ns = append(ns, a)
-			}
-			var nsm ymap
-			nsm.add("addresses", ns)
-			e.add("nameservers", nsm)
+			e.Nameservers = &struct {
+				Addresses []quoted `yaml:"addresses"`
+			}{quotedAll(n.Nameservers)}
 		}
-		if n.Optional || (!n.DHCP4 && !n.Primary) {
-			e.add("optional", true)
+		if err := c.Ethernets.add(n.Name, e); err != nil {
+			return nil, err
 		}
-		eths.add(n.Name, e)
 	}
-	var m ymap
-	m.add("version", 2)
-	m.add("ethernets", eths)
-	return yamlDoc("", m)
+	return yamlDoc("", c)
 }
 
 // WriteSeedISO writes the seed as an ISO 9660 image with volume id "cidata"

@@ -286,3 +286,48 @@ func TestWriteSeedISO(t *testing.T) {
 		t.Errorf("files next to the seed: %v", ents)
 	}
 }
+
+// Values that YAML 1.1 (PyYAML, so cloud-init) would read as something
+// other than a string must come back as the same string: sexagesimal
+// numbers (a MAC of digits only), booleans, octal and hex, floats, null.
+func TestSeedValuesStayStringsForYAML11(t *testing.T) {
+	py, err := exec.LookPath("python3")
+	if err != nil || exec.Command(py, "-c", "import yaml").Run() != nil {
+		msg := "python3 with PyYAML is not installed: apt-get install python3-yaml"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	tricky := []string{"52:54:00:12:34:56", "1:20", "yes", "No", "on", "off", "y", "null", "~", "010", "0x10", "1e3", "1_000", ".5", "-rf", "a: b", "# x", `q"uote\`, "tab\tx", "ünïcode", ""}
+	doc := struct {
+		Q []quoted `yaml:"q"`
+		P []string `yaml:"p"`
+	}{quotedAll(tricky), tricky}
+	// quotedAll trims spaces, as for keys; none of these has any.
+	out, err := yamlDoc("", doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(py, "-c", "import sys, json, yaml; print(json.dumps(yaml.safe_load(sys.stdin)))")
+	cmd.Stdin = bytes.NewReader(out)
+	js, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("PyYAML rejects:\n%s\n%v", out, err)
+	}
+	var got map[string][]any
+	if err := json.Unmarshal(js, &got); err != nil {
+		t.Fatal(err)
+	}
+	for i, s := range tricky {
+		if got["q"][i] != s {
+			t.Errorf("quoted %q reads back as %#v:\n%s", s, got["q"][i], out)
+		}
+		// Plain strings are only used for values that cannot be numbers
+		// with ':' (hostnames, user and interface names); yaml/v3 quotes
+		// everything else that is not a string to YAML 1.1.
+		if got["p"][i] != s && !strings.Contains(s, ":") {
+			t.Errorf("string %q reads back as %#v:\n%s", s, got["p"][i], out)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -145,6 +146,18 @@ func networkPrefixes(doc string) []netip.Prefix {
 	return out
 }
 
+// recordAll records several objects of one kind before they are made; a
+// record that cannot be written stops create: destroy would not know the
+// object exists.
+func recordAll(rec *Recorder, kind string, names ...string) error {
+	for _, n := range names {
+		if err := rec.Record(kind, n); err != nil {
+			return fmt.Errorf("record %s %s in the lab's state (destroy would not find it): %w", kind, n, err)
+		}
+	}
+	return nil
+}
+
 type labKeys struct {
 	user     provision.KeyPair
 	hosts    map[string]provision.KeyPair
@@ -161,8 +174,9 @@ func (m *Manager) makeKeys(rec *Recorder, l store.Layout, p *Plan) (*labKeys, er
 		return nil, err
 	}
 	keyPath := l.Key()
-	rec.Record(store.KindFile, keyPath+".pub")
-	rec.Record(store.KindFile, keyPath)
+	if err := recordAll(rec, store.KindFile, keyPath+".pub", keyPath); err != nil {
+		return nil, err
+	}
 	if err := k.user.WriteFile(keyPath); err != nil {
 		return nil, err
 	}
@@ -183,7 +197,9 @@ func (m *Manager) makeKeys(rec *Recorder, l store.Layout, p *Plan) (*labKeys, er
 		known.WriteString(line + "\n")
 	}
 	khPath := l.KnownHosts()
-	rec.Record(store.KindFile, khPath)
+	if err := rec.Record(store.KindFile, khPath); err != nil {
+		return nil, err
+	}
 	if err := os.WriteFile(khPath, []byte(known.String()), 0o644); err != nil {
 		return nil, err
 	}
@@ -193,7 +209,9 @@ func (m *Manager) makeKeys(rec *Recorder, l store.Layout, p *Plan) (*labKeys, er
 	}
 	k.password = base64.RawURLEncoding.EncodeToString(buf)
 	pwPath := l.Password()
-	rec.Record(store.KindFile, pwPath)
+	if err := rec.Record(store.KindFile, pwPath); err != nil {
+		return nil, err
+	}
 	if err := os.WriteFile(pwPath, []byte(k.password+"\n"), 0o600); err != nil {
 		return nil, err
 	}
@@ -222,7 +240,12 @@ func (m *Manager) makeMgmt(ctx context.Context, rec *Recorder, p *Plan) error {
 		return err
 	}
 	m.progress("management network %s (%s)", n.Name, pfx)
-	return m.VMs.StartNetwork(ctx, n)
+	err := m.VMs.StartNetwork(ctx, n)
+	if errors.Is(err, hypervisor.ErrExists) {
+		// Someone else's network (and its bridge): not this lab's to remove.
+		return notMade(rec, store.KindNetwork, n.Name, notMade(rec, store.KindNetdev, n.Bridge, err))
+	}
+	return err
 }
 
 // MgmtTap is the host-side tap of a host's management NIC.
@@ -326,7 +349,7 @@ func (m *Manager) bootHost(ctx context.Context, rec *Recorder, p *Plan, i int, k
 	}
 
 	cfg := hypervisor.DomainConfig{
-		Name: h.Domain, Title: "forgelab " + p.Lab + "/" + h.Name, Lab: p.Lab, LabID: p.ID, Accel: opts.Accel,
+		Name: h.Domain, Title: "forgelab " + p.Lab + "/" + h.Name, Lab: p.Lab, LabID: p.ID, StateDir: absDir(m.Store.Dir), Accel: opts.Accel,
 		VCPUs: h.CPUs, MemoryMiB: h.MemoryMiB, Disk: disk, Seed: seed, SerialLog: serial,
 		NICs: []hypervisor.NIC{{MAC: h.MgmtMAC, Network: p.Mgmt.Network, Tap: MgmtTap(p, i)}},
 	}
@@ -353,6 +376,10 @@ func (m *Manager) bootHost(ctx context.Context, rec *Recorder, p *Plan, i int, k
 	}
 	start := time.Now()
 	if err := m.VMs.StartDomain(ctx, cfg); err != nil {
+		if errors.Is(err, hypervisor.ErrExists) {
+			// The mgmt tap is that domain's, too.
+			return notMade(rec, store.KindDomain, h.Domain, notMade(rec, store.KindNetdev, cfg.NICs[0].Tap, err))
+		}
 		return err
 	}
 	m.progress("  %s: booting", h.Name)
@@ -368,7 +395,9 @@ func (m *Manager) bootHost(ctx context.Context, rec *Recorder, p *Plan, i int, k
 	if pid, err := hypervisor.DomainPID(h.Domain); err == nil {
 		hs.BootCPU = processCPU(pid)
 	}
-	rec.Update(func(s *State) { s.Hosts[h.Name] = hs })
+	if err := rec.Update(func(s *State) { s.Hosts[h.Name] = hs }); err != nil {
+		return err
+	}
 	m.progress("  %s: ready in %s (%s CPU)", h.Name, hs.BootTime.Round(100*time.Millisecond), hs.BootCPU.Round(100*time.Millisecond))
 	return nil
 }
@@ -424,6 +453,14 @@ func lastLines(s string, n int) string {
 		lines[i] = "    " + strings.TrimRight(l, "\r")
 	}
 	return strings.Join(lines, "\n")
+}
+
+// absDir is dir made absolute (as written into domain metadata).
+func absDir(dir string) string {
+	if a, err := filepath.Abs(dir); err == nil {
+		return a
+	}
+	return dir
 }
 
 // processCPU is the user+system CPU time a process has used so far.

@@ -23,7 +23,9 @@ import (
 type Fabric interface {
 	// Resolve turns "auto" into a concrete fabric and says why.
 	Resolve(want string) (string, string)
-	EnsureTap(name string) error
+	// NewTap makes a tap that must not exist yet (else an error wrapping
+	// netfabric.ErrExists).
+	NewTap(name string) error
 	AddPort(bridge, dev string) error
 	// Launch starts the userspace fabric daemon for a lab.
 	Launch(ctx context.Context, dir string, cfg userspace.Config) error
@@ -43,7 +45,7 @@ func (hostFabric) Resolve(want string) (string, string) {
 	return spec.FabricKernel, "auto: the host kernel has sch_netem, so links are Linux bridges shaped by netem"
 }
 
-func (hostFabric) EnsureTap(name string) error      { return netfabric.EnsureTap(name) }
+func (hostFabric) NewTap(name string) error         { return netfabric.NewTap(name) }
 func (hostFabric) AddPort(bridge, dev string) error { return netfabric.AddPort(bridge, dev) }
 
 func (f hostFabric) Launch(ctx context.Context, dir string, cfg userspace.Config) error {
@@ -67,6 +69,9 @@ func impairment(q Quality) netfabric.Impairment {
 		Reorder:   q.ReorderPct,
 		Corrupt:   q.CorruptPct,
 		Limit:     q.Limit,
+		// netfabric's field names; the lab file's loss_burst in tc's order.
+		Distribution: q.Distribution,
+		GE:           netfabric.GilbertElliott{P: q.LossBurst[0], R: q.LossBurst[1], OneMinusH: q.LossBurst[2], OneMinusK: q.LossBurst[3]},
 	}
 }
 
@@ -127,8 +132,8 @@ func bridgeLinks(m *Manager, rec *Recorder, p *Plan) error {
 		if err := rec.Record(store.KindNetdev, l.Bridge); err != nil {
 			return err
 		}
-		if err := m.Netdevs.EnsureBridge(l.Bridge); err != nil {
-			return fmt.Errorf("link %s: %w", l.Name, err)
+		if err := m.Netdevs.NewBridge(l.Bridge); err != nil {
+			return notMade(rec, store.KindNetdev, l.Bridge, fmt.Errorf("link %s: %w", l.Name, err))
 		}
 		for _, ep := range links[i].Endpoints {
 			if ep.Tap == "" {
@@ -218,8 +223,8 @@ func (m *Manager) prepareFabric(ctx context.Context, rec *Recorder, p *Plan, fab
 			if err := rec.Record(store.KindNetdev, n.Tap); err != nil {
 				return err
 			}
-			if err := m.Fabric.EnsureTap(n.Tap); err != nil {
-				return fmt.Errorf("host %s: %w", h.Name, err)
+			if err := m.Fabric.NewTap(n.Tap); err != nil {
+				return notMade(rec, store.KindNetdev, n.Tap, fmt.Errorf("host %s: %w", h.Name, err))
 			}
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -26,6 +27,10 @@ type VMs interface {
 	RemoveDomain(ctx context.Context, name string) error
 	DomainState(name string) (string, error)
 	NetworkXMLs() ([]string, error)
+	// Objects lists every domain and network with its owner as far as
+	// libvirt knows it (create checks its names against them, gc looks
+	// for leftovers).
+	Objects(ctx context.Context) ([]hypervisor.Object, error)
 	// Do applies a power or fault action to a domain; SetNICLink cuts or
 	// restores the carrier of its NIC with that MAC; Console attaches in
 	// and out to its serial console until ctx ends or the user leaves.
@@ -36,8 +41,12 @@ type VMs interface {
 
 // Netdevs makes and removes host network devices.
 type Netdevs interface {
-	EnsureBridge(name string) error
+	// NewBridge makes a bridge that must not exist yet (else an error
+	// wrapping netfabric.ErrExists).
+	NewBridge(name string) error
 	DeleteLink(name string) error
+	// Links lists every netdev of this machine.
+	Links() ([]netfabric.LinkInfo, error)
 }
 
 // Images is the image store as the orchestrator needs it.
@@ -105,6 +114,9 @@ type Manager struct {
 	// Shapers returns a running lab's shaper; nil: the lab's fabric
 	// backend makes it. Tests put a fake here.
 	Shapers func(st *State) (netfabric.Shaper, error)
+	// Registry is the machine's list of state dirs (store.Register):
+	// create adds this one, gc reads it. "": none (tests).
+	Registry string
 	// editSteps, when set, changes the list of create steps (tests fail
 	// each in turn).
 	editSteps func([]createStep) []createStep
@@ -172,6 +184,9 @@ func (m *Manager) Create(ctx context.Context, sp *Spec, opts CreateOptions) (st 
 	if err := m.checkIDFree(lp); err != nil {
 		return nil, err
 	}
+	if err := m.checkNamesFree(ctx, lp); err != nil {
+		return nil, err
+	}
 	if err := CheckSoftware(sp, lp); err != nil {
 		return nil, err
 	}
@@ -181,6 +196,12 @@ func (m *Manager) Create(ctx context.Context, sp *Spec, opts CreateOptions) (st 
 	}
 	// end checks
 
+	if m.Registry != "" {
+		// Before anything exists: gc of another state dir must know this one.
+		if err := store.Register(m.Registry, m.Store.Dir); err != nil {
+			return nil, err
+		}
+	}
 	if err := makeLabDir(l); err != nil {
 		return nil, err
 	}
@@ -203,7 +224,9 @@ func (m *Manager) Create(ctx context.Context, sp *Spec, opts CreateOptions) (st 
 		// Undo on a context that Ctrl-C cannot cancel, with its own limit.
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 		defer cancel()
-		rec.Update(func(s *State) { s.Phase, s.Error = store.PhaseFailed, err.Error() })
+		if uerr := rec.Update(func(s *State) { s.Phase, s.Error = store.PhaseFailed, err.Error() }); uerr != nil {
+			err = fmt.Errorf("%w\n(recording the failure in the lab's state also failed: %v)", err, uerr)
+		}
 		m.progress("create failed: removing what was made")
 		if cerr := m.teardown(cctx, rec); cerr != nil {
 			err = fmt.Errorf("%w\n(cleanup also failed: %v; run `forgelab destroy %s`)", err, cerr, sp.Lab.Name)
@@ -424,8 +447,12 @@ func (m *Manager) Destroy(ctx context.Context, name string) error {
 	}
 	defer unlock()
 	st, err := m.Store.Load(name)
-	if err != nil {
+	if errors.Is(err, store.ErrNoLab) {
 		return err
+	}
+	if err != nil {
+		// Damaged state: what it recorded is unknown, so sweep its id.
+		return m.destroyBroken(ctx, name, err)
 	}
 	rec := m.Store.Recorder(st)
 	if err := rec.Update(func(s *State) { s.Phase = store.PhaseDestroying }); err != nil {
@@ -439,20 +466,49 @@ func (m *Manager) Destroy(ctx context.Context, name string) error {
 func (m *Manager) teardown(ctx context.Context, rec *Recorder) error {
 	res := rec.Resources()
 	var errs []error
+	// A record that cannot be dropped (the state cannot be written) only
+	// makes the next destroy find the object gone; it is reported, and
+	// the lab dir stays so that destroy can run again.
+	var forgetErr error
+	var forgetMu sync.Mutex
+	forget := func(r Resource) {
+		if err := rec.Forget(r.Kind, r.Name); err != nil {
+			forgetMu.Lock()
+			if forgetErr == nil {
+				forgetErr = err
+			}
+			forgetMu.Unlock()
+		}
+	}
 	// Shaping first, while the hosts and taps it lives on still exist.
 	for _, r := range res {
 		if r.Kind == store.KindShaper {
 			if err := m.stopShaping(ctx, rec); err != nil {
 				errs = append(errs, err)
 			} else {
-				rec.Forget(r.Kind, r.Name)
+				forget(r)
 			}
 		}
 	}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
+	// A recorded domain whose metadata names another lab or state dir was
+	// never made by this lab (a create that met another lab's domain):
+	// it stays.
+	var objs []hypervisor.Object
+	if slices.ContainsFunc(res, func(r Resource) bool { return r.Kind == store.KindDomain }) {
+		var err error
+		if objs, err = m.VMs.Objects(ctx); err != nil {
+			return fmt.Errorf("list domains before removing them: %w", err)
+		}
+	}
 	for _, r := range res {
 		if r.Kind != store.KindDomain {
+			continue
+		}
+		if owner, ok := m.notOurs(objs, rec.State(), r.Name); ok {
+			m.progress("domain %s belongs to %s, not to this lab: left alone", r.Name, owner)
+			forget(r)
 			continue
 		}
 		wg.Add(1)
@@ -465,7 +521,7 @@ func (m *Manager) teardown(ctx context.Context, rec *Recorder) error {
 				errs = append(errs, err)
 				return
 			}
-			rec.Forget(r.Kind, r.Name)
+			forget(r)
 		}(r)
 	}
 	wg.Wait()
@@ -492,7 +548,7 @@ func (m *Manager) teardown(ctx context.Context, rec *Recorder) error {
 		case store.KindDir:
 			// The lab dir is last in the walk; removing it removes the
 			// state, so only do it when everything else is gone.
-			if len(errs) > 0 {
+			if len(errs) > 0 || forgetErr != nil {
 				continue
 			}
 			err = os.RemoveAll(r.Name)
@@ -506,7 +562,10 @@ func (m *Manager) teardown(ctx context.Context, rec *Recorder) error {
 			errs = append(errs, err)
 			continue
 		}
-		rec.Forget(r.Kind, r.Name)
+		forget(r)
+	}
+	if forgetErr != nil {
+		errs = append(errs, fmt.Errorf("update the lab's state: %w (the lab directory stays: run destroy again)", forgetErr))
 	}
 	return errors.Join(errs...)
 }

@@ -45,6 +45,9 @@ func newFakeWorld() *fakeWorld {
 func (f *fakeWorld) StartNetwork(ctx context.Context, n hypervisor.NATNetwork) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if _, ok := f.networks[n.Name]; ok {
+		return fmt.Errorf("define network %s: %w", n.Name, hypervisor.ErrExists)
+	}
 	f.networks[n.Name] = n
 	f.netdevs[n.Bridge] = true
 	return nil
@@ -63,6 +66,9 @@ func (f *fakeWorld) StartDomain(ctx context.Context, cfg hypervisor.DomainConfig
 	defer f.mu.Unlock()
 	if cfg.Name == f.failStart {
 		return fmt.Errorf("start domain %s: injected failure", cfg.Name)
+	}
+	if _, ok := f.domains[cfg.Name]; ok {
+		return fmt.Errorf("define domain %s: %w", cfg.Name, hypervisor.ErrExists)
 	}
 	f.domains[cfg.Name] = cfg
 	for _, n := range cfg.NICs {
@@ -120,9 +126,35 @@ func (f *fakeWorld) Console(ctx context.Context, name string, in *os.File, out i
 	return errors.New("no consoles in unit tests")
 }
 func (f *fakeWorld) NetworkXMLs() ([]string, error) { return f.otherNets, nil }
-func (f *fakeWorld) EnsureBridge(name string) error {
+func (f *fakeWorld) Objects(ctx context.Context) ([]hypervisor.Object, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	var out []hypervisor.Object
+	for n, cfg := range f.domains {
+		out = append(out, hypervisor.Object{Kind: hypervisor.KindDomain, Name: n, Lab: cfg.Lab, LabID: cfg.LabID, StateDir: cfg.StateDir, Active: true})
+	}
+	for n := range f.networks {
+		out = append(out, hypervisor.Object{Kind: hypervisor.KindNetwork, Name: n, Active: true})
+	}
+	return out, nil
+}
+func (f *fakeWorld) Links() ([]netfabric.LinkInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []netfabric.LinkInfo
+	for n := range f.netdevs {
+		if !strings.HasPrefix(n, "fabricd:") {
+			out = append(out, netfabric.LinkInfo{Name: n})
+		}
+	}
+	return out, nil
+}
+func (f *fakeWorld) NewBridge(name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.netdevs[name] {
+		return fmt.Errorf("create %s: %w", name, netfabric.ErrExists)
+	}
 	f.netdevs[name] = true
 	return nil
 }
@@ -155,7 +187,7 @@ func (f *fakeWorld) Resolve(want string) (string, string) {
 	}
 	return want, "fake"
 }
-func (f *fakeWorld) EnsureTap(name string) error { return f.EnsureBridge(name) }
+func (f *fakeWorld) NewTap(name string) error { return f.NewBridge(name) }
 func (f *fakeWorld) AddPort(bridge, dev string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -168,7 +200,8 @@ func (f *fakeWorld) Launch(ctx context.Context, dir string, cfg userspace.Config
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.netdevs["fabricd:"+dir] = true
-	return nil
+	// As the daemon does: its pid file says it runs.
+	return os.WriteFile(filepath.Join(dir, userspace.PIDFile), []byte("1\n"), 0o644)
 }
 func (f *fakeWorld) Stop(ctx context.Context, dir string) error {
 	f.mu.Lock()
@@ -346,7 +379,7 @@ func TestDestroyAfterInterruptedCreate(t *testing.T) {
 	rec.Record(store.KindNetwork, p.Mgmt.Network)
 	w.StartNetwork(context.Background(), hypervisor.NATNetwork{Name: p.Mgmt.Network, Bridge: p.Mgmt.Bridge})
 	rec.Record(store.KindNetdev, p.Links[0].Bridge)
-	w.EnsureBridge(p.Links[0].Bridge)
+	w.NewBridge(p.Links[0].Bridge)
 	rec.Record(store.KindNetdev, p.Links[1].Bridge) // recorded, never made (killed here)
 	rec.Record(store.KindDomain, p.Hosts[0].Domain)
 	if err := m.Destroy(context.Background(), "trio"); err != nil {

@@ -160,7 +160,9 @@ func (m *Manager) adoptHost(ctx context.Context, rec *Recorder, i int) error {
 		return err
 	}
 	hs := &HostState{Ready: true, BootTime: time.Since(start).Round(10 * time.Millisecond)}
-	rec.Update(func(s *State) { s.Hosts[h.Name] = hs })
+	if err := rec.Update(func(s *State) { s.Hosts[h.Name] = hs }); err != nil {
+		return err
+	}
 	m.progress("  %s: adopted in %s", h.Name, hs.BootTime.Round(100*time.Millisecond))
 	return nil
 }

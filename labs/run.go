@@ -505,6 +505,11 @@ func fullChange(q netfabric.Impairment) QualityChange {
 	if q.Distribution != "" {
 		c.Distribution = &q.Distribution
 	}
+	if !q.GE.IsZero() {
+		// After Loss, which clears a bursty model: the declared one returns.
+		b := [4]float64{q.GE.P, q.GE.R, q.GE.OneMinusH, q.GE.OneMinusK}
+		c.LossBurst = &b
+	}
 	return c
 }
 
@@ -665,7 +670,9 @@ func (m *Manager) recoverRun(ctx context.Context, st *State) error {
 	if err != nil {
 		e.Result, e.Error = store.ResultError, err.Error()
 	}
-	m.Store.AppendEvent(st.Lab, e)
+	if lerr := m.Store.AppendEvent(st.Lab, e); lerr != nil && err == nil {
+		err = fmt.Errorf("write the event log: %w", lerr)
+	}
 	if err != nil {
 		return fmt.Errorf("the run %s was stopped without putting its links back, and putting them back failed: %w", mk.Dir, err)
 	}

@@ -536,3 +536,14 @@ func TestExecUnknownHost(t *testing.T) {
 		t.Errorf("refused exec not logged: %+v", evs)
 	}
 }
+
+// Putting a link back to its declared quality (end of a run, link.reset)
+// brings back a declared bursty loss and jitter distribution too.
+func TestFullChangeKeepsBurstLossAndDistribution(t *testing.T) {
+	declared := netfabric.Impairment{Delay: 20 * time.Millisecond, Jitter: 5 * time.Millisecond, Distribution: "pareto",
+		GE: netfabric.GilbertElliott{P: 1, R: 30, OneMinusH: 100}}
+	now := netfabric.Impairment{Loss: 40, Delay: time.Second}
+	if got := fullChange(declared).apply(now); got != declared {
+		t.Errorf("reset to %+v gave %+v", declared, got)
+	}
+}

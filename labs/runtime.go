@@ -70,11 +70,14 @@ type QualityChange struct {
 	Jitter       *time.Duration `json:"jitter_ns,omitempty"`
 	Distribution *string        `json:"distribution,omitempty"`
 	Loss         *float64       `json:"loss,omitempty"` // percentages, 0-100
-	Duplicate    *float64       `json:"duplicate,omitempty"`
-	Reorder      *float64       `json:"reorder,omitempty"`
-	Corrupt      *float64       `json:"corrupt,omitempty"`
-	Limit        *int           `json:"limit,omitempty"`
-	Down         *bool          `json:"down,omitempty"` // nothing passes in this direction
+	// LossBurst is a Gilbert-Elliott model (P, R, 1-H, 1-K in percent,
+	// units.ParseBurstLoss); it replaces random loss, as Loss replaces it.
+	LossBurst *[4]float64 `json:"loss_burst,omitempty"`
+	Duplicate *float64    `json:"duplicate,omitempty"`
+	Reorder   *float64    `json:"reorder,omitempty"`
+	Corrupt   *float64    `json:"corrupt,omitempty"`
+	Limit     *int        `json:"limit,omitempty"`
+	Down      *bool       `json:"down,omitempty"` // nothing passes in this direction
 }
 
 // apply returns q changed by c.
@@ -97,6 +100,10 @@ func (c QualityChange) apply(q netfabric.Impairment) netfabric.Impairment {
 	if c.Loss != nil {
 		q.Loss = *c.Loss
 		q.GE = netfabric.GilbertElliott{} // random loss replaces a bursty model
+	}
+	if b := c.LossBurst; b != nil {
+		q.GE = netfabric.GilbertElliott{P: b[0], R: b[1], OneMinusH: b[2], OneMinusK: b[3]}
+		q.Loss = 0
 	}
 	if c.Duplicate != nil {
 		q.Duplicate = *c.Duplicate

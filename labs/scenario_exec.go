@@ -32,7 +32,7 @@ func (e ScenarioExecutor) Do(ctx context.Context, a scenario.Action) error {
 		p := a.Patch
 		_, err := m.SetLink(ctx, SourceScenario, lab, a.Link, a.Sender, QualityChange{
 			RateBits: p.Rate, Delay: p.Delay, Jitter: p.Jitter, Distribution: p.Distribution,
-			Loss: p.Loss, Duplicate: p.Duplicate, Reorder: p.Reorder, Corrupt: p.Corrupt, Limit: p.Limit,
+			Loss: p.Loss, LossBurst: p.LossBurst, Duplicate: p.Duplicate, Reorder: p.Reorder, Corrupt: p.Corrupt, Limit: p.Limit,
 		})
 		return err
 	case scenario.LinkReset:

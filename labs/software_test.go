@@ -266,6 +266,7 @@ func (s *fakeServices) WaitReady(ctx context.Context, svc provision.Service) err
 	s.r.f.logf("ready %s", key)
 	return nil
 }
+
 // Logs writes one line as journalctl -o short-iso does; with follow, a
 // second one and then it waits, as journalctl -f does, until ctx ends.
 func (s *fakeServices) Logs(ctx context.Context, name string, lines int, follow bool, w io.Writer) error {

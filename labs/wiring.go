@@ -7,6 +7,7 @@ import (
 
 	"github.com/forgelab/forgelab/hypervisor"
 	"github.com/forgelab/forgelab/images"
+	"github.com/forgelab/forgelab/labs/store"
 	"github.com/forgelab/forgelab/netfabric"
 )
 
@@ -30,14 +31,16 @@ func Open(stateDir, uri string, progress io.Writer) (*Manager, *hypervisor.Conn,
 		Images:   imageStore{images.NewStore(s.ImagesDir())},
 		Waiter:   SSHWaiter{Store: s},
 		Progress: progress,
+		Registry: store.DefaultRegistry(),
 	}
 	return m, conn, nil
 }
 
 type hostNetdevs struct{}
 
-func (hostNetdevs) EnsureBridge(name string) error { return netfabric.EnsureBridge(name) }
-func (hostNetdevs) DeleteLink(name string) error   { return netfabric.DeleteLink(name) }
+func (hostNetdevs) NewBridge(name string) error          { return netfabric.NewBridge(name) }
+func (hostNetdevs) DeleteLink(name string) error         { return netfabric.DeleteLink(name) }
+func (hostNetdevs) Links() ([]netfabric.LinkInfo, error) { return netfabric.ListLinks() }
 
 // imageStore adapts the images package to the Images interface.
 type imageStore struct{ *images.Store }

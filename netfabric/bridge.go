@@ -6,9 +6,40 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/vishvananda/netlink"
 )
+
+// ErrExists says a network device of that name exists already.
+var ErrExists = errors.New("a network device of that name already exists")
+
+// NewBridge is EnsureBridge for a bridge that must not exist yet: create
+// makes its devices with it, so it never adopts, and later removes, a
+// device it did not make.
+func NewBridge(name string) error {
+	if _, err := netlink.LinkByName(name); err == nil {
+		return fmt.Errorf("create bridge %s: %w", name, ErrExists)
+	}
+	return EnsureBridge(name)
+}
+
+// NewTap is EnsureTap for a tap that must not exist yet (see NewBridge).
+func NewTap(name string) error {
+	if _, err := netlink.LinkByName(name); err == nil {
+		return fmt.Errorf("create tap %s: %w", name, ErrExists)
+	}
+	return EnsureTap(name)
+}
+
+// addErr wraps LinkAdd's error; one made meanwhile by someone else is
+// ErrExists.
+func addErr(what, name string, err error) error {
+	if errors.Is(err, syscall.EEXIST) {
+		return fmt.Errorf("create %s %s: %w", what, name, ErrExists)
+	}
+	return fmt.Errorf("create %s %s: %w", what, name, err)
+}
 
 // EnsureBridge makes a plain Linux bridge for one lab link or segment and
 // brings it up. It is idempotent: an existing bridge of that name is kept.
@@ -21,7 +52,7 @@ func EnsureBridge(name string) error {
 	}
 	br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: name, MTU: 1500}}
 	if err := netlink.LinkAdd(br); err != nil {
-		return fmt.Errorf("create bridge %s: %w", name, err)
+		return addErr("bridge", name, err)
 	}
 	// The host takes no part in a lab link: no IPv6 autoconf on the bridge,
 	// and no forwarding delay so a new port passes frames at once.
@@ -78,4 +109,22 @@ func LinkExists(name string) bool {
 func writeSys(path, value string) {
 	// Best effort: these knobs tune behaviour but their absence is harmless.
 	_ = os.WriteFile(path, []byte(value), 0)
+}
+
+// LinkInfo is one netdev of this machine: its name and kind (bridge, tuntap,
+// veth, vxlan, ifb, ...).
+type LinkInfo struct{ Name, Type string }
+
+// ListLinks lists every netdev of this machine's network namespace, so
+// create can check its planned names and gc can find leftovers.
+func ListLinks() ([]LinkInfo, error) {
+	links, err := netlink.LinkList()
+	if err != nil {
+		return nil, fmt.Errorf("list network devices: %w", err)
+	}
+	out := make([]LinkInfo, 0, len(links))
+	for _, l := range links {
+		out = append(out, LinkInfo{Name: l.Attrs().Name, Type: l.Type()})
+	}
+	return out, nil
 }

@@ -116,7 +116,11 @@ type Counters struct {
 	DropDown      uint64 `json:"drop_down"`      // link or direction down
 	DropPartition uint64 `json:"drop_partition"` // receiver in another partition group
 	DropError     uint64 `json:"drop_error"`     // the receiving device refused the frame
-	DropOverrun   uint64 `json:"drop_overrun"`   // the shaper fell behind and the kernel dropped frames before it read them
+	// DropPeerDown: the receiving host's NIC had no carrier (its VM not
+	// started yet, or stopped): expected on an idle or booting lab, not
+	// a fault of the link.
+	DropPeerDown uint64 `json:"drop_peer_down"`
+	DropOverrun  uint64 `json:"drop_overrun"` // the shaper fell behind and the kernel dropped frames before it read them
 
 	Duplicated uint64 `json:"duplicated"`
 	Corrupted  uint64 `json:"corrupted"`

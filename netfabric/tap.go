@@ -28,7 +28,7 @@ func EnsureTap(name string) error {
 			Flags: netlink.TUNTAP_NO_PI | netlink.TUNTAP_VNET_HDR | netlink.TUNTAP_ONE_QUEUE,
 		}
 		if err := netlink.LinkAdd(tap); err != nil {
-			return fmt.Errorf("create tap %s: %w", name, err)
+			return addErr("tap", name, err)
 		}
 		for _, f := range tap.Fds {
 			f.Close() // persistent: the device stays without an open fd

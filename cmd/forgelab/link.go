@@ -35,6 +35,7 @@ func linkCommand() *cli.Command {
 					&cli.StringFlag{Name: "jitter", Usage: "e.g. 2ms"},
 					&cli.StringFlag{Name: "distribution", Usage: "jitter distribution: uniform, normal, pareto, paretonormal"},
 					&cli.StringFlag{Name: "loss", Usage: "e.g. 1%"},
+					&cli.StringFlag{Name: "loss-burst", Usage: `bursty loss instead of --loss (Gilbert-Elliott, as tc's "loss gemodel"): "P R [1-H [1-K]]" in percent, e.g. "1% 30%"`},
 					&cli.StringFlag{Name: "duplicate", Usage: "e.g. 0.5%"},
 					&cli.StringFlag{Name: "reorder", Usage: "share of packets that skip the delay, e.g. 5% (needs --delay)"},
 					&cli.StringFlag{Name: "corrupt", Usage: "e.g. 0.1%"},
@@ -51,7 +52,7 @@ func linkCommand() *cli.Command {
 			},
 			{
 				Name:      "reseed",
-				Usage:     "restart the fabric's random choices from the lab seed: the same traffic meets the same losses again",
+				Usage:     "restart the fabric's random choices from the lab seed: the same traffic meets the same losses again (userspace fabric only)",
 				ArgsUsage: "LAB",
 				Action: func(c *cli.Context) error {
 					if err := needArgs(c, 1, "LAB"); err != nil {
@@ -107,6 +108,10 @@ func qualityFlags(c *cli.Context) (labs.QualityChange, error) {
 	parse("jitter", func(v string) error { d, e := units.ParseDelay(v); ch.Jitter = &d; return e })
 	parse("distribution", func(v string) error { ch.Distribution = &v; return nil })
 	parse("loss", func(v string) error { p, e := units.ParsePercent(v); ch.Loss = &p; return e })
+	parse("loss-burst", func(v string) error { b, e := units.ParseBurstLoss(v); ch.LossBurst = &b; return e })
+	if err == nil && ch.Loss != nil && ch.LossBurst != nil {
+		err = fmt.Errorf("--loss and --loss-burst both given: random loss or bursty loss, not both")
+	}
 	parse("duplicate", func(v string) error { p, e := units.ParsePercent(v); ch.Duplicate = &p; return e })
 	parse("reorder", func(v string) error { p, e := units.ParsePercent(v); ch.Reorder = &p; return e })
 	parse("corrupt", func(v string) error { p, e := units.ParsePercent(v); ch.Corrupt = &p; return e })
@@ -145,6 +150,10 @@ func linkShow(c *cli.Context) error {
 			if k := d.Counters; k != nil {
 				pk = fmt.Sprintf("%d/%d", k.RxPackets, k.TxPackets)
 				dr = fmt.Sprint(k.DropLoss + k.DropQueue + k.DropDown + k.DropPartition + k.DropError + k.DropOverrun)
+				if k.DropPeerDown > 0 {
+					// Not a fault: the receiver's NIC was not up (booting, stopped).
+					dr += fmt.Sprintf(" (+%d peer down)", k.DropPeerDown)
+				}
 			}
 			fmt.Fprintf(w, "%s\t%v\t%s\t%s\t%s\t%s\n", l.Name, l.Up, d.From, q, pk, dr)
 		}

@@ -35,9 +35,10 @@ func main() {
 			sshCommand(), execCommand(), consoleCommand(), imageCommand(),
 			deployCommand(), logsCommand(), workloadCommand(), coorddCommand(), workloaddCommand(),
 			linkCommand(), partitionCommand(), healCommand(), captureCommand(), hostCommand(), nicCommand(), fabricdCommand(),
-			runCommand(), runsCommand(), compareCommand(), serveCommand(),
+			runCommand(), runsCommand(), compareCommand(), serveCommand(), gcCommand(), completionCommand(),
 		},
-		ExitErrHandler: func(*cli.Context, error) {}, // main prints errors once
+		EnableBashCompletion: true,                         // forgelab completion prints the scripts that use it
+		ExitErrHandler:       func(*cli.Context, error) {}, // main prints errors once
 	}
 	if err := app.RunContext(ctx, hoistFlags(app, os.Args)); err != nil {
 		var exit cli.ExitCoder

@@ -47,6 +47,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 )
 
 // Limits of the naming scheme: two decimal digits per index.
@@ -56,6 +57,37 @@ const (
 	maxNetdev = 15  // Linux: IFNAMSIZ - 1
 	pool4Size = 512 // /24s in 198.18.0.0/15
 )
+
+// IDOf is the short id of a lab name (4 hex digits): every libvirt object
+// of the lab is named "fl-<id>-...", every netdev "fl<id>...".
+func IDOf(lab string) string {
+	sum := sha256.Sum256([]byte(lab))
+	return hex.EncodeToString(sum[:2])
+}
+
+// IDOfObject is the lab id in the name of a forgelab object of that kind
+// (a domain, network or netdev), ok false for a name forgelab does not make.
+func IDOfObject(kind, name string) (id string, ok bool) {
+	var rest string
+	switch kind {
+	case "domain", "network":
+		if !strings.HasPrefix(name, "fl-") || len(name) < 8 || name[7] != '-' {
+			return "", false
+		}
+		rest = name[3:7]
+	default:
+		if !strings.HasPrefix(name, "fl") || len(name) < 7 {
+			return "", false
+		}
+		rest = name[2:6]
+	}
+	for _, c := range rest {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return "", false
+		}
+	}
+	return rest, true
+}
 
 // NewPlan decides every name, MAC and address of the lab. It expects a
 // Spec from spec.Load or spec.Parse, and re-checks only what would make a wrong name
@@ -68,7 +100,7 @@ func NewPlan(s *spec.Spec) (*Plan, error) {
 		return nil, fmt.Errorf("plan lab %s: %d links, at most %d fit the naming scheme", s.Lab.Name, len(s.Links), spec.MaxLinks)
 	}
 	sum := sha256.Sum256([]byte(s.Lab.Name))
-	p := &Plan{Lab: s.Lab.Name, ID: hex.EncodeToString(sum[:2]), Fabric: s.Lab.Fabric, Seed: s.Lab.Seed, Routing: s.Lab.Routing}
+	p := &Plan{Lab: s.Lab.Name, ID: IDOf(s.Lab.Name), Fabric: s.Lab.Fabric, Seed: s.Lab.Seed, Routing: s.Lab.Routing}
 	if p.Routing == "" {
 		p.Routing = spec.RoutingNone
 	}

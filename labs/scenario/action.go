@@ -95,10 +95,13 @@ type Patch struct {
 	Jitter       *time.Duration
 	Distribution *string
 	Loss         *float64 // percent
-	Duplicate    *float64
-	Reorder      *float64
-	Corrupt      *float64
-	Limit        *int
+	// LossBurst is a Gilbert-Elliott model (P, R, 1-H, 1-K in percent);
+	// it replaces random loss.
+	LossBurst *[4]float64
+	Duplicate *float64
+	Reorder   *float64
+	Corrupt   *float64
+	Limit     *int
 }
 
 // Apply returns q with the fields of p set.
@@ -118,6 +121,10 @@ func (p Patch) Apply(q netfabric.Impairment) netfabric.Impairment {
 	if p.Loss != nil {
 		q.Loss = *p.Loss
 		q.GE = netfabric.GilbertElliott{} // random loss replaces a bursty model
+	}
+	if b := p.LossBurst; b != nil {
+		q.GE = netfabric.GilbertElliott{P: b[0], R: b[1], OneMinusH: b[2], OneMinusK: b[3]}
+		q.Loss = 0
 	}
 	if p.Duplicate != nil {
 		q.Duplicate = *p.Duplicate

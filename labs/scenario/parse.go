@@ -15,7 +15,7 @@ package scenario
 //	#                            #   pause/resume, kill/start, workload start/stop)
 //	do = "link.set"              # what; the keys each kind reads:
 //	link = "ab"                  #   link.set: link, sender, rate, delay, jitter,
-//	loss = "5%"                  #     distribution, loss, duplicate, reorder, corrupt,
+//	loss = "5%"                  #     distribution, loss, loss_burst, duplicate, reorder, corrupt,
 //	                             #     limit (the fields given change, the rest stay)
 //	                             #   link.reset, link.down, link.up: link
 //	                             #   partition: groups = [["a"], ["b", "c"]]; heal

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/forgelab/forgelab/netfabric"
 )
 
 var testLab = &Lab{
@@ -173,6 +175,8 @@ func TestParseErrors(t *testing.T) {
 		{"host in two groups", "duration = \"9s\"\n[[event]]\nat = \"1s\"\ndo = \"partition\"\ngroups = [[\"a\"], [\"a\", \"b\"]]\n", `s.toml:5: event 1: host "a" is in groups 1 and 2`},
 		{"set nothing", "duration = \"9s\"\n[[event]]\nat = \"1s\"\ndo = \"link.set\"\nlink = \"ab\"\n", `s.toml:2: event 1: link.set changes nothing`},
 		{"bad loss", "duration = \"9s\"\n[[event]]\nat = \"1s\"\ndo = \"link.set\"\nlink = \"ab\"\nloss = \"120%\"\n", `s.toml:6: event 1: loss "120%" is more than 100%`},
+		{"bad loss_burst", "duration = \"9s\"\n[[event]]\nat = \"1s\"\ndo = \"link.set\"\nlink = \"ab\"\nloss_burst = \"0% 10%\"\n", `s.toml:6: event 1: burst loss "0% 10%": P (the chance to enter the bad state) must be more than 0`},
+		{"loss and loss_burst", "duration = \"9s\"\n[[event]]\nat = \"1s\"\ndo = \"link.set\"\nlink = \"ab\"\nloss = 1\nloss_burst = \"1% 10%\"\n", `s.toml:7: event 1: loss and loss_burst are both set`},
 		{"bad rate", "duration = \"9s\"\n[[event]]\nat = \"1s\"\ndo = \"link.set\"\nlink = \"ab\"\nrate = \"10\"\n", `s.toml:6: event 1: rate "10" has no unit`},
 		{"ramp fields differ", "duration = \"9s\"\n[[event]]\nfrom = \"1s\"\nto = \"2s\"\ndo = \"link.ramp\"\nlink = \"ab\"\nstep = \"1s\"\nbegin = { loss = 1 }\nend = { delay = \"1ms\" }\n", `s.toml:9: event 1: begin and end must set the same fields`},
 		{"flap needs window", "duration = \"9s\"\n[[event]]\nat = \"1s\"\ndo = \"link.flap\"\nlink = \"ab\"\nperiod = \"1s\"\n", `s.toml:3: event 1: link.flap needs a window, not at`},
@@ -215,5 +219,17 @@ func TestExampleHandover(t *testing.T) {
 		if tl.Actions[i].At < tl.Actions[i-1].At {
 			t.Fatalf("not sorted at %d:\n%s", i, render(tl))
 		}
+	}
+}
+
+// A scenario sets bursty loss with the lab file's loss_burst syntax.
+func TestParseLossBurst(t *testing.T) {
+	tl, err := Parse("s.toml", []byte("duration = \"9s\"\n[[event]]\nat = \"1s\"\ndo = \"link.set\"\nlink = \"ab\"\nloss_burst = \"2% 25%\"\n"), testLab)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := tl.Actions[0].Patch.Apply(netfabric.Impairment{Loss: 5})
+	if q.Loss != 0 || q.GE != (netfabric.GilbertElliott{P: 2, R: 25, OneMinusH: 100}) {
+		t.Errorf("loss_burst \"2%% 25%%\" applied to loss 5%%: %+v", q)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/forgelab/forgelab/labs/mobility"
 	"github.com/forgelab/forgelab/labs/quality"
 	"github.com/forgelab/forgelab/labs/tomlfile"
+	"github.com/forgelab/forgelab/labs/units"
 )
 
 // parser collects the problems of one file.
@@ -211,6 +212,17 @@ func (t *table) patch() Patch {
 		return &f
 	}
 	p.Loss, p.Duplicate, p.Reorder, p.Corrupt = pct("loss"), pct("duplicate"), pct("reorder"), pct("corrupt")
+	if s, ok := t.str("loss_burst"); ok {
+		b, err := units.ParseBurstLoss(s)
+		switch {
+		case err != nil:
+			t.errorf("loss_burst", "%v", err)
+		case p.Loss != nil:
+			t.errorf("loss_burst", "loss and loss_burst are both set: random loss or bursty loss, not both (remove one)")
+		default:
+			p.LossBurst = &b
+		}
+	}
 	if s, ok := t.str("distribution"); ok {
 		switch s {
 		case "uniform", "normal", "pareto", "paretonormal":
@@ -229,4 +241,4 @@ func (t *table) patch() Patch {
 }
 
 // qualityKeys are the keys patch reads.
-var qualityKeys = []string{"rate", "delay", "jitter", "distribution", "loss", "duplicate", "reorder", "corrupt", "limit"}
+var qualityKeys = []string{"rate", "delay", "jitter", "distribution", "loss", "loss_burst", "duplicate", "reorder", "corrupt", "limit"}

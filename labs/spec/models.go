@@ -14,7 +14,7 @@ import (
 
 // staticQualityKeys are a link's static impairment keys: a link that
 // names a quality model may set none of them.
-var staticQualityKeys = []string{"rate", "delay", "jitter", "loss", "duplicate", "reorder", "corrupt", "limit"}
+var staticQualityKeys = []string{"rate", "delay", "jitter", "loss", "duplicate", "reorder", "corrupt", "limit", "distribution", "loss_burst"}
 
 // models checks what package scenario reads from the lab file (mobility,
 // [quality.NAME], [scenario]) and adds its problems to the lab file's, so

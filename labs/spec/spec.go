@@ -51,6 +51,10 @@ package spec
 //	reorder   = "0%"        # needs a delay: reordered packets are the ones sent without it
 //	corrupt   = "0%"
 //	limit     = 1000        # queue limit in packets. default 0: the fabric decides
+//	distribution = "normal" # of the jitter: uniform (default), normal, pareto, paretonormal. needs jitter
+//	loss_burst = "1% 30%"   # bursty loss instead of loss (Gilbert-Elliott, as tc's "loss gemodel P R 1-H 1-K"):
+//	                        # enter the bad state with P, leave it with R, lose 1-H there (default 100%)
+//	                        # and 1-K in the good state (default 0%)
 //	quality   = "radio"     # instead of the static keys above: the quality follows the distance of the
 //	                        # link's hosts during a run, by the model [quality.radio]
 //
@@ -740,6 +744,25 @@ func (t *table) quality() Quality {
 		if n < 0 || n > 1<<31-1 {
 			t.errorf("limit", "limit must be a number of packets from 0 (the fabric's default) up, not %d", n)
 		}
+	}
+	if d, ok := t.str("distribution"); ok {
+		switch {
+		case !slices.Contains(units.Distributions, d):
+			t.errorf("distribution", "unknown jitter distribution %q (want %s)", d, strings.Join(units.Distributions, ", "))
+		case q.JitterNs == 0:
+			t.errorf("distribution", `distribution shapes the jitter, and this link has none (add jitter = "2ms", or remove distribution)`)
+		}
+		q.Distribution = d
+	}
+	if s, ok := t.str("loss_burst"); ok {
+		b, err := units.ParseBurstLoss(s)
+		switch {
+		case err != nil:
+			t.errorf("loss_burst", "%v", err)
+		case q.LossPct > 0:
+			t.errorf("loss_burst", "loss and loss_burst are both set: random loss or bursty loss, not both (remove one)")
+		}
+		q.LossBurst = b
 	}
 	if q.JitterNs > q.DelayNs {
 		t.errorf("jitter", "jitter %s is larger than delay %s: packets cannot arrive before they are sent (raise delay or lower jitter)", time.Duration(q.JitterNs), time.Duration(q.DelayNs))

@@ -293,3 +293,38 @@ func TestParseSuggest(t *testing.T) {
 		}
 	}
 }
+
+// The jitter distribution and Gilbert-Elliott burst loss, which every
+// shaper implements, can be written in the lab file; left-out model
+// parameters default as in tc.
+func TestSpecDistributionAndBurstLoss(t *testing.T) {
+	s, err := Parse("t.toml", []byte(`
+[lab]
+name = "t"
+[[host]]
+name = "a"
+[[host]]
+name = "b"
+[[link]]
+name = "ab"
+endpoints = ["a", "b"]
+delay = "20ms"
+jitter = "5ms"
+distribution = "pareto"
+loss_burst = "1% 30%"
+[[link]]
+name = "ab2"
+endpoints = ["a", "b"]
+loss_burst = "2,10,50,0.5"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := s.Links[0].Quality
+	if q.Distribution != "pareto" || q.LossBurst != [4]float64{1, 30, 100, 0} {
+		t.Errorf("link ab: distribution %q, loss_burst %v", q.Distribution, q.LossBurst)
+	}
+	if got := s.Links[1].Quality.LossBurst; got != [4]float64{2, 10, 50, 0.5} {
+		t.Errorf("link ab2: loss_burst %v", got)
+	}
+}

@@ -88,4 +88,10 @@ type Quality struct {
 	ReorderPct   float64 // needs DelayNs > 0: reordered packets skip the delay
 	CorruptPct   float64
 	Limit        int // queue limit in packets, 0 = the fabric's default
+	// Distribution of the jitter: "" (uniform), uniform, normal, pareto,
+	// paretonormal.
+	Distribution string `json:",omitempty"`
+	// LossBurst is a Gilbert-Elliott bursty loss model instead of LossPct:
+	// P, R, 1-H, 1-K in percent (units.ParseBurstLoss); zero: none.
+	LossBurst [4]float64 `json:",omitzero"`
 }

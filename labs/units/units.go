@@ -214,3 +214,37 @@ func toInt64(s string, r *big.Rat) (int64, error) {
 	}
 	return r.Num().Int64(), nil
 }
+
+// ParseBurstLoss reads a Gilbert-Elliott bursty loss model the way tc's
+// "loss gemodel" takes it: "P R [1-H [1-K]]", percentages separated by
+// spaces or commas ("1% 30%", "1,30,100,0"). P is the chance to move from
+// the good to the bad state, R back; 1-H is the loss in the bad state,
+// 1-K in the good one. Left out, they default as in tc: R = 100-P,
+// 1-H = 100, 1-K = 0. It returns P, R, 1-H, 1-K.
+func ParseBurstLoss(s string) ([4]float64, error) {
+	f := strings.FieldsFunc(s, func(r rune) bool { return r == ' ' || r == ',' || r == '\t' })
+	if len(f) < 1 || len(f) > 4 {
+		return [4]float64{}, fmt.Errorf(`%q is not a burst loss model: write "P R [1-H [1-K]]" in percent, e.g. "1%% 30%%" (enter the bad state with 1%%, leave it with 30%%)`, s)
+	}
+	var out [4]float64
+	for i, v := range f {
+		p, err := ParsePercent(v)
+		if err != nil {
+			return [4]float64{}, fmt.Errorf("burst loss %s %w", [4]string{"P", "R", "1-H", "1-K"}[i], err)
+		}
+		out[i] = p
+	}
+	if len(f) < 2 {
+		out[1] = 100 - out[0]
+	}
+	if len(f) < 3 {
+		out[2] = 100
+	}
+	if out[0] == 0 {
+		return [4]float64{}, fmt.Errorf("burst loss %q: P (the chance to enter the bad state) must be more than 0", s)
+	}
+	return out, nil
+}
+
+// Distributions are the jitter distributions every shaper knows.
+var Distributions = []string{"uniform", "normal", "pareto", "paretonormal"}

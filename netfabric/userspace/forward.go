@@ -1,6 +1,7 @@
 package userspace
 
 import (
+	"errors"
 	"sync"
 	"sync/atomic"
 
@@ -142,10 +143,13 @@ func (f *forwarder) flush() {
 		if dst.udp {
 			frames, wire = f.forUDP(frames)
 		}
-		var refusedPkts, refusedBytes int
-		err := f.senders[i].writeBatch(frames, func(j int) {
+		var refusedPkts, refusedBytes, peerDownPkts int
+		err := f.senders[i].writeBatch(frames, func(j int, err error) {
 			refusedPkts += wire[j].pkts
 			refusedBytes += wire[j].bytes
+			if peerDown(err) {
+				peerDownPkts += wire[j].pkts
+			}
 		})
 		var pkts, bytes int
 		for _, w := range wire {
@@ -157,7 +161,8 @@ func (f *forwarder) flush() {
 		}
 		ctr.txPkts.Add(uint64(pkts - refusedPkts))
 		ctr.txBytes.Add(uint64(bytes - refusedBytes))
-		ctr.dropError.Add(uint64(refusedPkts))
+		ctr.dropError.Add(uint64(refusedPkts - peerDownPkts))
+		ctr.dropPeerDown.Add(uint64(peerDownPkts))
 		clear(f.out[i])
 		f.out[i] = f.out[i][:0]
 		f.wire[i] = f.wire[i][:0]
@@ -189,4 +194,12 @@ func (f *forwarder) forUDP(frames [][]byte) ([][]byte, []wireCount) {
 		emit(c)
 	}
 	return out, wire
+}
+
+// peerDown reports whether a send failed because the receiving tap has no
+// carrier or is down (its VM has not opened it yet, or stopped): the
+// kernel's qdisc of a carrier-less device drops (ENOBUFS), a device that
+// is down refuses (ENETDOWN, ENXIO).
+func peerDown(err error) bool {
+	return errors.Is(err, unix.ENOBUFS) || errors.Is(err, unix.ENETDOWN) || errors.Is(err, unix.ENXIO)
 }

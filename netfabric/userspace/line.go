@@ -50,10 +50,10 @@ type line struct {
 // counters are updated without the line lock by the goroutines that
 // deliver packets; Show reads a snapshot.
 type counters struct {
-	rxPkts, rxBytes, txPkts, txBytes                        atomic.Uint64
-	dropLoss, dropQueue, dropDown, dropPartition, dropError atomic.Uint64
-	dropOverrun                                             atomic.Uint64
-	duplicated, corrupted, reordered                        atomic.Uint64
+	rxPkts, rxBytes, txPkts, txBytes                                      atomic.Uint64
+	dropLoss, dropQueue, dropDown, dropPartition, dropError, dropPeerDown atomic.Uint64
+	dropOverrun                                                           atomic.Uint64
+	duplicated, corrupted, reordered                                      atomic.Uint64
 }
 
 func newLine(e *Engine, lk *link, from *port) (*line, error) {
@@ -266,7 +266,7 @@ func (l *line) snapshot() netfabric.Direction {
 			TxPackets: c.txPkts.Load(), TxBytes: c.txBytes.Load(),
 			DropLoss: c.dropLoss.Load(), DropQueue: c.dropQueue.Load(),
 			DropDown: c.dropDown.Load(), DropPartition: c.dropPartition.Load(),
-			DropError: c.dropError.Load(), DropOverrun: c.dropOverrun.Load(),
+			DropError: c.dropError.Load(), DropPeerDown: c.dropPeerDown.Load(), DropOverrun: c.dropOverrun.Load(),
 			Duplicated: c.duplicated.Load(), Corrupted: c.corrupted.Load(),
 			Reordered: c.reordered.Load(), Queued: uint64(queued),
 		},

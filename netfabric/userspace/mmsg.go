@@ -98,7 +98,7 @@ func (c *batchConn) newSender(batch int) *sender {
 // writeBatch sends frames, waiting while the socket buffer is full. A
 // frame the device refuses (queue full, link down, too big) is dropped, as
 // a NIC would drop it, and reported to refused by its index.
-func (s *sender) writeBatch(frames [][]byte, refused func(i int)) error {
+func (s *sender) writeBatch(frames [][]byte, refused func(i int, err error)) error {
 	base := 0
 	for len(frames) > 0 {
 		n := min(len(frames), len(s.msgs))
@@ -131,7 +131,7 @@ func (s *sender) writeBatch(frames [][]byte, refused func(i int)) error {
 				return fmt.Errorf("%s: sendmmsg: %w", s.c.name, serr)
 			}
 			// sendmmsg stops at the first failing frame: drop it and go on.
-			refused(base)
+			refused(base, serr)
 			sent = 1
 		}
 		frames = frames[sent:]

@@ -2,6 +2,7 @@ package userspace
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"os"
 	"testing"
@@ -105,4 +106,49 @@ func superFrame(payload, mss int) []byte {
 	ps := frame.Sum(0, ip[12:20]) + frame.ProtoTCP + uint64(20+payload)
 	binary.BigEndian.PutUint16(tcp[16:], frame.Fold(ps))
 	return b
+}
+
+// Frames sent toward a host whose tap has no carrier yet (its VM not
+// started: nothing opened the tap) are counted as drop_peer_down, not as
+// drop_error: an idle or booting lab must not look faulty.
+func TestPeerDownIsNotAnError(t *testing.T) {
+	nstest.Require(t)
+	taps := []string{"fltnpda", "fltnpdb"}
+	for _, n := range taps {
+		_ = netfabric.DeleteLink(n)
+		if err := netfabric.EnsureTap(n); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = netfabric.DeleteLink(n) })
+	}
+	a := openTapLikeQEMU(t, taps[0]) // b stays closed: no carrier
+	c := serve(t, Config{Seed: 1, Links: netfabric.Links{{Name: "ab", Endpoints: []netfabric.Endpoint{
+		{Host: "a", Tap: taps[0]}, {Host: "b", Tap: taps[1]}}}}})
+	f := make([]byte, frame.VnetLen+60)
+	copy(f[frame.VnetLen:], []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x52, 0x54, 0, 0, 0, 1, 0x88, 0xb5})
+	const sent = 20
+	for i := 0; i < sent; i++ {
+		if _, err := a.Write(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var k netfabric.Counters
+	for i := 0; i < 100; i++ {
+		st, err := c.Show(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range st.Links[0].Directions {
+			if d.From == "a" && d.Counters != nil {
+				k = *d.Counters
+			}
+		}
+		if k.DropPeerDown+k.DropError+k.TxPackets >= sent {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if k.DropError != 0 || k.DropPeerDown < sent {
+		t.Errorf("to a tap without carrier: drop_error %d, drop_peer_down %d, tx %d; want every frame as peer_down", k.DropError, k.DropPeerDown, k.TxPackets)
+	}
 }

@@ -169,7 +169,7 @@ func (c *Collector) collectLab(ctx context.Context, lab string, ch chan<- promet
 				cause string
 				n     uint64
 			}{{"loss", k.DropLoss}, {"queue", k.DropQueue}, {"down", k.DropDown},
-				{"partition", k.DropPartition}, {"error", k.DropError}, {"overrun", k.DropOverrun}} {
+				{"partition", k.DropPartition}, {"error", k.DropError}, {"peer_down", k.DropPeerDown}, {"overrun", k.DropOverrun}} {
 				counter(linkDropped, float64(dc.n), l.Name, d.From, dc.cause)
 			}
 			gauge(linkQueued, float64(k.Queued), l.Name, d.From)

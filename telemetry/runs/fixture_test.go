@@ -103,7 +103,7 @@ func writeFixture(t *testing.T, root string) fixture {
 	}
 	extra := LinkSample{Link: "a,b \"odd\"", From: "a", Up: 1, LossRatio: 0.25, RxPackets: math.NaN(), RxBytes: math.NaN(),
 		TxPackets: math.NaN(), TxBytes: math.NaN(), DroppedLoss: math.NaN(), DroppedQueue: math.NaN(), DroppedDown: math.NaN(),
-		DroppedPartition: math.NaN(), DroppedError: math.NaN(), DroppedOverrun: math.NaN(), QueuedPackets: math.NaN()}
+		DroppedPartition: math.NaN(), DroppedError: math.NaN(), DroppedOverrun: math.NaN(), DroppedPeerDown: math.NaN(), QueuedPackets: math.NaN()}
 	must(r.LinkSample(at(2.5), extra))
 	f.links = append(f.links, LinkRow{Time: at(2.5), T: 2.5, LinkSample: extra})
 	f.files[LinksFile] = 7

@@ -41,7 +41,7 @@ func setCounters(s *LinkSample, c *netfabric.Counters) {
 	if c == nil {
 		nan := math.NaN()
 		for _, p := range []*float64{&s.RxPackets, &s.RxBytes, &s.TxPackets, &s.TxBytes,
-			&s.DroppedLoss, &s.DroppedQueue, &s.DroppedDown, &s.DroppedPartition, &s.DroppedError, &s.DroppedOverrun,
+			&s.DroppedLoss, &s.DroppedQueue, &s.DroppedDown, &s.DroppedPartition, &s.DroppedError, &s.DroppedOverrun, &s.DroppedPeerDown,
 			&s.QueuedPackets} {
 			*p = nan
 		}
@@ -51,6 +51,7 @@ func setCounters(s *LinkSample, c *netfabric.Counters) {
 	s.TxPackets, s.TxBytes = float64(c.TxPackets), float64(c.TxBytes)
 	s.DroppedLoss, s.DroppedQueue, s.DroppedDown = float64(c.DropLoss), float64(c.DropQueue), float64(c.DropDown)
 	s.DroppedPartition, s.DroppedError, s.DroppedOverrun = float64(c.DropPartition), float64(c.DropError), float64(c.DropOverrun)
+	s.DroppedPeerDown = float64(c.DropPeerDown)
 	s.QueuedPackets = float64(c.Queued)
 }
 

@@ -126,7 +126,7 @@ func TestLinkSamples(t *testing.T) {
 		{"not counted", netfabric.LinkState{Name: "ab", Up: true, Directions: []netfabric.Direction{{From: "a"}}},
 			[]LinkSample{{Link: "ab", From: "a", Up: 1, RxPackets: math.NaN(), RxBytes: math.NaN(), TxPackets: math.NaN(), TxBytes: math.NaN(),
 				DroppedLoss: math.NaN(), DroppedQueue: math.NaN(), DroppedDown: math.NaN(), DroppedPartition: math.NaN(),
-				DroppedError: math.NaN(), DroppedOverrun: math.NaN(), QueuedPackets: math.NaN()}}},
+				DroppedError: math.NaN(), DroppedOverrun: math.NaN(), DroppedPeerDown: math.NaN(), QueuedPackets: math.NaN()}}},
 	}
 	for _, tt := range tests {
 		got := LinkSamples(netfabric.State{Links: []netfabric.LinkState{tt.link}})

@@ -43,6 +43,9 @@ type LinkSample struct {
 
 	DroppedLoss, DroppedQueue, DroppedDown         float64
 	DroppedPartition, DroppedError, DroppedOverrun float64
+	// DroppedPeerDown: toward a host whose NIC had no carrier (not booted
+	// yet, stopped): expected, not a fault of the link.
+	DroppedPeerDown float64
 
 	QueuedPackets float64
 }
@@ -178,6 +181,7 @@ var linkSchema = schema[LinkSample]{
 		{"forgelab_link_dropped_packets_total{cause=partition}", func(s *LinkSample) *float64 { return &s.DroppedPartition }},
 		{"forgelab_link_dropped_packets_total{cause=error}", func(s *LinkSample) *float64 { return &s.DroppedError }},
 		{"forgelab_link_dropped_packets_total{cause=overrun}", func(s *LinkSample) *float64 { return &s.DroppedOverrun }},
+		{"forgelab_link_dropped_packets_total{cause=peer_down}", func(s *LinkSample) *float64 { return &s.DroppedPeerDown }},
 		{"forgelab_link_queued_packets", func(s *LinkSample) *float64 { return &s.QueuedPackets }},
 	},
 }

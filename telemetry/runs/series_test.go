@@ -44,7 +44,7 @@ func TestSeries(t *testing.T) {
 		// Several series, or none, or a wrong question: errors that say
 		// what to add or fix.
 		{sel: `forgelab_link_loss_ratio{link=ab}`, err: "matches 2 series"},
-		{sel: `forgelab_link_dropped_packets_total{link=ab,from=a}`, err: "matches 6 series"},
+		{sel: `forgelab_link_dropped_packets_total{link=ab,from=a}`, err: "matches 7 series"},
 		{sel: `forgelab_link_loss_ratio{link=zz}`, err: "no samples"},
 		{sel: `forgelab_link_los_ratio{link=ab}`, err: "has no metric forgelab_link_los_ratio; it has: "},
 		{sel: `forgelab_link_loss_ratio{lnk=ab}`, err: `has no label "lnk" (its labels: lab, link, from)`},
