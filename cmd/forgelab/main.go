@@ -35,7 +35,7 @@ func main() {
 			sshCommand(), execCommand(), consoleCommand(), imageCommand(),
 			deployCommand(), logsCommand(), workloadCommand(), coorddCommand(), workloaddCommand(),
 			linkCommand(), partitionCommand(), healCommand(), captureCommand(), hostCommand(), nicCommand(), fabricdCommand(),
-			runCommand(), runsCommand(), serveCommand(),
+			runCommand(), runsCommand(), benchCommand(), serveCommand(),
 		},
 		ExitErrHandler: func(*cli.Context, error) {}, // main prints errors once
 	}

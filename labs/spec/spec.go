@@ -57,6 +57,8 @@ package spec
 //	[quality.radio]         # a named quality model; keys per model in labs/quality (Config)
 //	model = "ramp"          # range | ramp | mininet-wifi | log-distance | table
 //
+//	[bench]                 # modes of `forgelab bench` (package labs/bench, docs/bench.md)
+//
 //	[scenario]              # the lab's own scenario, played by `forgelab run LAB` (labs/scenario)
 //	duration = "60s"
 //	[[scenario.event]]
@@ -218,6 +220,7 @@ func (p *parser) spec(root *table) *Spec {
 	p.software(root, s)
 	root.has("quality")               // named quality models: package scenario reads them (models)
 	s.Scenario = root.has("scenario") // package scenario reads it (models)
+	s.Bench = root.has("bench")       // package labs/bench reads it
 	root.unknownKeys()
 	p.checkNICs(s)
 	if labT != nil && s.Lab.Mgmt.IsValid() {
@@ -1328,4 +1331,14 @@ func CheckLabName(name string) error {
 		return nil
 	}
 	return fmt.Errorf("%q is not a lab name: lab names are lowercase letters, digits and '-', start with a letter, and have at most %d characters", name, maxLabName)
+}
+
+// LineOf returns a function that finds the line of a key in src by its
+// position path ("bench", "bench.mode[1]", "bench.mode[1].metrics.x"), or
+// of its nearest parent; 0 when none is written. Other packages that read
+// a section of the lab file themselves (labs/bench) use it for file:line
+// messages.
+func LineOf(src []byte) func(path string) int {
+	kl := scanKeyLines(string(src))
+	return kl.find
 }
