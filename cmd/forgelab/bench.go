@@ -187,7 +187,7 @@ func benchExit(err error) error {
 	if err == nil {
 		return nil
 	}
-	if errors.Is(err, bench.ErrUsage) {
+	if errors.Is(err, bench.ErrUsage) || errors.Is(err, bench.ErrNoBaseline) {
 		return cli.Exit(strings.TrimPrefix(err.Error(), bench.ErrUsage.Error()+": "), bench.ExitUsage)
 	}
 	return err
