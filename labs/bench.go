@@ -28,7 +28,9 @@ import (
 // state before a bench run.
 const ActionBenchReset = "bench.reset"
 
-// BenchOptions say what to bench. Zero values take the [bench] section's.
+// BenchOptions say what to bench. Runs 0, and Warmup, Noise and
+// Tolerance below 0, take the [bench] section's values (Warmup 0 is no
+// warm-up; Noise 0 calls every significant change real).
 type BenchOptions struct {
 	File   string
 	Runs   int      // measured runs per mode and point; 0: the file's
