@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -138,8 +139,8 @@ func (r *Report) compare(s Series, base *Series, against string, g Gate) error {
 		// A relative change of a count that was 0 (retransmits on a clean
 		// link) means nothing; say so rather than fail the bench.
 		if !allZero(s.Values) {
-			r.Warnings = append(r.Warnings, fmt.Sprintf("%s: 0 in every run of %s, now a median of %s: not judged (a relative change from 0 is undefined)",
-				s.Key, against, stats.FormatValue(median(s.Values), "")))
+			r.Warnings = append(r.Warnings, fmt.Sprintf("%s: 0 in every run of %s, now up to %s (median %s): not judged (a relative change from 0 is undefined)",
+				s.Key, against, stats.FormatValue(slices.Max(s.Values), ""), stats.FormatValue(median(s.Values), "")))
 		}
 		return nil
 	}
