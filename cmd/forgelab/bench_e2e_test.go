@@ -40,7 +40,23 @@ func forgelabIn(t *testing.T, state string, args ...string) result {
 // exit code 2 and a message that says what to do. (No VMs needed.)
 func TestBenchBadInput(t *testing.T) {
 	state := t.TempDir()
-	example := "../../examples/transport-bench.toml"
+	// The example, next to a stand-in for its build (create checks that
+	// deploy sources exist before anything else).
+	src, err := os.ReadFile("../../examples/transport-bench.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	example := filepath.Join(dir, "transport-bench.toml")
+	if err := os.MkdirAll(filepath.Join(dir, "transport", "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "transport", "bin", "transport"), []byte("stand-in"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(example, src, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	main := &bench.Baseline{Name: "main", Lab: "transport-bench", Samples: bench.Samples{{
 		Key: bench.Key{Mode: "native", Point: "clean", Metric: "goodput_mbps"}, Better: stats.HigherIsBetter,
 		Values: []float64{30, 31, 29, 30, 30.5}, Runs: []string{"transport-bench/a", "transport-bench/b", "transport-bench/c", "transport-bench/d", "transport-bench/e"}}}}
@@ -76,7 +92,7 @@ metrics = { goodput_mbps = "higher" }
 		{"too few runs for the reference", []string{"bench", example, "--runs", "4", "--against-reference"},
 			"--runs 4 is too few to compare modes with the reference at p < 0.01: need 5 runs per mode (--runs 5)"},
 		{"unknown mode", []string{"bench", example, "--mode", "fast"},
-			`mode "fast" is not in the [bench] section of ../../examples/transport-bench.toml (modes: native, external, reference)`},
+			`mode "fast" is not in the [bench] section of ` + example + ` (modes: native, external, reference)`},
 		{"unknown point", []string{"bench", example, "--point", "loss50"}, `point "loss50" is not in the [bench] section`},
 		{"bad section", []string{"bench", bad}, bad + `:13: mode native: workload "nope" is not a [[workload]] of the lab file (workloads: w)`},
 		{"bad tolerance", []string{"bench", example, "--tolerance", "lots"}, `--tolerance "lots" is not a percentage`},
