@@ -4,7 +4,7 @@ GO ?= go
 STATE_DIR ?= $(or $(FORGELAB_STATE_DIR),/var/lib/forgelab)
 FORGELAB := ./bin/forgelab --state-dir $(STATE_DIR)
 
-.PHONY: setup build test unit image demo quickstart demo-down bench clean ui-vendor
+.PHONY: setup build test unit image demo quickstart demo-down bench transport transport-bench clean ui-vendor
 
 setup:
 	.ci/setup
@@ -62,9 +62,19 @@ quickstart: setup build
 	$(FORGELAB) workload --wait quickstart
 	@echo "quickstart is running. Try: $(FORGELAB) ssh quickstart a   |   make demo-down"
 
+# The bench example (examples/transport-bench.toml, docs/bench.md): the
+# transport program, then every mode at every point, 5 runs each. The lab
+# stays up for the next bench (`make demo-down` removes it).
+TRANSPORT := examples/transport/bin/transport
+transport:
+	CGO_ENABLED=0 $(GO) build -ldflags='-s -w' -o $(TRANSPORT) ./examples/transport
+
+transport-bench: setup build transport
+	$(FORGELAB) bench examples/transport-bench.toml --runs 5 --against-reference
+
 # Removes what `make demo` or `make quickstart` left (after a Ctrl-C).
 demo-down: build
-	-$(FORGELAB) destroy handover-babeld handover-static quickstart
+	-$(FORGELAB) destroy handover-babeld handover-static quickstart transport-bench
 
 bench: setup build
 	bench/boot.sh
@@ -75,4 +85,4 @@ ui-vendor:
 	telemetry/ui/vendor.sh
 
 clean:
-	rm -rf bin examples/quickstart/bin examples/handover/bin
+	rm -rf bin examples/quickstart/bin examples/handover/bin examples/transport/bin

@@ -41,6 +41,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/forgelab/forgelab/labs/mobility"
@@ -74,6 +75,20 @@ type RunOptions struct {
 	Clock scenario.Clock
 	// Interval is how often qualities are recomputed; 0: 100ms (10 Hz).
 	Interval time.Duration
+	// Bench makes this one run of a bench (forgelab bench, labs/bench.go);
+	// nil for an ordinary run.
+	Bench *BenchRun
+}
+
+// BenchRun is what makes a run one run of a bench: no scenario plays,
+// only the bench mode's workloads start (whatever their start), and the
+// run ends when they have all ended; For is its upper bound.
+type BenchRun struct {
+	Info      runs.BenchInfo
+	Workloads []WorkloadSpec
+	// LabData is the file the bench was read from, saved as the run's
+	// lab file: its [bench] section says what the run's metrics are.
+	LabData []byte
 }
 
 // RunReport is what a run did.
@@ -132,7 +147,7 @@ func (m *Manager) Run(ctx context.Context, lab string, o RunOptions) (*RunReport
 
 	start := clock.Now()
 	rec, err := runs.Create(runs.Root(m.Store.Dir), runs.Meta{
-		Lab: lab, Scenario: p.scenarioName, Variant: o.Variant, Start: start,
+		Lab: lab, Scenario: p.scenarioName, Variant: o.Variant, Bench: benchInfo(o.Bench), Start: start,
 		Fingerprint: runs.Fingerprint{Accel: st.Accel, Seed: st.Plan.Seed, Images: m.imageDigests(st.Plan)},
 	})
 	if err != nil {
@@ -198,8 +213,19 @@ func (m *Manager) Run(ctx context.Context, lab string, o RunOptions) (*RunReport
 	}
 	r.work = newRunWorkloads(r, ctx)
 	r.work.startAll(p.runWorkloads)
+	var workloadsEnded atomic.Bool
+	if o.Bench != nil {
+		go func() {
+			r.work.wg.Wait()
+			workloadsEnded.Store(true)
+			stop()
+		}()
+	}
 
 	results, playErr := scenario.PlayFrom(runCtx, clock, start, p.tl, runExecutor{r: r})
+	if workloadsEnded.Load() && ctx.Err() == nil {
+		playErr = nil // a bench run ends with its workloads
+	}
 	stop()
 	wg.Wait()
 	r.work.stopAll()
@@ -238,6 +264,8 @@ func (m *Manager) Run(ctx context.Context, lab string, o RunOptions) (*RunReport
 		rep.Status, rep.Reason = runs.StatusIncomplete, "stopped before the end (Ctrl-C)"
 	case playErr != nil:
 		rep.Status, rep.Reason = runs.StatusFailed, playErr.Error()
+	case o.Bench != nil && !workloadsEnded.Load():
+		rep.Status, rep.Reason = runs.StatusFailed, fmt.Sprintf("the bench workloads were still running after %s: stopped (raise timeout in [bench])", p.tl.Duration)
 	case resetErr != nil:
 		rep.Status, rep.Reason = runs.StatusFailed, "links not put back: "+resetErr.Error()
 	case saveErr != nil:
@@ -285,7 +313,14 @@ func (m *Manager) prepareRun(st *State, l store.Layout, o RunOptions) (*runPlan,
 		return nil, err
 	}
 	lab := spec.ScenarioLab(sp)
-	if o.Scenario != "" {
+	if o.Bench != nil {
+		if o.For <= 0 {
+			return nil, errors.New("a bench run needs an upper bound on its length (RunOptions.For)")
+		}
+		p.labData = o.Bench.LabData
+		p.tl, p.scenarioName = &scenario.Timeline{File: st.File, Duration: o.For}, "bench"
+		p.runWorkloads = o.Bench.Workloads
+	} else if o.Scenario != "" {
 		if p.scenarioData, err = os.ReadFile(o.Scenario); err != nil {
 			return nil, fmt.Errorf("read scenario: %w", err)
 		}
@@ -347,11 +382,19 @@ func (m *Manager) prepareRun(st *State, l store.Layout, o RunOptions) (*runPlan,
 		}
 	}
 	for _, w := range sp.Workloads {
-		if w.Start == spec.StartRun {
+		if w.Start == spec.StartRun && o.Bench == nil {
 			p.runWorkloads = append(p.runWorkloads, w)
 		}
 	}
 	return p, nil
+}
+
+func benchInfo(b *BenchRun) *runs.BenchInfo {
+	if b == nil {
+		return nil
+	}
+	info := b.Info
+	return &info
 }
 
 // runner is one run while it plays.

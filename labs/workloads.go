@@ -81,8 +81,8 @@ func (m *Manager) startWorkloads(ctx context.Context, rec *Recorder, sp *Spec) e
 	st := rec.State()
 	var planned []plannedWorkload
 	for _, w := range sp.Workloads {
-		if w.Start == spec.StartRun {
-			continue // forgelab run starts it
+		if w.Start != spec.StartCreate {
+			continue // forgelab run or bench starts it
 		}
 		for _, h := range st.Plan.Hosts {
 			if !spec.OnHost(w.Hosts, h.Name) {

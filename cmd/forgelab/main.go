@@ -35,7 +35,7 @@ func main() {
 			sshCommand(), execCommand(), consoleCommand(), imageCommand(),
 			deployCommand(), logsCommand(), workloadCommand(), coorddCommand(), workloaddCommand(),
 			linkCommand(), partitionCommand(), healCommand(), captureCommand(), hostCommand(), nicCommand(), fabricdCommand(),
-			runCommand(), runsCommand(), compareCommand(), serveCommand(), gcCommand(), completionCommand(),
+			runCommand(), runsCommand(), compareCommand(), benchCommand(), serveCommand(), gcCommand(), completionCommand(),
 		},
 		EnableBashCompletion: true,                         // forgelab completion prints the scripts that use it
 		ExitErrHandler:       func(*cli.Context, error) {}, // main prints errors once

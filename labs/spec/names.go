@@ -37,14 +37,16 @@ const (
 // Routings lists every routing mode a lab file may name.
 var Routings = []string{RoutingNone, RoutingStatic}
 
-// Workload starts: by create, or by each run.
+// Workload starts: by create, by each run, or only by a bench mode that
+// names it (forgelab bench, the [bench] section).
 const (
 	StartCreate = "create"
 	StartRun    = "run"
+	StartBench  = "bench"
 )
 
 // Starts lists every start a workload may name.
-var Starts = []string{StartCreate, StartRun}
+var Starts = []string{StartCreate, StartRun, StartBench}
 
 // quotedOr renders a list for an error message: "a", "b" or "c".
 func quotedOr(list []string) string {

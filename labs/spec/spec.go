@@ -61,6 +61,8 @@ package spec
 //	[quality.radio]         # a named quality model; keys per model in labs/quality (Config)
 //	model = "ramp"          # range | ramp | mininet-wifi | log-distance | table
 //
+//	[bench]                 # modes of `forgelab bench` (package labs/bench, docs/bench.md)
+//
 //	[scenario]              # the lab's own scenario, played by `forgelab run LAB` (labs/scenario)
 //	duration = "60s"
 //	[[scenario.event]]
@@ -189,6 +191,7 @@ func (p *parser) spec(root *table) *Spec {
 	p.software(root, s)
 	root.has("quality")               // named quality models: package scenario reads them (models)
 	s.Scenario = root.has("scenario") // package scenario reads it (models)
+	s.Bench = root.has("bench")       // package labs/bench reads it
 	root.unknownKeys()
 	p.checkNICs(s)
 	if labT != nil && s.Lab.Mgmt.IsValid() {

@@ -33,7 +33,8 @@ package spec
 //	command = "iperf3 -c {{ ip \"b\" }} -J"   # required; a template. JSON lines on stdout are its metrics
 //	workdir, env, user      # as for services (user default: the login user)
 //	timeout = "60s"         # default: none
-//	start = "create"        # create: started by create; run: by each `forgelab run`, from its start to its end
+//	start = "create"        # create: started by create; run: by each `forgelab run`, from its start to its end;
+//	                        # bench: only by the [bench] modes that name it (forgelab bench)
 //
 // Templates see the host's facts: .Name, .Lab, .Seed, .Coord, .Host
 // (.Host.Mgmt, .Host.Position, .Host.Links), .Hosts (every host), .Peers,

@@ -20,6 +20,8 @@ type Spec struct {
 	// Scenario: the file has a [scenario] section (forgelab run plays it
 	// when no scenario file is given).
 	Scenario bool
+	// Bench: the file has a [bench] section (package labs/bench reads it).
+	Bench bool
 }
 
 type LabSection struct {

@@ -40,11 +40,14 @@ type Meta struct {
 	Scenario string `json:"scenario,omitempty"` // its name (the file's base name without .toml, or the lab's)
 	// Variant is the label the user gave this run, e.g. "babeld" or
 	// "static": what compare puts next to its figures.
-	Variant string    `json:"variant,omitempty"`
-	Start   time.Time `json:"start"`
-	End     time.Time `json:"end,omitzero"`
-	Status  Status    `json:"status"`
-	Reason  string    `json:"reason,omitempty"`
+	Variant string `json:"variant,omitempty"`
+	// Bench is set on the runs of `forgelab bench`: which mode and point
+	// of which bench the run measured.
+	Bench  *BenchInfo `json:"bench,omitempty"`
+	Start  time.Time  `json:"start"`
+	End    time.Time  `json:"end,omitzero"`
+	Status Status     `json:"status"`
+	Reason string     `json:"reason,omitempty"`
 	// Recorder is the process writing the run, to tell a live run from
 	// one whose recorder was killed.
 	Recorder    Process     `json:"recorder"`
@@ -53,6 +56,17 @@ type Meta struct {
 	// run records (within a second of a new file), and row counts are
 	// final when the run is closed.
 	Files []File `json:"files"`
+}
+
+// BenchInfo places a run in a bench (forgelab bench, package labs/bench).
+type BenchInfo struct {
+	ID    string `json:"id"`              // the bench, shared by all its runs
+	Mode  string `json:"mode"`            // the [[bench.mode]] the run measured
+	Point string `json:"point,omitempty"` // the [[bench.point]] (link conditions); "" for none
+	// Round is the round of the interleaved order, from 1; warm-up
+	// rounds count from 1 too, with Warmup set.
+	Round  int  `json:"round"`
+	Warmup bool `json:"warmup,omitempty"`
 }
 
 // File kinds in Meta.Files.
