@@ -125,7 +125,7 @@ tr "\0" "\n" </proc/$(systemctl show -p MainPID --value forgelab-web.service)/en
 				continue
 			}
 			n++
-			local := strings.Fields(line)[2]
+			local := strings.Fields(line)[3] // State Recv-Q Send-Q Local Peer Process
 			if strings.HasPrefix(local, "0.0.0.0:") || strings.HasPrefix(local, "*:") || strings.HasPrefix(local, "[::]:") {
 				t.Errorf("coordd listens on %s", local)
 			}
