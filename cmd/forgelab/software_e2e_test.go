@@ -217,8 +217,9 @@ command = "echo '{\"started\": 1}'; exec sleep 100000"
 	t.Run("deployed", func(t *testing.T) {
 		got := p1.Sh(t, "stat -c '%a %s' /opt/demo/bin/demo /opt/demo/etc/secret; cat /srv/demo/peer.conf /opt/demo/README")
 		fi, _ := os.Stat(demo)
-		want := fmt.Sprintf("755 %d\n600 7\nme=p1 peer=%s coord=http://%s:", fi.Size(), p2addr, nw.Gw)
-		if !strings.HasPrefix(got, want) || !strings.Contains(got, " seed=7\ndemo v1\n") {
+		// The coordination URL carries the lab's token as its password.
+		want := fmt.Sprintf(`^755 %d\n600 7\nme=p1 peer=%s coord=http://forgelab:[0-9a-f]{32}@%s:`, fi.Size(), regexp.QuoteMeta(p2addr), regexp.QuoteMeta(nw.Gw))
+		if !regexp.MustCompile(want).MatchString(got) || !strings.Contains(got, " seed=7\ndemo v1\n") {
 			t.Errorf("on p1:\n%s\nwant it to start with:\n%s", got, want)
 		}
 		if got := p2.Sh(t, "ls /srv; test -x /opt/demo/bin/demo && echo ok"); strings.TrimSpace(got) != "ok" {
