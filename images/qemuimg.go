@@ -90,7 +90,9 @@ func CreateOverlay(ctx context.Context, base, dst string, sizeBytes int64) error
 	if out, err := runOut(ctx, "qemu-img", args...); err != nil {
 		return fmt.Errorf("overlay %s: qemu-img create: %w: %s", dst, err, strings.TrimSpace(out))
 	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+	// 0600: the disk holds the guest's secrets (host keys); libvirt's DAC
+	// relabelling hands it to QEMU while the VM runs.
+	if err := os.Chmod(tmp.Name(), 0o600); err != nil {
 		return fmt.Errorf("overlay %s: %w", dst, err)
 	}
 	// Link, not rename: refuses to replace a dst created meanwhile.

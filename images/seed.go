@@ -342,7 +342,9 @@ func WriteSeedISO(path string, s Seed) error {
 		tmp.Close()
 		return fmt.Errorf("seed iso: write %s: %w", path, err)
 	}
-	if err := tmp.Chmod(0o644); err != nil {
+	// 0600: it holds the console password hash and the VM's private host
+	// key; libvirt's DAC relabelling hands it to QEMU while the VM runs.
+	if err := tmp.Chmod(0o600); err != nil {
 		tmp.Close()
 		return fmt.Errorf("seed iso: %w", err)
 	}

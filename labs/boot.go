@@ -15,7 +15,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/forgelab/forgelab/hypervisor"
@@ -482,40 +481,4 @@ func processCPU(pid int) time.Duration {
 	stime, _ := strconv.ParseInt(f[12], 10, 64)
 	const clkTck = 100 // USER_HZ on Linux
 	return time.Duration(utime+stime) * time.Second / clkTck
-}
-
-// stopProcess ends a background forgelab process recorded by its pid file.
-func stopProcess(pidFile string) error {
-	data, err := os.ReadFile(pidFile)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
-	if err != nil || pid <= 1 {
-		return fmt.Errorf("pid file %s: bad pid %q", pidFile, data)
-	}
-	p, _ := os.FindProcess(pid)
-	if err := p.Signal(syscall.SIGTERM); err != nil {
-		return removeMissingOK(pidFile) // already gone
-	}
-	for i := 0; i < 50; i++ {
-		if p.Signal(syscall.Signal(0)) != nil {
-			return removeMissingOK(pidFile)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	p.Signal(syscall.SIGKILL)
-	return removeMissingOK(pidFile)
-}
-
-// removeMissingOK removes a file; one already gone (a helper removes its
-// own pid file when it ends) is fine.
-func removeMissingOK(p string) error {
-	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	return nil
 }

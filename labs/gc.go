@@ -9,11 +9,10 @@ import (
 	"slices"
 	"sort"
 	"strconv"
-	"strings"
-	"syscall"
 	"time"
 
 	"github.com/forgelab/forgelab/hypervisor"
+	"github.com/forgelab/forgelab/internal/proc"
 	"github.com/forgelab/forgelab/labs/plan"
 	"github.com/forgelab/forgelab/labs/store"
 	"github.com/forgelab/forgelab/netfabric/userspace"
@@ -199,7 +198,7 @@ func (m *Manager) removeOrphans(ctx context.Context, orphans []Orphan) {
 		var err error
 		switch o.Kind {
 		case store.KindProcess:
-			err = stopProcess(o.Name)
+			err = proc.Stop(context.WithoutCancel(ctx), o.Name, proc.StopOptions{LegacyMark: o.Name})
 		case store.KindFabricd:
 			err = m.Fabric.Stop(ctx, o.Name)
 		case hypervisor.KindDomain:
@@ -224,20 +223,14 @@ func (m *Manager) removeOrphans(ctx context.Context, orphans []Orphan) {
 	}
 }
 
-// livePID reads a pid file and reports whether that process runs.
+// livePID reads a pid file and reports whether the helper it recorded
+// still runs (the same process, not another that got its number).
 func livePID(pidFile string) (int, bool) {
-	data, err := os.ReadFile(pidFile)
-	if err != nil {
+	if !proc.Alive(pidFile, pidFile) {
 		return 0, false
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
-	if err != nil || pid <= 1 {
-		return 0, false
-	}
-	if syscall.Kill(pid, 0) != nil {
-		return 0, false
-	}
-	return pid, true
+	r, err := proc.ReadFile(pidFile)
+	return r.PID, err == nil
 }
 
 // destroyBroken is destroy of a lab whose state cannot be read: gc for

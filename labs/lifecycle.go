@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/forgelab/forgelab/hypervisor"
+	"github.com/forgelab/forgelab/internal/proc"
 	"github.com/forgelab/forgelab/labs/store"
 	"github.com/forgelab/forgelab/netfabric"
 )
@@ -202,7 +203,7 @@ func (m *Manager) Create(ctx context.Context, sp *Spec, opts CreateOptions) (st 
 			return nil, err
 		}
 	}
-	if err := makeLabDir(l); err != nil {
+	if err := m.makeLabDir(l); err != nil {
 		return nil, err
 	}
 	st = &State{
@@ -251,21 +252,49 @@ func (m *Manager) Create(ctx context.Context, sp *Spec, opts CreateOptions) (st 
 // makeLabDir makes the lab's directory. It holds state.json: it is made
 // first and removed last. A directory without state is what a create
 // killed before its first save leaves: nothing was made yet, so it can go.
-func makeLabDir(l store.Layout) error {
+//
+// It holds secrets (the lab's key, the seeds with the console password
+// and host keys, the coordination token, workload env values), so no one
+// but its owner reads it. QEMU runs as a user of its own and opens disks
+// and seeds by path; libvirt chowns those files to that user while the
+// VM runs (DAC relabelling), but not the directories above them, so the
+// directory lets QEMU's group through (0710) when there is one.
+func (m *Manager) makeLabDir(l store.Layout) error {
 	if err := os.MkdirAll(filepath.Dir(l.Dir), 0o755); err != nil {
 		return fmt.Errorf("make state dir: %w", err)
 	}
-	err := os.Mkdir(l.Dir, 0o755)
+	gid := -1
+	if q, ok := m.VMs.(qemuGroup); ok {
+		g, found, err := q.QEMUGroup()
+		if err != nil {
+			return fmt.Errorf("make lab dir: %w", err)
+		}
+		if found && g != os.Getegid() {
+			gid = g
+		}
+	}
+	err := os.Mkdir(l.Dir, 0o700)
 	if errors.Is(err, os.ErrExist) {
 		if _, serr := os.Stat(l.State()); errors.Is(serr, os.ErrNotExist) {
 			os.RemoveAll(l.Dir)
-			err = os.Mkdir(l.Dir, 0o755)
+			err = os.Mkdir(l.Dir, 0o700)
+		}
+	}
+	if err == nil && gid >= 0 {
+		if err = os.Chown(l.Dir, -1, gid); err == nil {
+			err = os.Chmod(l.Dir, 0o710)
 		}
 	}
 	if err != nil {
 		return fmt.Errorf("make lab dir: %w", err)
 	}
 	return nil
+}
+
+// qemuGroup is the part of VMs that knows the group QEMU runs as
+// (*hypervisor.Conn has it; without it the lab dir stays 0700).
+type qemuGroup interface {
+	QEMUGroup() (gid int, ok bool, err error)
 }
 
 // creation is what the steps of one create share.
@@ -538,7 +567,10 @@ func (m *Manager) teardown(ctx context.Context, rec *Recorder) error {
 		case store.KindNetdev:
 			err = m.Netdevs.DeleteLink(r.Name)
 		case store.KindProcess:
-			err = stopProcess(r.Name)
+			// Only the helper the pid file recorded: after a reboot its
+			// number may be another process's. Older pid files hold a bare
+			// pid; their helpers had the pid file's path in their argv.
+			err = proc.Stop(context.WithoutCancel(ctx), r.Name, proc.StopOptions{LegacyMark: r.Name})
 		case store.KindAdopted:
 			err = m.undoAdopted(ctx, rec, r.Name)
 		case store.KindFile:

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -208,25 +210,51 @@ func orNone(s string) string {
 	return s
 }
 
-// ServeCoord runs the lab's coordination service on every listen address
-// until ctx ends. It is the body of `forgelab coordd`.
-func ServeCoord(ctx context.Context, listen []string) error {
-	if len(listen) == 0 {
-		return errors.New("coordd: no --listen address")
+// CoordTokenEnv passes the lab's coordination token to coordd (not an
+// argument: any user can read a process's arguments).
+const CoordTokenEnv = "FORGELAB_COORD_TOKEN"
+
+// ServeCoord runs the lab's coordination service until ctx ends, on the
+// first fds inherited file descriptors (3, 4, ...: listeners StartCoord
+// bound) and on every listen address, answering requests that carry the
+// token in $FORGELAB_COORD_TOKEN. It is the body of `forgelab coordd`.
+func ServeCoord(ctx context.Context, fds int, listen []string) error {
+	token := os.Getenv(CoordTokenEnv)
+	if token == "" {
+		return errors.New("coordd: no token in $" + CoordTokenEnv)
 	}
-	srv := coord.New()
-	errc := make(chan error, len(listen))
 	var lns []net.Listener
-	for _, a := range listen {
-		ln, err := net.Listen("tcp", a)
+	fail := func(err error) error {
+		for _, l := range lns {
+			l.Close()
+		}
+		return fmt.Errorf("coordd: %w", err)
+	}
+	for i := range fds {
+		f := os.NewFile(uintptr(3+i), fmt.Sprintf("listener %d", i))
+		ln, err := net.FileListener(f)
+		f.Close()
 		if err != nil {
-			for _, l := range lns {
-				l.Close()
-			}
-			return fmt.Errorf("coordd: %w", err)
+			return fail(err)
 		}
 		lns = append(lns, ln)
 	}
+	for _, a := range listen {
+		ap, err := netip.ParseAddrPort(a)
+		if err != nil || ap.Addr().IsUnspecified() {
+			return fail(fmt.Errorf("--listen %s: give ADDR:PORT with the address the lab's hosts reach", a))
+		}
+		ln, err := net.Listen("tcp", a)
+		if err != nil {
+			return fail(err)
+		}
+		lns = append(lns, ln)
+	}
+	if len(lns) == 0 {
+		return errors.New("coordd: nothing to listen on (--fds, --listen)")
+	}
+	srv := coord.New(token, coord.Limits{})
+	errc := make(chan error, len(lns))
 	for _, ln := range lns {
 		go func(ln net.Listener) { errc <- srv.Serve(ctx, ln) }(ln)
 		fmt.Printf("coordination service listening on %s\n", ln.Addr())

@@ -9,13 +9,12 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"os/exec"
 	"strconv"
-	"strings"
-	"syscall"
 	"time"
 
+	"github.com/forgelab/forgelab/internal/proc"
 	"github.com/forgelab/forgelab/provision"
+	"github.com/forgelab/forgelab/provision/coord"
 )
 
 // Software is how the orchestrator reaches the software side of a lab:
@@ -29,9 +28,10 @@ type Software interface {
 	// key, a physical host as its lab file says.
 	Connect(ctx context.Context, st *State, host string) (Remote, error)
 	// StartCoord starts the lab's coordination service listening on every
-	// address at one port, and returns the port once it answers. The
-	// helper writes pidFile itself and removes it when it ends.
-	StartCoord(ctx context.Context, addrs []netip.Addr, pidFile, logFile string) (int, error)
+	// address (and nowhere else) at one port, answering requests that
+	// carry token, and returns the port once it answers. pidFile names
+	// the helper for destroy.
+	StartCoord(ctx context.Context, addrs []netip.Addr, token, pidFile, logFile string) (int, error)
 	// StartWorkloads starts the helper that runs the lab's workloads (from
 	// the plan in its workloads directory) in the background.
 	StartWorkloads(ctx context.Context, lab, pidFile, logFile string) error
@@ -104,78 +104,58 @@ func (s SSHSoftware) self() ([]string, error) {
 	return []string{exe, "--state-dir", s.Store.Dir}, nil
 }
 
-// launch starts a helper in a session of its own (so neither the CLI
-// ending nor a Ctrl-C in its terminal stops it) and waits until ready
-// says it is up, or it exits.
-func (s SSHSoftware) launch(ctx context.Context, args []string, logFile string, ready func() error) error {
+// launch starts a helper (package proc: its own session, a pid file that
+// destroy trusts only for this very process).
+func (s SSHSoftware) launch(ctx context.Context, c proc.Cmd) error {
 	self, err := s.self()
 	if err != nil {
 		return err
 	}
-	logf, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return err
-	}
-	defer logf.Close()
-	cmd := exec.Command(self[0], append(append([]string{}, self[1:]...), args...)...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = append(os.Environ(), s.Env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", args[0], err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }() // reap it if it ends while we live
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		err := ready()
-		if err == nil {
-			return nil
-		}
-		select {
-		case werr := <-exited:
-			if args[0] == "workloadd" && werr == nil {
-				return nil // done already
-			}
-			return fmt.Errorf("%s exited (%v): %s", args[0], werr, fileTail(logFile, 2000))
-		case <-ctx.Done():
-			cmd.Process.Kill()
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			return fmt.Errorf("%s did not start within 15s (%v): %s", args[0], err, fileTail(logFile, 2000))
-		}
-	}
+	c.Argv = append(append([]string{}, self...), c.Argv...)
+	c.Env = append(append([]string{}, s.Env...), c.Env...)
+	_, err = proc.Start(ctx, c)
+	return err
 }
 
-// StartCoord picks a port free on every address (7070 if it can), starts
-// `forgelab coordd` on them and waits for it to answer.
-func (s SSHSoftware) StartCoord(ctx context.Context, addrs []netip.Addr, pidFile, logFile string) (int, error) {
-	port, err := freePort(addrs, 7070)
+// StartCoord binds one port on every address (7070 if it can) and hands
+// the sockets to `forgelab coordd`, so nothing else can take the port in
+// between; the token goes through the environment, out of ps' sight.
+func (s SSHSoftware) StartCoord(ctx context.Context, addrs []netip.Addr, token, pidFile, logFile string) (int, error) {
+	lns, port, err := coord.Listen(addrs, 7070)
 	if err != nil {
 		return 0, err
 	}
-	args := []string{"coordd", "--pid-file", pidFile}
-	for _, a := range addrs {
-		args = append(args, "--listen", netip.AddrPortFrom(a, uint16(port)).String())
+	var files []*os.File
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	for _, ln := range lns {
+		f, err := ln.File() // a duplicate: the child's own
+		ln.Close()
+		if err != nil {
+			return 0, fmt.Errorf("coordination service: %w", err)
+		}
+		files = append(files, f)
 	}
 	url := "http://" + netip.AddrPortFrom(addrs[0], uint16(port)).String() + "/healthz"
 	hc := &http.Client{Timeout: time.Second}
-	err = s.launch(ctx, args, logFile, func() error {
-		if _, err := os.Stat(pidFile); err != nil {
-			return err
-		}
-		resp, err := hc.Get(url)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return errors.New(resp.Status)
-		}
-		return nil
+	err = s.launch(ctx, proc.Cmd{
+		Argv:  []string{"coordd", "--pid-file", pidFile, "--fds", strconv.Itoa(len(files))},
+		Env:   []string{CoordTokenEnv + "=" + token},
+		Files: files, Log: logFile, PIDFile: pidFile,
+		Ready: func(int) error {
+			resp, err := hc.Get(url)
+			if err != nil {
+				return err
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return errors.New(resp.Status)
+			}
+			return nil
+		},
 	})
 	if err != nil {
 		return 0, fmt.Errorf("coordination service: %w", err)
@@ -184,61 +164,11 @@ func (s SSHSoftware) StartCoord(ctx context.Context, addrs []netip.Addr, pidFile
 }
 
 func (s SSHSoftware) StartWorkloads(ctx context.Context, lab, pidFile, logFile string) error {
-	err := s.launch(ctx, []string{"workloadd", "--pid-file", pidFile, lab}, logFile, func() error {
-		_, err := os.Stat(pidFile)
-		return err
-	})
+	err := s.launch(ctx, proc.Cmd{Argv: []string{"workloadd", "--pid-file", pidFile, lab}, Log: logFile, PIDFile: pidFile})
 	if err != nil {
 		return fmt.Errorf("workload runner: %w", err)
 	}
 	return nil
-}
-
-// freePort finds a port that can be bound on every address, trying
-// prefer..prefer+99 and then ports the kernel picks.
-func freePort(addrs []netip.Addr, prefer int) (int, error) {
-	try := func(port int) (int, bool) {
-		var lns []net.Listener
-		defer func() {
-			for _, l := range lns {
-				l.Close()
-			}
-		}()
-		for _, a := range addrs {
-			ln, err := net.Listen("tcp", netip.AddrPortFrom(a, uint16(port)).String())
-			if err != nil {
-				return 0, false
-			}
-			lns = append(lns, ln)
-			if port == 0 {
-				port = ln.Addr().(*net.TCPAddr).Port
-			}
-		}
-		return port, true
-	}
-	for p := prefer; p < prefer+100; p++ {
-		if port, ok := try(p); ok {
-			return port, nil
-		}
-	}
-	for range 20 {
-		if port, ok := try(0); ok {
-			return port, nil
-		}
-	}
-	return 0, fmt.Errorf("no TCP port free on every one of %v", addrs)
-}
-
-func fileTail(path string, n int) string {
-	b, _ := os.ReadFile(path)
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	s := strings.TrimSpace(string(b))
-	if s == "" {
-		return "no output"
-	}
-	return s
 }
 
 // sshRemote is a Remote over a provision.Client.
@@ -277,18 +207,9 @@ func tcpAddr(a net.Addr) netip.Addr {
 	return netip.Addr{}
 }
 
-// WritePIDFile is for the helpers: it writes this process's pid to path
-// (atomically) and returns a function that removes it again.
-func WritePIDFile(path string) (func(), error) {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
-		return nil, err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return nil, err
-	}
-	return func() { os.Remove(path) }, nil
-}
+// ReleasePIDFile is for the helpers, at their end: it removes the pid
+// file launch wrote when it still names this process.
+func ReleasePIDFile(path string) { proc.RemoveIfSelf(path) }
 
 // software returns the Software in use.
 func (m *Manager) software() Software {

@@ -19,6 +19,7 @@ import (
 	"github.com/forgelab/forgelab/labs/spec"
 	"github.com/forgelab/forgelab/labs/store"
 	"github.com/forgelab/forgelab/provision"
+	"github.com/forgelab/forgelab/provision/coord"
 )
 
 // deployParallel is how many hosts get files at once.
@@ -60,7 +61,7 @@ func hostFacts(p *Plan, coord *CoordState, host string) provision.Facts {
 func coordForCheck(p *Plan) *CoordState {
 	c := &CoordState{Port: 7070, URLs: map[string]string{}}
 	for _, h := range p.Hosts {
-		c.URLs[h.Name] = fmt.Sprintf("http://%s:7070", p.Mgmt.Gateway)
+		c.URLs[h.Name] = coord.URL(p.Mgmt.Gateway.String()+":7070", "TOKEN")
 	}
 	return c
 }
@@ -251,16 +252,22 @@ func (m *Manager) startCoord(ctx context.Context, rec *Recorder) error {
 	}
 	l := m.Store.LayoutOf(st)
 	pidFile := l.CoordPID()
-	if err := rec.Record(store.KindProcess, pidFile); err != nil {
-		return err
-	}
-	port, err := m.software().StartCoord(ctx, addrs, pidFile, l.CoordLog())
+	token, err := coord.NewToken()
 	if err != nil {
 		return err
 	}
+	if err := rec.Record(store.KindProcess, pidFile); err != nil {
+		return err
+	}
+	port, err := m.software().StartCoord(ctx, addrs, token, pidFile, l.CoordLog())
+	if err != nil {
+		return err
+	}
+	// The URLs carry the token (state.json is 0600); hosts get them in
+	// root-only environment files.
 	cs := &CoordState{Port: port, URLs: map[string]string{}}
 	for h, a := range via {
-		cs.URLs[h] = "http://" + netip.AddrPortFrom(a, uint16(port)).String()
+		cs.URLs[h] = coord.URL(netip.AddrPortFrom(a, uint16(port)).String(), token)
 	}
 	m.progress("coordination service on port %d (%s)", port, joinAddrs(addrs))
 	return rec.Update(func(s *State) { s.Coord = cs })

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,6 +23,7 @@ import (
 	"time"
 
 	"github.com/forgelab/forgelab/hypervisor"
+	"github.com/forgelab/forgelab/internal/proc"
 	"github.com/forgelab/forgelab/labs/plan"
 	"github.com/forgelab/forgelab/labs/spec"
 	"github.com/forgelab/forgelab/labs/store"
@@ -95,10 +97,14 @@ func (f *fakeSoftware) helper(pidFile string) error {
 	f.mu.Lock()
 	f.helpers = append(f.helpers, cmd.Process.Pid)
 	f.mu.Unlock()
-	return os.WriteFile(pidFile, []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o600)
+	rec, err := proc.Identify(cmd.Process.Pid) // as the real launcher records it
+	if err != nil {
+		return err
+	}
+	return proc.WriteFile(pidFile, rec)
 }
 
-func (f *fakeSoftware) StartCoord(ctx context.Context, addrs []netip.Addr, pidFile, logFile string) (int, error) {
+func (f *fakeSoftware) StartCoord(ctx context.Context, addrs []netip.Addr, token, pidFile, logFile string) (int, error) {
 	f.logf("coord %v", addrs)
 	return 7070, f.helper(pidFile)
 }
@@ -406,10 +412,10 @@ func TestCreateSoftware(t *testing.T) {
 		t.Errorf("rendered command %q", got)
 	}
 	env := sw.envs["server@b"]
-	if env["SEED"] != "1" || env["FORGELAB_COORD"] != "http://"+gw+":7070" || env["FORGELAB_HOST"] != "b" || env["FORGELAB_LAB"] != "trio" {
+	if env["SEED"] != "1" || env["FORGELAB_COORD"] != st.Coord.URLs["b"] || !strings.HasSuffix(st.Coord.URLs["b"], "@"+gw+":7070") || env["FORGELAB_HOST"] != "b" || env["FORGELAB_LAB"] != "trio" {
 		t.Errorf("env %v", env)
 	}
-	if got := sw.commands["tool@c"]; got != "/usr/local/bin/tool --coord http://"+gw+":7070" {
+	if got := sw.commands["tool@c"]; got != "/usr/local/bin/tool --coord "+st.Coord.URLs["c"] {
 		t.Errorf("rendered command %q", got)
 	}
 	var sender plannedWorkload
@@ -547,7 +553,7 @@ func TestCreatePhysicalHost(t *testing.T) {
 	if !slices.Contains(saved.Resources, Resource{Kind: store.KindAdopted, Name: "edge"}) {
 		t.Errorf("no adopted resource: %v", saved.Resources)
 	}
-	if got := saved.Coord.URLs["edge"]; got != "http://192.0.2.1:7070" {
+	if got := saved.Coord.URLs["edge"]; !regexp.MustCompile(`^http://forgelab:[0-9a-f]{32}@192\.0\.2\.1:7070$`).MatchString(got) {
 		t.Errorf("coord URL of edge %q", got)
 	}
 	if err := m.Destroy(context.Background(), "mixed"); err != nil {
@@ -738,5 +744,43 @@ func TestQuickstartExample(t *testing.T) {
 	b := p.Host("b").NICs[0].Addresses[0].Addr().String()
 	if !strings.Contains(w.Command, "--to "+b+":9000") || w.Env["FORGELAB_COORD"] == "" {
 		t.Errorf("sender: %+v", w)
+	}
+}
+
+// destroy signals only the helpers it started: a pid file that names
+// another process (a stale file whose number was reused after a reboot)
+// leaves that process running.
+func TestDestroySparesUnrelatedProcess(t *testing.T) {
+	m, _, sw := newSoftwareManager(t)
+	st, err := m.Create(context.Background(), writeSpec(t, softwareLab), CreateOptions{Accel: hypervisor.TCG})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := exec.Command("sleep", "300")
+	if err := other.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Process.Kill(); other.Wait() }) // by its pid
+	t.Cleanup(func() {
+		for _, pid := range sw.helpersAlive() { // the fake helpers the overwritten files named
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	})
+	rec, err := proc.Identify(other.Process.Pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := m.Store.LayoutOf(st)
+	// A bare pid (older forgelab) and a record of another start.
+	os.WriteFile(l.CoordPID(), []byte(strconv.Itoa(other.Process.Pid)+"\n"), 0o600)
+	rec.Start++
+	proc.WriteFile(l.RunnerPID(), rec)
+	if err := m.Destroy(context.Background(), "trio"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", other.Process.Pid))
+	if err != nil || strings.Contains(string(stat), ") Z ") {
+		t.Fatalf("destroy ended pid %d, which forgelab did not start: %q %v", other.Process.Pid, stat, err)
 	}
 }

@@ -22,12 +22,11 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
+	"github.com/forgelab/forgelab/internal/proc"
 	"github.com/forgelab/forgelab/labs/spec"
 	"github.com/forgelab/forgelab/labs/store"
 	"github.com/forgelab/forgelab/provision"
@@ -99,14 +98,14 @@ func (m *Manager) startWorkloads(ctx context.Context, rec *Recorder, sp *Spec) e
 		return nil
 	}
 	l := m.Store.LayoutOf(st)
-	if err := os.MkdirAll(l.Workloads(), 0o755); err != nil {
+	if err := os.MkdirAll(l.Workloads(), 0o700); err != nil {
 		return err
 	}
 	data, err := json.MarshalIndent(planned, "", "  ")
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(l.WorkloadsPlan(), data, 0o644); err != nil {
+	if err := os.WriteFile(l.WorkloadsPlan(), data, 0o600); err != nil { // env values
 		return err
 	}
 	pidFile := l.RunnerPID()
@@ -225,7 +224,7 @@ func (m *Manager) Workloads(lab, name string) ([]WorkloadStatus, error) {
 	if err != nil {
 		return nil, err
 	}
-	runnerAlive := processAlive(l.RunnerPID())
+	runnerAlive := proc.Alive(l.RunnerPID(), l.RunnerPID())
 	var out []WorkloadStatus
 	found := false
 	for _, pw := range planned {
@@ -316,29 +315,4 @@ func (m *Manager) WaitWorkloads(ctx context.Context, lab, name string) ([]Worklo
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
-}
-
-// processAlive reports whether the pid in a pid file is a live process
-// (not a zombie).
-func processAlive(pidFile string) bool {
-	data, err := os.ReadFile(pidFile)
-	if err != nil {
-		return false
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
-	if err != nil || pid <= 1 {
-		return false
-	}
-	if syscall.Kill(pid, 0) != nil {
-		return false
-	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(stat)
-	if i := strings.LastIndexByte(s, ')'); i >= 0 && i+2 < len(s) {
-		return s[i+2] != 'Z'
-	}
-	return true
 }

@@ -148,3 +148,34 @@ func TestJournalJSON(t *testing.T) {
 		t.Fatalf("round trip: %s", saved)
 	}
 }
+
+// Commands in errors and logs show no exported value: quoted once, twice
+// (inside sh -c '...'), or holding the quote itself.
+func TestRedact(t *testing.T) {
+	w := Workload{Name: "w", Command: "run", Env: map[string]string{"TOKEN": "s3cret it's", "PLAIN": "s3cret2"}}
+	script, err := w.script()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct{ name, cmd string }{
+		{"script", script},
+		{"inside sh -c", "sh -c " + ShellQuote(script)},
+		{"inside sudo sh -c", asRoot(&Client{Target: Target{User: "lab"}}, "sh -c "+ShellQuote(script))},
+		{"unquoted", "export TOKEN=s3cret; run"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := Redact(tc.cmd)
+			if strings.Contains(got, "s3cret") || !strings.Contains(got, "export TOKEN=<redacted>") {
+				t.Errorf("Redact(%q) = %q", tc.cmd, got)
+			}
+			e := &ExitError{Cmd: tc.cmd, Code: 1, Stderr: "boom"}
+			if strings.Contains(e.Error(), "s3cret") {
+				t.Errorf("exit error %q", e.Error())
+			}
+		})
+	}
+	if got := Redact("systemctl restart 'forgelab-web.service'"); got != "systemctl restart 'forgelab-web.service'" {
+		t.Errorf("a command without exports changed: %q", got)
+	}
+}

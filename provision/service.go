@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path"
 	"regexp"
+	"sort"
 	"strings"
 	"text/template"
 	"time"
@@ -53,6 +54,43 @@ var restartPolicies = map[string]bool{
 
 // Unit is the systemd unit name of the service.
 func (s Service) Unit() string { return "forgelab-" + s.Name + ".service" }
+
+// EnvDir holds the services' environment files: root's alone (0700), as
+// is each file (0600), since env values are often secrets (tokens,
+// passwords; the coordination service's URL carries the lab's token).
+// The unit file, which any user can read, only names its file.
+const EnvDir = "/etc/forgelab"
+
+// EnvFile is where the service's environment is on the host.
+func (s Service) EnvFile() string { return path.Join(EnvDir, s.Name+".env") }
+
+// EnvFileText renders Env for systemd's EnvironmentFile=: sorted
+// KEY="VALUE" lines, with \ " ` $ escaped inside the double quotes
+// (systemd takes the rest, newlines too, as they are).
+func (s Service) EnvFileText() (string, error) {
+	keys := make([]string, 0, len(s.Env))
+	for k := range s.Env {
+		if !validEnvName(k) {
+			return "", fmt.Errorf("service %s: environment variable name %q: use letters, digits and _", s.Name, k)
+		}
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	b.WriteString("# Written by forgelab for service " + s.Name + "; removed by forgelab destroy.\n")
+	for _, k := range keys {
+		v := s.Env[k]
+		b.WriteString(k + "=\"")
+		for _, r := range v {
+			if strings.ContainsRune("\\\"`$", r) {
+				b.WriteByte('\\')
+			}
+			b.WriteRune(r)
+		}
+		b.WriteString("\"\n")
+	}
+	return b.String(), nil
+}
 
 func (s Service) restart() string {
 	if s.Oneshot {
@@ -186,7 +224,6 @@ func systemdQuote(s string, dollar bool) string {
 
 var unitTemplate = template.Must(template.New("unit").Funcs(template.FuncMap{
 	"q":   func(s string) string { return systemdQuote(s, true) },
-	"env": func(k, v string) string { return systemdQuote(k+"="+v, false) },
 	"pct": func(s string) string { return strings.ReplaceAll(s, "%", "%%") },
 }).Parse(`# Written by forgelab for service {{.Name}}; removed by forgelab destroy.
 [Unit]
@@ -212,8 +249,8 @@ WorkingDirectory={{pct .WorkDir}}
 {{- if .User}}
 User={{.User}}
 {{- end}}
-{{- range $k, $v := .Env}}
-Environment={{env $k $v}}
+{{- if .Env}}
+EnvironmentFile={{pct .EnvFile}}
 {{- end}}
 {{- if not .Oneshot}}
 Restart={{.Restart}}

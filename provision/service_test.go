@@ -65,6 +65,28 @@ func TestUnitFileGolden(t *testing.T) {
 	}
 }
 
+// The environment goes to a root-only file the unit names: the unit file,
+// which every user of the host reads, holds no value.
+func TestEnvFileGolden(t *testing.T) {
+	svc := goldenServices["unit-full"]
+	svc.Env = map[string]string{"GREETING": svc.Env["GREETING"], "TOKEN": "s3cret-`x` \\ \"q\" $HOME\nline2"}
+	text, err := svc.EnvFileText()
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "unit-full.env", text)
+	unit, err := svc.UnitFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(unit, "s3cret") || strings.Contains(unit, "say") || !strings.Contains(unit, "\nEnvironmentFile=/etc/forgelab/mynet.env\n") {
+		t.Errorf("unit file:\n%s", unit)
+	}
+	if _, err := (Service{Name: "x", Env: map[string]string{"A-B": "1"}}).EnvFileText(); err == nil {
+		t.Error("bad variable name accepted")
+	}
+}
+
 func TestSupervisorScriptGolden(t *testing.T) {
 	script, err := goldenServices["unit-full"].supervisorScript()
 	if err != nil {

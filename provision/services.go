@@ -95,6 +95,13 @@ func (s *Services) Install(ctx context.Context, svc Service) error {
 		if err != nil {
 			return err
 		}
+		// The environment first: the journal then stops the unit before
+		// it removes the file.
+		if len(svc.Env) > 0 {
+			if err := s.installEnv(fs, svc); err != nil {
+				return s.errorf(svc.Name, "%v", err)
+			}
+		}
 		p := s.unitPath(svc.Name)
 		if !j.hasKind(ChangeUnit, svc.Unit()) {
 			if j != nil {
@@ -135,8 +142,33 @@ func (s *Services) Install(ctx context.Context, svc Service) error {
 			return err
 		}
 	}
-	if err := writeFileAtomic(fs, path.Join(dir, "run"), []byte(script), 0o755); err != nil {
+	// 0700: the script exports the service's environment.
+	if err := writeFileAtomic(fs, path.Join(dir, "run"), []byte(script), 0o700); err != nil {
 		return s.errorf(svc.Name, "install supervisor: %v", err)
+	}
+	return nil
+}
+
+// installEnv writes the service's root-only environment file.
+func (s *Services) installEnv(fs *remoteFS, svc Service) error {
+	text, err := svc.EnvFileText()
+	if err != nil {
+		return err
+	}
+	if err := mkdirAll(fs, EnvDir, 0o700, s.o.Journal); err != nil {
+		return err
+	}
+	p := svc.EnvFile()
+	if j := s.o.Journal; j != nil && !j.owns(p) {
+		if _, err := fs.Lstat(p); err == nil {
+			return fmt.Errorf("%s exists and forgelab did not write it in this lab: remove it, or rename the service", p)
+		}
+		if err := j.record(Change{Kind: ChangeFile, Path: p}); err != nil {
+			return err
+		}
+	}
+	if err := writeFileAtomic(fs, p, []byte(text), 0o600); err != nil {
+		return fmt.Errorf("write environment file: %w", err)
 	}
 	return nil
 }
@@ -196,6 +228,11 @@ func (s *Services) Remove(ctx context.Context, name string) error {
 	}
 	if s.manager == ManagerProcess {
 		undoChange(ctx, s.c, Change{Kind: ChangeDir, Path: s.dir(name)})
+	} else {
+		if err := undoChange(ctx, s.c, Change{Kind: ChangeFile, Path: Service{Name: name}.EnvFile()}); err != nil {
+			return s.errorf(name, "remove: %v", err)
+		}
+		undoChange(ctx, s.c, Change{Kind: ChangeDir, Path: EnvDir}) // when no other service's file is left
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -56,6 +57,17 @@ func firstLine(s string) string {
 		return s[:i] + " ..."
 	}
 	return s
+}
+
+// exported matches an assignment that envExports writes, to the end of
+// its line (so a value quoted twice, inside sh -c '...', goes too).
+var exported = regexp.MustCompile(`\bexport ([A-Za-z_][A-Za-z0-9_]*)=[^\n]*`)
+
+// Redact hides the values a command exports (workload and service
+// environments often hold secrets) before the command goes into an error
+// message or a log.
+func Redact(cmd string) string {
+	return exported.ReplaceAllString(cmd, "export $1=<redacted>")
 }
 
 // envExports renders env as sorted `export K='V'` lines for a sh script.

@@ -185,7 +185,7 @@ type ExitError struct {
 }
 
 func (e *ExitError) Error() string {
-	msg := fmt.Sprintf("%q exited with status %d", e.Cmd, e.Code)
+	msg := fmt.Sprintf("%q exited with status %d", Redact(e.Cmd), e.Code)
 	if s := strings.TrimSpace(e.Stderr); s != "" {
 		msg += ": " + s
 	}
@@ -211,7 +211,7 @@ func (c *Client) run(ctx context.Context, cmd string, stdin io.Reader, stdout, s
 	defer s.Close()
 	s.Stdin, s.Stdout, s.Stderr = stdin, stdout, stderr
 	if err := s.Start(cmd); err != nil {
-		return -1, fmt.Errorf("start %q: %w", cmd, err)
+		return -1, fmt.Errorf("start %q: %w", Redact(cmd), err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- s.Wait() }()
@@ -235,7 +235,7 @@ func (c *Client) run(ctx context.Context, cmd string, stdin io.Reader, stdout, s
 	case errors.As(err, &exit):
 		return exit.ExitStatus(), nil
 	default:
-		return -1, fmt.Errorf("run %q: %w", cmd, err)
+		return -1, fmt.Errorf("run %q: %w", Redact(cmd), err)
 	}
 }
 

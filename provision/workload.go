@@ -132,7 +132,9 @@ func RunWorkload(ctx context.Context, c *Client, w Workload, outDir string) (Wor
 	defer errF.Close()
 
 	lines := &jsonLines{now: time.Now}
-	cmd := "sh -c " + ShellQuote(script)
+	// The script (its env values with it) goes on stdin: a command line is
+	// every user's to read on the host (ps), and errors print it.
+	cmd := "sh -s"
 	if w.User != "" {
 		cmd = asRoot(c, cmd)
 	}
@@ -147,7 +149,7 @@ func RunWorkload(ctx context.Context, c *Client, w Workload, outDir string) (Wor
 	stdout, stderr := &gate{w: io.MultiWriter(outF, lines)}, &gate{w: pg}
 	// Cancelled: end the whole process group first, or the session stays
 	// open as long as anything in it runs.
-	code, runErr := c.run(ctx, cmd, nil, stdout, stderr, func() { killGroup(ctx, c, w.User != "", pg.pgid()) })
+	code, runErr := c.run(ctx, cmd, strings.NewReader(script), stdout, stderr, func() { killGroup(ctx, c, w.User != "", pg.pgid()) })
 	stdout.close()
 	stderr.close()
 	res.Ended = time.Now()

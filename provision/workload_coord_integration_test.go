@@ -92,8 +92,10 @@ func TestCoordBarrierIntegration(t *testing.T) {
 	}
 	srvCtx, stop := context.WithCancel(ctx)
 	defer stop()
-	go coord.New().Serve(srvCtx, lis)
-	env := map[string]string{"FORGELAB_COORD": "http://" + lis.Addr().String()}
+	const token = "5ecre7"
+	go coord.New(token, coord.Limits{}).Serve(srvCtx, lis)
+	// curl sends the token in the URL as Basic authentication.
+	env := map[string]string{"FORGELAB_COORD": coord.URL(lis.Addr().String(), token)}
 
 	// Host a announces itself; host b waits for it with a long poll.
 	var wg sync.WaitGroup

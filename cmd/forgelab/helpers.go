@@ -13,9 +13,9 @@ import (
 )
 
 // Hidden commands that run detached, started by create: the lab's
-// coordination service and its workload runner. Each writes its own pid
-// file (a KindProcess of the lab, stopped by destroy) and removes it when
-// it ends.
+// coordination service and its workload runner. The launcher writes each
+// one's pid file (a KindProcess of the lab, stopped by destroy); the
+// helper removes it when it ends.
 
 func coorddCommand() *cli.Command {
 	return &cli.Command{
@@ -24,19 +24,16 @@ func coorddCommand() *cli.Command {
 		Usage:  "serve a lab's coordination service (started by create)",
 		Flags: []cli.Flag{
 			&cli.StringSliceFlag{Name: "listen", Usage: "ADDR:PORT (repeatable)"},
+			&cli.IntFlag{Name: "fds", Usage: "listeners inherited as fd 3, 4, ..."},
 			&cli.StringFlag{Name: "pid-file"},
 		},
 		Action: func(c *cli.Context) error {
 			ctx, stop := helperContext(c)
 			defer stop()
 			if p := c.String("pid-file"); p != "" {
-				done, err := labs.WritePIDFile(p)
-				if err != nil {
-					return err
-				}
-				defer done()
+				defer labs.ReleasePIDFile(p)
 			}
-			return labs.ServeCoord(ctx, c.StringSlice("listen"))
+			return labs.ServeCoord(ctx, c.Int("fds"), c.StringSlice("listen"))
 		},
 	}
 }
@@ -55,11 +52,7 @@ func workloaddCommand() *cli.Command {
 			ctx, stop := helperContext(c)
 			defer stop()
 			if p := c.String("pid-file"); p != "" {
-				done, err := labs.WritePIDFile(p)
-				if err != nil {
-					return err
-				}
-				defer done()
+				defer labs.ReleasePIDFile(p)
 			}
 			m := &labs.Manager{Store: store(c)}
 			err := m.RunWorkloads(ctx, c.Args().First())

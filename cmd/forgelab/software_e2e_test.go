@@ -217,8 +217,9 @@ command = "echo '{\"started\": 1}'; exec sleep 100000"
 	t.Run("deployed", func(t *testing.T) {
 		got := p1.Sh(t, "stat -c '%a %s' /opt/demo/bin/demo /opt/demo/etc/secret; cat /srv/demo/peer.conf /opt/demo/README")
 		fi, _ := os.Stat(demo)
-		want := fmt.Sprintf("755 %d\n600 7\nme=p1 peer=%s coord=http://%s:", fi.Size(), p2addr, nw.Gw)
-		if !strings.HasPrefix(got, want) || !strings.Contains(got, " seed=7\ndemo v1\n") {
+		// The coordination URL carries the lab's token as its password.
+		want := fmt.Sprintf(`^755 %d\n600 7\nme=p1 peer=%s coord=http://forgelab:[0-9a-f]{32}@%s:`, fi.Size(), regexp.QuoteMeta(p2addr), regexp.QuoteMeta(nw.Gw))
+		if !regexp.MustCompile(want).MatchString(got) || !strings.Contains(got, " seed=7\ndemo v1\n") {
 			t.Errorf("on p1:\n%s\nwant it to start with:\n%s", got, want)
 		}
 		if got := p2.Sh(t, "ls /srv; test -x /opt/demo/bin/demo && echo ok"); strings.TrimSpace(got) != "ok" {
@@ -512,6 +513,7 @@ name = "web"
 hosts = ["a", "x"]
 command = "/opt/demo/bin/demo serve --listen 127.0.0.1:18080"
 ready = "http://127.0.0.1:18080/healthz"
+env = { DEMO_SECRET = '%s' }
 [[workload]]
 name = "receiver"
 host = "b"
@@ -524,7 +526,7 @@ command = "/opt/demo/bin/demo send --to {{ ip \"b\" \"ab\" }}:9000 --rate 200 --
 name = "meet"
 hosts = ["a", "p1"]
 command = "if [ $FORGELAB_HOST = p1 ]; then exec /opt/demo/bin/demo barrier --await a-here --delay 2s start 2; else exec /opt/demo/bin/demo barrier --raise a-here start 2; fi"
-`, lab, p1.SSHSpec(), xIP, filepath.Join(xDir, "id_ed25519"), filepath.Join(xDir, "known_hosts"))
+`, lab, p1.SSHSpec(), xIP, filepath.Join(xDir, "id_ed25519"), filepath.Join(xDir, "known_hosts"), demoSecret)
 	file := filepath.Join(dir, "lab.toml")
 	os.WriteFile(file, []byte(text), 0o644)
 	start = time.Now()
@@ -567,6 +569,7 @@ command = "if [ $FORGELAB_HOST = p1 ]; then exec /opt/demo/bin/demo barrier --aw
 			t.Errorf("logs of web on x:\n%s", out)
 		}
 	})
+	t.Run("secrets", func(t *testing.T) { secretChecks(t, lab, "a") })
 	t.Run("links to physical hosts", func(t *testing.T) {
 		for _, c := range []struct{ from, to, link string }{{"a", "p1", "ap"}, {"x", "b", "bx"}, {"p1", "a", "ap"}} {
 			addr := addrOn(info, c.to, c.link, false)
@@ -618,6 +621,7 @@ command = "if [ $FORGELAB_HOST = p1 ]; then exec /opt/demo/bin/demo barrier --aw
 	if afterX := mustForgelab(t, "exec", outside, "x", "--", vmSnapshot); afterX != beforeX {
 		t.Errorf("x is not as it was:\n%s", diffLines(beforeX, afterX))
 	}
+	qemuGaveBack(t, outside, "x")
 	mustForgelab(t, "destroy", outside)
 	assertNothingLeft(t, outside)
 }

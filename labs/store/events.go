@@ -44,7 +44,7 @@ func (s *Store) AppendEvent(lab string, e Event) error {
 	if err != nil {
 		return fmt.Errorf("event log of %s: %w", lab, err)
 	}
-	f, err := os.OpenFile(l.Events(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	f, err := os.OpenFile(l.Events(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("event log of %s: %w", lab, err)
 	}

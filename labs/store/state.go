@@ -287,7 +287,7 @@ func (r *Recorder) save() error {
 		return err
 	}
 	tmp := r.path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600) // the coordination token
 	if err != nil {
 		return fmt.Errorf("save state: %w", err)
 	}

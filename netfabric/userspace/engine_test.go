@@ -5,14 +5,18 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/forgelab/forgelab/internal/proc"
 	"github.com/forgelab/forgelab/netfabric"
 	"github.com/forgelab/forgelab/netfabric/internal/frame"
 	"github.com/forgelab/forgelab/netfabric/nstest"
@@ -460,8 +464,9 @@ func TestLaunchStop(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = Stop(context.Background(), dir) })
 	pid, err := c.Ping(ctx)
-	if err != nil || pid == os.Getpid() || readPID(filepath.Join(dir, PIDFile)) != pid {
-		t.Fatalf("daemon pid %d (pid file %d), err %v", pid, readPID(filepath.Join(dir, PIDFile)), err)
+	rec, _ := proc.ReadFile(filepath.Join(dir, PIDFile))
+	if err != nil || pid == os.Getpid() || rec.PID != pid {
+		t.Fatalf("daemon pid %d (pid file %d), err %v", pid, rec.PID, err)
 	}
 	if rs, _ := env.Ping(ctx, 0, env.Hosts[1].Addr, 3, 10*time.Millisecond); len(rs) != 3 {
 		t.Fatal("no traffic through the launched daemon")
@@ -477,7 +482,7 @@ func TestLaunchStop(t *testing.T) {
 	if err := Stop(ctx, dir); err != nil {
 		t.Fatal(err)
 	}
-	if !waitGone(pid, time.Second) {
+	if _, err := proc.Identify(pid); err == nil {
 		t.Fatalf("daemon %d still running after Stop", pid)
 	}
 	for _, f := range []string{PIDFile, SocketFile} {
@@ -487,5 +492,25 @@ func TestLaunchStop(t *testing.T) {
 	}
 	if err := Stop(ctx, dir); err != nil {
 		t.Fatalf("second Stop: %v", err)
+	}
+}
+
+// A pid file that names a process the fabric did not start (a stale file
+// whose number was reused) leaves that process alone.
+func TestStopSparesOtherProcess(t *testing.T) {
+	sleep := exec.Command("sleep", "300")
+	if err := sleep.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sleep.Process.Kill(); sleep.Wait() }) // by its pid
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, PIDFile), []byte(strconv.Itoa(sleep.Process.Pid)+"\n"), 0o600)
+	if err := Stop(context.Background(), dir); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", sleep.Process.Pid))
+	if f := strings.Fields(string(stat)); err != nil || len(f) < 3 || f[2] == "Z" {
+		t.Fatalf("Stop ended pid %d, which the fabric did not start: %q %v", sleep.Process.Pid, stat, err)
 	}
 }

@@ -1,17 +1,14 @@
 package userspace
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
-	"syscall"
 	"time"
+
+	"github.com/forgelab/forgelab/internal/proc"
 )
 
 // Files of a lab's fabric daemon inside its state directory.
@@ -47,115 +44,44 @@ func Launch(ctx context.Context, argv []string, dir string, cfg Config) (*Client
 	if err := WriteConfig(cfgPath, cfg); err != nil {
 		return nil, err
 	}
-	logf, err := os.OpenFile(filepath.Join(dir, LogFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	c := NewClient(sock)
+	_, err = proc.Start(ctx, proc.Cmd{
+		Argv:    append(append([]string{}, argv...), "--config", cfgPath, "--socket", sock),
+		Log:     filepath.Join(dir, LogFile),
+		PIDFile: filepath.Join(dir, PIDFile),
+		Ready: func(pid int) error {
+			pctx, pcancel := context.WithTimeout(ctx, time.Second)
+			defer pcancel()
+			got, err := c.Ping(pctx)
+			if err == nil && got != pid {
+				err = fmt.Errorf("pid %d answers on %s, not %d", got, sock, pid)
+			}
+			return err
+		},
+	})
 	if err != nil {
 		return nil, fmt.Errorf("launch fabric daemon: %w", err)
 	}
-	defer logf.Close()
-	cmd := exec.Command(argv[0], append(argv[1:], "--config", cfgPath, "--socket", sock)...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("launch fabric daemon: %w", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }() // reap it if it dies while we live
-	if err := os.WriteFile(filepath.Join(dir, PIDFile), []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o600); err != nil {
-		_ = cmd.Process.Kill()
-		return nil, fmt.Errorf("launch fabric daemon: %w", err)
-	}
-	c := NewClient(sock)
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	for {
-		pctx, pcancel := context.WithTimeout(ctx, time.Second)
-		pid, err := c.Ping(pctx)
-		pcancel()
-		if err == nil && pid == cmd.Process.Pid {
-			return c, nil
-		}
-		select {
-		case werr := <-exited:
-			return nil, fmt.Errorf("fabric daemon exited (%v): %s", werr, logTail(filepath.Join(dir, LogFile)))
-		case <-ctx.Done():
-			_ = cmd.Process.Kill()
-			return nil, fmt.Errorf("fabric daemon did not answer on %s: %s", sock, logTail(filepath.Join(dir, LogFile)))
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	return c, nil
 }
 
-// Stop ends the fabric daemon of the lab whose state directory is dir:
-// a shutdown request, then SIGTERM, then SIGKILL, waiting for the process
-// to go. It removes the pid and socket files. Stopping a daemon that is
-// not running is not an error.
+// Stop ends the fabric daemon of the lab whose state directory is dir: a
+// shutdown request, then SIGTERM, then SIGKILL, waiting for the process
+// to go, and only when the pid file names the daemon forgelab started
+// (package proc). It removes the pid and socket files. Stopping a daemon
+// that is not running is not an error.
 func Stop(ctx context.Context, dir string) error {
 	sock := filepath.Join(dir, SocketFile)
-	pidPath := filepath.Join(dir, PIDFile)
-	pid := readPID(pidPath)
-	if pid > 0 && !isDaemon(pid, sock) {
-		pid = 0 // gone, and the number was reused by something else
-	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
-	_ = NewClient(sock).Teardown(sctx)
-	if pid > 0 {
-		if !waitGone(pid, 3*time.Second) {
-			_ = syscall.Kill(pid, syscall.SIGTERM)
-			if !waitGone(pid, 2*time.Second) {
-				_ = syscall.Kill(pid, syscall.SIGKILL)
-				if !waitGone(pid, 2*time.Second) {
-					return fmt.Errorf("fabric daemon pid %d does not stop", pid)
-				}
-			}
-		}
+	torn := NewClient(sock).Teardown(sctx) == nil
+	o := proc.StopOptions{LegacyMark: sock, Grace: 2 * time.Second}
+	if torn {
+		o.Settle = 3 * time.Second
 	}
-	os.Remove(pidPath)
+	if err := proc.Stop(context.WithoutCancel(ctx), filepath.Join(dir, PIDFile), o); err != nil {
+		return fmt.Errorf("stop fabric daemon: %w", err)
+	}
 	os.Remove(sock)
 	return nil
-}
-
-func readPID(path string) int {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0
-	}
-	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	return pid
-}
-
-// isDaemon checks that pid is still our daemon: its command line names
-// the socket.
-func isDaemon(pid int, sock string) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	return err == nil && bytes.Contains(b, []byte(sock))
-}
-
-func waitGone(pid int, d time.Duration) bool {
-	end := time.Now().Add(d)
-	for time.Now().Before(end) {
-		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
-			return true
-		}
-		// A zombie child of ours counts as gone.
-		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
-			if f := strings.Fields(string(b)); len(f) > 2 && f[2] == "Z" {
-				return true
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return false
-}
-
-func logTail(path string) string {
-	b, _ := os.ReadFile(path)
-	if len(b) > 2000 {
-		b = b[len(b)-2000:]
-	}
-	s := strings.TrimSpace(string(b))
-	if s == "" {
-		return "no output"
-	}
-	return s
 }

@@ -14,7 +14,7 @@ import (
 // Client talks to a Server, for workloads written in Go (shell workloads
 // use curl, see the package documentation).
 type Client struct {
-	Base string       // e.g. http://10.213.7.1:7070 ($FORGELAB_COORD)
+	Base string       // $FORGELAB_COORD, e.g. http://forgelab:TOKEN@10.213.7.1:7070 (see URL)
 	HTTP *http.Client // nil: http.DefaultClient
 }
 

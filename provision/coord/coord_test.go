@@ -3,20 +3,30 @@ package coord
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 )
 
-func newTest(t *testing.T) (*httptest.Server, *Client) {
+const testToken = "0123456789abcdef0123456789abcdef"
+
+// testServer is a service and its URL with the token, as hosts get it.
+type testServer struct{ URL string }
+
+func newTestLimits(t *testing.T, l Limits) (testServer, *Client) {
 	t.Helper()
-	srv := httptest.NewServer(New())
+	srv := httptest.NewServer(New(testToken, l))
 	t.Cleanup(srv.Close)
-	return srv, &Client{Base: srv.URL}
+	u := URL(strings.TrimPrefix(srv.URL, "http://"), testToken)
+	return testServer{u}, &Client{Base: u}
 }
+
+func newTest(t *testing.T) (testServer, *Client) { return newTestLimits(t, Limits{}) }
 
 func TestKV(t *testing.T) {
 	srv, c := newTest(t)
@@ -209,5 +219,158 @@ func TestClientGoneLeavesBarrier(t *testing.T) {
 	// Had the departed caller been counted, this one would be released alone.
 	if err := c.Barrier(context.Background(), "g", 2, 200*time.Millisecond); err == nil {
 		t.Fatal("a caller that left was still counted")
+	}
+}
+
+// Every request but /healthz needs the lab's token; the URL hosts get
+// carries it, so curl "$FORGELAB_COORD/..." and Client work unchanged.
+func TestToken(t *testing.T) {
+	srv, c := newTest(t)
+	ctx := context.Background()
+	if err := c.Put(ctx, "k", []byte("v")); err != nil {
+		t.Fatalf("with the token: %v", err)
+	}
+	bare := "http://" + srv.URL[strings.LastIndex(srv.URL, "@")+1:]
+	cases := []struct {
+		name, url, header string
+		code              int
+	}{
+		{"no token", bare + "/kv/k", "", 401},
+		{"wrong password", URL(strings.TrimPrefix(bare, "http://"), "0123456789abcdef0123456789abcdee") + "/kv/k", "", 401},
+		{"wrong bearer", bare + "/kv/k", "Bearer nope", 401},
+		{"no token, barrier", bare + "/barrier/b?n=1", "", 401},
+		{"bearer", bare + "/kv/k", "Bearer " + testToken, 200},
+		{"in the URL", srv.URL + "/kv/k", "", 200},
+		{"healthz needs none", bare + "/healthz", "", 200},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			method := http.MethodGet
+			if strings.Contains(tc.url, "/barrier/") {
+				method = http.MethodPost
+			}
+			req, _ := http.NewRequest(method, tc.url, nil)
+			if tc.header != "" {
+				req.Header.Set("Authorization", tc.header)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.code {
+				t.Fatalf("%s: %d %s, want %d", tc.url, resp.StatusCode, body, tc.code)
+			}
+			if tc.code == 401 && strings.Contains(string(body), "v") && string(body) == "v" {
+				t.Fatal("the value leaked")
+			}
+		})
+	}
+	// An empty token on the server lets nothing in.
+	open := httptest.NewServer(New("", Limits{}))
+	defer open.Close()
+	if resp, err := http.Get(open.URL + "/kv/k"); err != nil || resp.StatusCode != 401 {
+		t.Fatalf("server without a token: %v %v", resp, err)
+	}
+}
+
+// The limits answer with what was hit, and the service keeps working.
+func TestLimits(t *testing.T) {
+	ctx := context.Background()
+	long := strings.Repeat("k", 17)
+	cases := []struct {
+		name   string
+		limits Limits
+		fill   func(c *Client) error // up to the limit: must succeed
+		over   func(c *Client) error // one past it
+		want   string
+	}{
+		{"keys", Limits{Keys: 2}, func(c *Client) error {
+			c.Put(ctx, "a", nil)
+			return c.Put(ctx, "b", nil)
+		}, func(c *Client) error { return c.Put(ctx, "c", nil) }, "503"},
+		{"replacing a key is no new key", Limits{Keys: 1}, func(c *Client) error { return c.Put(ctx, "a", nil) },
+			func(c *Client) error {
+				if err := c.Put(ctx, "a", []byte("2")); err != nil {
+					return nil // replacing was refused: fails as "no error past the limit"
+				}
+				return c.Put(ctx, "b", nil)
+			}, "503"},
+		{"bytes", Limits{Bytes: 10}, func(c *Client) error { return c.Put(ctx, "a", []byte("0123456789")) },
+			func(c *Client) error { return c.Put(ctx, "b", []byte("x")) }, "503"},
+		{"value size", Limits{}, func(c *Client) error { return nil },
+			func(c *Client) error { return c.Put(ctx, "a", make([]byte, MaxValue+1)) }, "413"},
+		{"name length", Limits{NameLen: 16}, func(c *Client) error { return c.Put(ctx, long[:16], nil) },
+			func(c *Client) error { return c.Put(ctx, long, nil) }, "414"},
+		{"barriers and signals", Limits{Names: 2}, func(c *Client) error {
+			if err := c.Barrier(ctx, "b1", 1, time.Second); err != nil {
+				return err
+			}
+			_, err := c.Signal(ctx, "s1")
+			return err
+		}, func(c *Client) error { _, err := c.Signal(ctx, "s2"); return err }, "503"},
+		{"waiters", Limits{Waiters: 2}, func(c *Client) error {
+			for _, k := range []string{"w1", "w2"} {
+				go c.Get(ctx, k, time.Second)
+			}
+			time.Sleep(100 * time.Millisecond)
+			return nil
+		}, func(c *Client) error { _, err := c.Get(ctx, "w3", 5*time.Second); return err }, "503"},
+		{"waiters at a barrier", Limits{Waiters: 1}, func(c *Client) error {
+			go c.Barrier(ctx, "b", 3, time.Second)
+			time.Sleep(100 * time.Millisecond)
+			return nil
+		}, func(c *Client) error { return c.Barrier(ctx, "b", 3, 5*time.Second) }, "503"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, c := newTestLimits(t, tc.limits)
+			if err := tc.fill(c); err != nil {
+				t.Fatalf("within the limit: %v", err)
+			}
+			err := tc.over(c)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("past the limit: got %v, want %s", err, tc.want)
+			}
+			t.Log(err)
+			if _, err := c.Get(ctx, "nothing", 0); err == nil || !strings.Contains(err.Error(), "404") {
+				t.Fatalf("afterwards: %v", err)
+			}
+		})
+	}
+}
+
+// Listen binds the addresses it is given, never a wildcard.
+func TestListen(t *testing.T) {
+	lo := netip.MustParseAddr("127.0.0.1")
+	lns, port, err := Listen([]netip.Addr{lo}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ln := range lns {
+		a := ln.Addr().(*net.TCPAddr)
+		if !a.IP.Equal(lo.AsSlice()) || a.Port != port || a.IP.IsUnspecified() {
+			t.Errorf("listening on %v, want %v:%d", a, lo, port)
+		}
+		ln.Close()
+	}
+	// The preferred port, taken: another one, not a failure.
+	held, _, err := Listen([]netip.Addr{lo}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held[0].Close()
+	taken := held[0].Addr().(*net.TCPAddr).Port
+	lns, port, err = Listen([]netip.Addr{lo}, taken)
+	if err != nil || port == taken {
+		t.Fatalf("preferred port taken: port %d, %v", port, err)
+	}
+	lns[0].Close()
+	for _, a := range []string{"0.0.0.0", "::"} {
+		if lns, _, err := Listen([]netip.Addr{netip.MustParseAddr(a)}, 0); err == nil {
+			lns[0].Close()
+			t.Errorf("listened on %s", a)
+		}
 	}
 }
