@@ -51,7 +51,9 @@ func Run() error {
 	if err := unix.Mount(dev, "/root", c.FSType, flags, c.Flags); err != nil {
 		return fmt.Errorf("mount the root %s (%s) on /root: %w", dev, c.FSType, err)
 	}
-	if _, err := os.Stat(filepath.Join("/root", c.Init)); err != nil {
+	// Lstat: init is usually an absolute symlink (/sbin/init ->
+	// /lib/systemd/systemd), which resolves only once /root is the root.
+	if _, err := os.Lstat(filepath.Join("/root", c.Init)); err != nil {
 		return fmt.Errorf("no init on the root file system %s: %w", dev, err)
 	}
 	for _, d := range []string{"/dev", "/proc", "/sys"} {
