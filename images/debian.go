@@ -59,7 +59,7 @@ var (
 
 // debianRecipeVersion changes whenever the recipe makes a different image,
 // so images built by an older forgelab are rebuilt (Store.Stale).
-const debianRecipeVersion = 5
+const debianRecipeVersion = 7
 
 func debianRecipe(cloudInit bool) recipe {
 	r := recipe{
@@ -80,14 +80,15 @@ func buildDebian12(b *builder, work string, s *Store, cloudInit bool) (built, er
 	if _, err := os.Stat(filepath.Join(grubDir, "boot.img")); err != nil {
 		return built{}, fmt.Errorf("GRUB for BIOS is not installed (%s/boot.img): apt-get install grub-pc-bin", grubDir)
 	}
-	name, pkgs, guestInit := "debian-12", debianPackages, ""
+	name, pkgs := "debian-12", debianPackages
 	if cloudInit {
 		name, pkgs = "debian-12-cloud-init", append(append([]string{}, debianPackages...), cloudInitPackages...)
-	} else {
-		var err error
-		if guestInit, err = s.guestInitBinary(); err != nil {
-			return built{}, err
-		}
+	}
+	// forgelab-guestinit applies the seed in debian-12, and is the
+	// initramfs of direct boot in both variants.
+	guestInit, err := s.guestInitBinary()
+	if err != nil {
+		return built{}, err
 	}
 	cache := filepath.Join(s.Dir, "cache", "debs")
 	if err := os.MkdirAll(cache, 0o755); err != nil {
@@ -125,10 +126,14 @@ func buildDebian12(b *builder, work string, s *Store, cloudInit bool) (built, er
 		seedBy = "cloud-init"
 	}
 	b.step("configuring the guest: %s, networkd, ssh, serial console, boot trims (kernel %s)", seedBy, kver)
-	if err := configureDebianTree(tree, debianConfig{fsUUID: fsUUID, mirror: mirror, kernel: kver, cloudInit: cloudInit, guestInit: guestInit}); err != nil {
+	cfg := debianConfig{fsUUID: fsUUID, mirror: mirror, kernel: kver, cloudInit: cloudInit}
+	if !cloudInit {
+		cfg.guestInit = guestInit
+	}
+	if err := configureDebianTree(tree, cfg); err != nil {
 		return built{}, fmt.Errorf("configure tree: %w", err)
 	}
-	b.step("initramfs: virtio drivers only")
+	b.step("initramfs for GRUB: virtio drivers only")
 	olds, _ := filepath.Glob(filepath.Join(tree, "boot", "initrd.img-*"))
 	for _, old := range olds {
 		if err := os.Remove(old); err != nil {
@@ -149,15 +154,16 @@ func buildDebian12(b *builder, work string, s *Store, cloudInit bool) (built, er
 	if mps, err := mountsUnder(tree); err != nil || len(mps) > 0 {
 		return built{}, fmt.Errorf("tree still has mounts %v (%v)", mps, err)
 	}
-	// The kernel and initramfs also go next to the image, for direct
-	// kernel boot (Image.Boot).
-	for _, f := range []struct{ from, to string }{
-		{filepath.Join(tree, "boot", "vmlinuz-"+kver), filepath.Join(work, "vmlinuz")},
-		{filepath.Join(tree, "boot", "initrd.img-"+kver), filepath.Join(work, "initrd")},
-	} {
-		if err := copyFile(f.from, f.to); err != nil {
-			return built{}, fmt.Errorf("keep the kernel for direct boot: %w", err)
-		}
+	// The kernel goes next to the image, for direct kernel boot
+	// (Image.Boot), with an initramfs of its own: forgelab-guestinit as
+	// /init and the disk drivers (package earlyinit), instead of
+	// initramfs-tools' scripts, which the disk's GRUB boot keeps.
+	b.step("initramfs for direct boot: forgelab-guestinit as /init, %s", strings.Join(directBootModules, ", "))
+	if err := copyFile(filepath.Join(tree, "boot", "vmlinuz-"+kver), filepath.Join(work, "vmlinuz")); err != nil {
+		return built{}, fmt.Errorf("keep the kernel for direct boot: %w", err)
+	}
+	if err := writeDirectInitrd(filepath.Join(work, "initrd"), guestInit, filepath.Join(tree, "lib", "modules", kver)); err != nil {
+		return built{}, fmt.Errorf("direct boot: %w", err)
 	}
 
 	raw := filepath.Join(work, "disk.raw")

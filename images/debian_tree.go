@@ -27,8 +27,14 @@ type debianConfig struct {
 // ethN names (the seed renames NICs by MAC anyway), rw root so nothing has
 // to remount it, quiet so the emulated UART is not the bottleneck, no crypto
 // self-tests and no kernel audit (about 0.5 s of kernel boot under TCG).
+// For an emulated lab guest also: the TSC as a trusted clocksource (under
+// TCG the watchdog otherwise moves the guest to the HPET, and every
+// clock_gettime becomes a syscall and an emulated MMIO read), no timer
+// check, no speculative-execution mitigations and no KASLR (kernel work,
+// not protection a lab VM needs), one UART probed, no PS/2 mouse probe.
 func kernelCmdline(fsUUID string) string {
-	return "root=UUID=" + fsUUID + " rw console=ttyS0,115200 net.ifnames=0 quiet cryptomgr.notests audit=0"
+	return "root=UUID=" + fsUUID + " rw console=ttyS0,115200 net.ifnames=0 quiet cryptomgr.notests audit=0" +
+		" tsc=reliable no_timer_check mitigations=off nokaslr 8250.nr_uarts=1 i8042.noaux"
 }
 
 // cloudInitCfg: the debian-12-cloud-init variant runs cloud-init as Debian
@@ -60,8 +66,11 @@ WantedBy=sysinit.target
 
 // sshUnit replaces Debian's ssh.service (a drop-in cannot remove an
 // ordering): sshd listens on every address, so it need not wait for
-// network.target and starts while networkd brings the NICs up; and no
-// `sshd -t` self-test before the start (a whole sshd start-up under TCG).
+// network.target and starts while networkd brings the NICs up; no
+// `sshd -t` self-test before the start (a whole sshd start-up under TCG);
+// and no re-exec of sshd for every connection (-r: each re-exec loads and
+// links sshd again, the cost of a start-up under TCG, for address-space
+// re-randomisation a lab VM does not need).
 const sshUnit = `[Unit]
 Description=OpenBSD Secure Shell server (forgelab: not ordered after network.target)
 Documentation=man:sshd(8) man:sshd_config(5)
@@ -70,7 +79,7 @@ ConditionPathExists=!/etc/ssh/sshd_not_to_be_run
 
 [Service]
 EnvironmentFile=-/etc/default/ssh
-ExecStart=/usr/sbin/sshd -D $SSHD_OPTS
+ExecStart=/usr/sbin/sshd -D -r $SSHD_OPTS
 ExecReload=/usr/sbin/sshd -t
 ExecReload=/bin/kill -HUP $MAINPID
 KillMode=process
@@ -206,11 +215,13 @@ var maskedUnits = []string{
 	"getty@tty1.service",
 }
 
-// maskedGenerators run at every boot and every daemon-reload.
+// maskedGenerators run at every boot and every daemon-reload (each a
+// program start under TCG). The getty generator's one product, the serial
+// console's getty, is enabled statically instead.
 var maskedGenerators = []string{
 	"systemd-cryptsetup-generator", "systemd-integritysetup-generator", "systemd-veritysetup-generator",
 	"systemd-hibernate-resume-generator", "systemd-gpt-auto-generator", "systemd-system-update-generator",
-	"systemd-run-generator", "systemd-rc-local-generator",
+	"systemd-run-generator", "systemd-rc-local-generator", "systemd-debug-generator", "systemd-getty-generator",
 }
 
 // blacklistedModules: nested KVM under emulation, legacy devices, and the IDE
@@ -318,6 +329,7 @@ func configureDebianTree(root string, c debianConfig) error {
 	for _, g := range maskedGenerators {
 		do(t.symlink("etc/systemd/system-generators/"+g, "/dev/null"))
 	}
+	do(t.symlink("etc/systemd/system/getty.target.wants/serial-getty@ttyS0.service", "/lib/systemd/system/serial-getty@.service"))
 	do(t.symlink("etc/tmpfiles.d/systemd-nologin.conf", "/dev/null"))
 	do(t.remove("etc/modules-load.d/modules.conf")) // comments only; skips systemd-modules-load
 	do(t.write("etc/systemd/journald.conf.d/forgelab.conf", "[Journal]\nStorage=volatile\nRuntimeMaxUse=32M\n", 0o644))

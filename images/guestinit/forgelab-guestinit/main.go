@@ -2,6 +2,10 @@
 // before ssh.service, in the images forgelab builds (see package guestinit).
 // It is built static (CGO_ENABLED=0) and copied into the image.
 //
+// Run by the kernel as PID 1, it is instead the whole initramfs of a
+// directly booted image (package earlyinit): it mounts the root and starts
+// systemd, which then runs it again as a service to apply the seed.
+//
 //	forgelab-guestinit [-root /] [-seed DIR]
 package main
 
@@ -15,10 +19,16 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/forgelab/forgelab/images/earlyinit"
 	"github.com/forgelab/forgelab/images/guestinit"
 )
 
 func main() {
+	if os.Getpid() == 1 {
+		err := earlyinit.Run()
+		fmt.Fprintf(os.Stderr, "forgelab-guestinit (initramfs): %v\n", err)
+		os.Exit(1)
+	}
 	root := flag.String("root", "/", "the machine's root directory")
 	seedDir := flag.String("seed", "", "read the seed from this directory instead of the cidata disk")
 	flag.Parse()
