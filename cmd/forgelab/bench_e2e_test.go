@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,25 +14,6 @@ import (
 	"github.com/forgelab/forgelab/telemetry/runs"
 	"github.com/forgelab/forgelab/telemetry/stats"
 )
-
-// forgelabIn runs the binary against another state dir.
-func forgelabIn(t *testing.T, state string, args ...string) result {
-	t.Helper()
-	cmd := exec.Command(binPath, append([]string{"--state-dir", state}, args...)...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	r := result{stdout: out.String(), stderr: errb.String()}
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		r.code = ee.ExitCode()
-	default:
-		t.Fatalf("run forgelab %v: %v", args, err)
-	}
-	return r
-}
 
 // Bad input to forgelab bench: each refused before anything boots, with
 // exit code 2 and a message that says what to do. (No VMs needed.)

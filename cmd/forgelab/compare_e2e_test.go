@@ -15,22 +15,6 @@ import (
 	"github.com/forgelab/forgelab/telemetry/serve/uitest"
 )
 
-// runIn runs the forgelab binary with another state dir.
-func runIn(t *testing.T, state string, args ...string) result {
-	t.Helper()
-	cmd := exec.Command(binPath, append([]string{"--state-dir", state}, args...)...)
-	var out, errb strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	r := result{stdout: out.String(), stderr: errb.String()}
-	if ee, ok := err.(*exec.ExitError); ok {
-		r.code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("forgelab %v: %v", args, err)
-	}
-	return r
-}
-
 // runRef is how the CLI names the run in dir: LAB/ID.
 func runRef(dir string) string { return filepath.Base(filepath.Dir(dir)) + "/" + filepath.Base(dir) }
 
@@ -52,7 +36,7 @@ func TestCompareCommand(t *testing.T) {
 	good := comparetest.WriteRun(t, root, comparetest.Run{Lab: "fx-good", ID: "20261201T120000Z-0001", Variant: "good"})
 	plain := comparetest.WriteRun(t, root, comparetest.Run{Lab: "fx-plain", ID: "20261201T121000Z-0002", Variant: "plain"})
 	out := filepath.Join(t.TempDir(), "out")
-	r := runIn(t, state, "compare", "-o", "json", "--baseline", plain.Name(), "--link", "ab", "--edges", "0,5,100",
+	r := forgelabIn(t, state, "compare", "-o", "json", "--baseline", plain.Name(), "--link", "ab", "--edges", "0,5,100",
 		"--metric", "delivery", "--html", out+".html", "--png", out, good.Name(), plain.Name())
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
@@ -71,11 +55,11 @@ func TestCompareCommand(t *testing.T) {
 	if st, err := os.Stat(out + ".html"); err != nil || st.Size() < 10000 || len(pngs) != 4 {
 		t.Errorf("html %v, %d PNGs (want 4: condition, 2 bucket plots, 1 series)", err, len(pngs))
 	}
-	r = runIn(t, state, "compare", good.Name())
+	r = forgelabIn(t, state, "compare", good.Name())
 	if r.code == 0 || !strings.Contains(r.stderr, "at least 2 runs, got 1") {
 		t.Errorf("one run: exit %d, %s", r.code, r.stderr)
 	}
-	r = runIn(t, state, "compare", "--edges", "0,x", good.Name(), plain.Name())
+	r = forgelabIn(t, state, "compare", "--edges", "0,x", good.Name(), plain.Name())
 	if r.code == 0 || !strings.Contains(r.stderr, `"x" is not a number`) {
 		t.Errorf("bad edges: exit %d, %s", r.code, r.stderr)
 	}
@@ -196,14 +180,14 @@ func checkCompare(t *testing.T, dirs map[string]string) {
 		m["scenario"] = "storm"
 		*plan = strings.Replace(*plan, `"Name": "c"`, `"Name": "d"`, 1)
 	})
-	res = runIn(t, state, "compare", b, other)
+	res = forgelabIn(t, state, "compare", b, other)
 	if res.code == 0 || !strings.Contains(res.stderr, "not comparable") || !strings.Contains(res.stderr, `scenario "storm", not "handover"`) || !strings.Contains(res.stderr, "hosts has d and lacks c") {
 		t.Errorf("runs of another scenario and hosts: exit %d, %s", res.code, res.stderr)
 	}
 	kernel := copyRun(dirs["static"], "handover-static", func(m map[string]any, _ *string) {
 		m["fingerprint"].(map[string]any)["kernel"] = "6.1.0-other"
 	})
-	res = runIn(t, state, "compare", b, kernel)
+	res = forgelabIn(t, state, "compare", b, kernel)
 	if res.code != 0 || !strings.Contains(res.stderr, "warning: environments differ") || !strings.Contains(res.stderr, "vs 6.1.0-other") {
 		t.Errorf("another kernel: exit %d, %s", res.code, res.stderr)
 	}

@@ -87,7 +87,13 @@ type result struct {
 
 func forgelab(t *testing.T, args ...string) result {
 	t.Helper()
-	cmd := exec.Command(binPath, append([]string{"--state-dir", stateDir()}, args...)...)
+	return forgelabIn(t, stateDir(), args...)
+}
+
+// forgelabIn runs the binary against another state dir.
+func forgelabIn(t *testing.T, state string, args ...string) result {
+	t.Helper()
+	cmd := exec.Command(binPath, append([]string{"--state-dir", state}, args...)...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
