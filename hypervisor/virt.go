@@ -16,6 +16,10 @@ type virt interface {
 	defineNetwork(xml string) (network, error)
 	lookupNetwork(name string) (network, error)
 	networkXMLs() ([]string, error)
+	// domainStats are the statistics of those of the named domains that
+	// run; activeDomains the names of every running domain.
+	domainStats(names []string) ([]namedStats, error)
+	activeDomains() ([]string, error)
 	close() error
 }
 
