@@ -64,12 +64,12 @@ type Proc struct {
 
 // Host are a host's totals.
 type Host struct {
-	CPUBusyTicks, CPUTotalTicks   uint64 // all CPUs since boot
+	CPUBusyTicks, CPUTotalTicks  uint64 // all CPUs since boot
 	MemTotalBytes, MemAvailBytes uint64
-	ReadSectors, WriteSectors     uint64 // 512-byte sectors, whole disks
-	Reads, Writes                 uint64
-	RxBytes, TxBytes              uint64 // every interface but lo
-	RxPackets, TxPackets          uint64
+	ReadSectors, WriteSectors    uint64 // 512-byte sectors, whole disks
+	Reads, Writes                uint64
+	RxBytes, TxBytes             uint64 // every interface but lo
+	RxPackets, TxPackets         uint64
 }
 
 // Snapshot is one reading.
