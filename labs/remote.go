@@ -264,6 +264,12 @@ func (r sshRemote) Undo(ctx context.Context, j *provision.Journal) error {
 	return provision.Undo(ctx, r.c, j)
 }
 
+// RootOutput runs a command as root on the host and returns its stdout
+// (the run's /proc sampler and the quiet-environment check).
+func (r sshRemote) RootOutput(ctx context.Context, cmd string) ([]byte, error) {
+	return provision.RootOutput(ctx, r.c, cmd)
+}
+
 func (r sshRemote) LocalAddr() netip.Addr  { return tcpAddr(r.c.LocalAddr()) }
 func (r sshRemote) RemoteAddr() netip.Addr { return tcpAddr(r.c.RemoteAddr()) }
 func (r sshRemote) Close() error           { return r.c.Close() }

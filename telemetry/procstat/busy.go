@@ -1,8 +1,13 @@
 package procstat
 
 import (
+	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"sort"
+	"strconv"
+	"strings"
 )
 
 var nan = math.NaN()
@@ -45,4 +50,61 @@ func BusyBetween(a, b *Snapshot, seconds, min float64) []Busy {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].CPU > out[j].CPU })
 	return out
+}
+
+// Own returns the pids of the sampler itself in s: Self, its ancestors
+// and its descendants.
+func Own(s *Snapshot) map[int]bool {
+	own := map[int]bool{}
+	if s.Self == 0 {
+		return own
+	}
+	parent := map[int]int{}
+	children := map[int][]int{}
+	for _, p := range s.Procs {
+		parent[p.PID] = p.PPID
+		children[p.PPID] = append(children[p.PPID], p.PID)
+	}
+	for pid := s.Self; pid > 1 && !own[pid]; pid = parent[pid] {
+		own[pid] = true
+	}
+	todo := []int{s.Self}
+	for len(todo) > 0 {
+		pid := todo[len(todo)-1]
+		todo = todo[:len(todo)-1]
+		for _, c := range children[pid] {
+			if !own[c] {
+				own[c] = true
+				todo = append(todo, c)
+			}
+		}
+	}
+	return own
+}
+
+// ReadProc reads every process's stat under root (a /proc; tests give a
+// tree of their own) without forking anything: the host side of the
+// quiet check.
+func ReadProc(root string) (*Snapshot, error) {
+	ents, err := os.ReadDir(root)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", root, err)
+	}
+	s := &Snapshot{PageSize: uint64(os.Getpagesize()), ClockTicks: 100}
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(root, e.Name(), "stat"))
+		if err != nil {
+			continue // ended meanwhile
+		}
+		p, err := parseStat(strings.TrimSpace(string(data)))
+		if err != nil {
+			continue
+		}
+		p.FDs = -1
+		s.Procs = append(s.Procs, p)
+	}
+	return s, nil
 }

@@ -32,6 +32,7 @@ const WorkloadEnv = "FORGELAB_WORKLOAD"
 func Command(withHost bool) string {
 	var b strings.Builder
 	b.WriteString(`cd /proc || exit 1
+echo "#self $$"
 echo '#conf'; getconf PAGESIZE CLK_TCK
 echo '#stat'; cat [0-9]*/stat 2>/dev/null
 echo '#fd'; for p in [0-9]*; do set -- $p/fd/*; [ -L "$1" ] || set --; echo "$p $#"; done
@@ -78,6 +79,10 @@ type Snapshot struct {
 	ClockTicks uint64
 	Procs      []Proc
 	Host       *Host // nil unless the command was asked for it
+	// Self is the shell that ran the command (0: not known): it, its
+	// ancestors (sudo, the SSH session) and its children are the
+	// sampler's own.
+	Self int
 }
 
 // Parse reads Command's output.
@@ -92,6 +97,10 @@ func Parse(out []byte) (*Snapshot, error) {
 	conf := 0
 	for sc.Scan() {
 		line := sc.Text()
+		if v, ok := strings.CutPrefix(line, "#self "); ok {
+			s.Self, _ = strconv.Atoi(strings.TrimSpace(v))
+			continue
+		}
 		if strings.HasPrefix(line, "#") && !strings.Contains(line, " ") {
 			section = line[1:]
 			if section == "cpu" && h == nil {
