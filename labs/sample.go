@@ -1,0 +1,200 @@
+package labs
+
+// Resource sampling during a run: libvirt's domain statistics for VMs
+// (hosts.csv), and the software under test inside every host from /proc
+// over SSH (processes.csv; and hosts.csv for physical hosts, which have no
+// libvirt). One SSH command per host per sample (telemetry/procstat), on
+// a connection opened once for the run.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/forgelab/forgelab/hypervisor"
+	"github.com/forgelab/forgelab/telemetry/procstat"
+	"github.com/forgelab/forgelab/telemetry/runs"
+)
+
+// domainStatser is an optional capability of VMs: libvirt's statistics
+// (*hypervisor.Conn has it).
+type domainStatser interface {
+	DomainStats(names []string) ([]hypervisor.DomainStats, error)
+}
+
+// rootRunner is an optional capability of Remote: a command as root,
+// its stdout back (the SSH remote has it).
+type rootRunner interface {
+	RootOutput(ctx context.Context, cmd string) ([]byte, error)
+}
+
+// DomainStats returns libvirt's statistics of a lab's running VMs (none
+// when the VM backend cannot give them): the live metrics' source.
+func (m *Manager) DomainStats(ctx context.Context, lab string) ([]hypervisor.DomainStats, map[string]string, error) {
+	st, err := m.Store.Load(lab)
+	if err != nil {
+		return nil, nil, err
+	}
+	ds, ok := m.VMs.(domainStatser)
+	if !ok || st.Plan == nil {
+		return nil, nil, nil
+	}
+	hostOf := map[string]string{}
+	var names []string
+	for _, h := range st.Plan.Hosts {
+		if kindOf(h).madeHere() {
+			names = append(names, h.Domain)
+			hostOf[h.Domain] = h.Name
+		}
+	}
+	stats, err := ds.DomainStats(names)
+	return stats, hostOf, err
+}
+
+// hostSample turns a domain's statistics into a hosts.csv row.
+func hostSample(s *runs.HostSample, d hypervisor.DomainStats) {
+	if d.Has["cpu"] {
+		s.CPUSeconds = d.CPUSeconds
+	}
+	if d.Has["balloon"] {
+		s.MemoryBytes = float64(d.BalloonBytes)
+	}
+	if d.Has["rss"] {
+		s.MemoryRSSBytes = float64(d.RSSBytes)
+	}
+	var br, bw, brq, bwq, nrx, ntx, nrp, ntp float64
+	for _, b := range d.Blocks {
+		br, bw, brq, bwq = br+float64(b.ReadBytes), bw+float64(b.WriteBytes), brq+float64(b.ReadRequests), bwq+float64(b.WriteRequests)
+	}
+	for _, n := range d.NICs {
+		nrx, ntx, nrp, ntp = nrx+float64(n.RxBytes), ntx+float64(n.TxBytes), nrp+float64(n.RxPackets), ntp+float64(n.TxPackets)
+	}
+	s.BlockReadBytes, s.BlockWriteBytes, s.BlockReadRequests, s.BlockWriteRequests = br, bw, brq, bwq
+	s.NetRxBytes, s.NetTxBytes, s.NetRxPackets, s.NetTxPackets = nrx, ntx, nrp, ntp
+}
+
+// procHostSample fills a physical host's row from its /proc totals.
+func procHostSample(s *runs.HostSample, h *procstat.Host, ticks uint64) {
+	s.Up = 1
+	s.CPUSeconds = float64(h.CPUBusyTicks) / float64(ticks)
+	s.MemoryBytes = float64(h.MemTotalBytes - min(h.MemAvailBytes, h.MemTotalBytes))
+	s.BlockReadBytes, s.BlockWriteBytes = float64(h.ReadSectors*512), float64(h.WriteSectors*512)
+	s.BlockReadRequests, s.BlockWriteRequests = float64(h.Reads), float64(h.Writes)
+	s.NetRxBytes, s.NetTxBytes = float64(h.RxBytes), float64(h.TxBytes)
+	s.NetRxPackets, s.NetTxPackets = float64(h.RxPackets), float64(h.TxPackets)
+}
+
+func nanHost(h HostPlan) runs.HostSample {
+	nan := math.NaN()
+	return runs.HostSample{Host: h.Name, Kind: h.Kind, Domain: h.Domain, Up: nan,
+		CPUSeconds: nan, MemoryBytes: nan, BlockReadBytes: nan, BlockWriteBytes: nan, BlockReadRequests: nan,
+		BlockWriteRequests: nan, NetRxBytes: nan, NetTxBytes: nan, NetRxPackets: nan, NetTxPackets: nan, MemoryRSSBytes: nan}
+}
+
+// procSampler samples every host's /proc during a run.
+type procSampler struct {
+	r     *runner
+	every time.Duration
+
+	mu       sync.Mutex
+	physical map[string]runs.HostSample // latest totals of physical hosts
+}
+
+// run samples each host every interval until ctx ends; a host that
+// cannot be reached is recorded once as an event and tried again at the
+// next sample.
+func (p *procSampler) run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, h := range p.r.st.Plan.Hosts {
+		wg.Add(1)
+		go func() { defer wg.Done(); p.host(ctx, h) }()
+	}
+	wg.Wait()
+}
+
+func (p *procSampler) host(ctx context.Context, h HostPlan) {
+	physical := !kindOf(h).madeHere()
+	cmd := procstat.Command(physical)
+	var conn Remote
+	defer func() {
+		if conn != nil {
+			conn.Close()
+		}
+	}()
+	last := ""
+	report := func(err error) {
+		if err == nil {
+			last = ""
+			return
+		}
+		if err.Error() != last && ctx.Err() == nil {
+			last = err.Error()
+			p.r.rec.Event(runs.Event{Source: runs.SourceForgelab, Action: "sample.processes", Args: map[string]any{"host": h.Name}, Error: last})
+		}
+	}
+	tick := time.NewTicker(p.every)
+	defer tick.Stop()
+	for {
+		report(func() error {
+			if conn == nil {
+				c, err := p.r.m.software().Connect(ctx, p.r.st, h.Name)
+				if err != nil {
+					return err
+				}
+				conn = c
+			}
+			rr, ok := conn.(rootRunner)
+			if !ok {
+				return fmt.Errorf("host %s: this connection cannot run commands: %w", h.Name, errors.ErrUnsupported)
+			}
+			at := time.Now()
+			out, err := rr.RootOutput(ctx, cmd)
+			if err != nil {
+				conn.Close()
+				conn = nil // a new connection next time (the host may have rebooted)
+				return err
+			}
+			snap, err := procstat.Parse(out)
+			if err != nil {
+				return err
+			}
+			var rows []runs.ProcessSample
+			for _, g := range procstat.Groups(snap) {
+				rows = append(rows, runs.ProcessSample{Host: h.Name, Process: g.Name, Kind: g.Kind,
+					Processes: float64(g.Processes), RSSBytes: g.RSSBytes, OpenFDs: g.FDs, CPUSeconds: g.CPUSeconds})
+			}
+			if len(rows) > 0 {
+				if err := p.r.rec.Process(at, rows...); err != nil {
+					return err
+				}
+			}
+			if physical && snap.Host != nil {
+				s := nanHost(h)
+				procHostSample(&s, snap.Host, snap.ClockTicks)
+				p.mu.Lock()
+				p.physical[h.Name] = s
+				p.mu.Unlock()
+			}
+			return nil
+		}())
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// latest is a physical host's last totals; false before the first.
+func (p *procSampler) latest(host string) (runs.HostSample, bool) {
+	if p == nil {
+		return runs.HostSample{}, false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s, ok := p.physical[host]
+	return s, ok
+}
