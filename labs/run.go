@@ -644,6 +644,16 @@ func (m *Manager) recoverRun(ctx context.Context, st *State) error {
 	return os.Remove(l.RunFile())
 }
 
+// CurrentRun is the folder of the run playing on a lab, if its recorder
+// is alive (serve reads its latest samples).
+func CurrentRun(s *Store, st *State) (string, bool) {
+	mk, ok := readRunMarker(s.LayoutOf(st))
+	if !ok || !mk.Recorder.Alive() {
+		return "", false
+	}
+	return mk.Dir, true
+}
+
 func readRunMarker(l store.Layout) (runMarker, bool) {
 	data, err := os.ReadFile(l.RunFile())
 	if err != nil {

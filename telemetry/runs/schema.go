@@ -234,7 +234,7 @@ var processSchema = schema[ProcessSample]{
 		{"kind", func(s *ProcessSample) *string { return &s.Kind }},
 	},
 	values: []col[ProcessSample, float64]{
-		{"forgelab_process_count", func(s *ProcessSample) *float64 { return &s.Processes }},
+		{"forgelab_process_instances", func(s *ProcessSample) *float64 { return &s.Processes }},
 		{"forgelab_process_resident_memory_bytes", func(s *ProcessSample) *float64 { return &s.RSSBytes }},
 		{"forgelab_process_open_fds", func(s *ProcessSample) *float64 { return &s.OpenFDs }},
 		{"forgelab_process_cpu_seconds_total", func(s *ProcessSample) *float64 { return &s.CPUSeconds }},
