@@ -86,7 +86,7 @@ func TestSoakRun(t *testing.T) {
 	before, _ := runs.List(runs.Root(stateDir()), lab)
 	refused := forgelab(t, "run", "--quiet", "--no-status", "--duration", "10s", lab)
 	destroyNoise()
-	if refused.code == 0 || !strings.Contains(refused.stderr, "not quiet") || !strings.Contains(refused.stderr, "other libvirt domains running: fl-soak-noise") {
+	if refused.code == 0 || !strings.Contains(refused.stderr, "not quiet") || !strings.Contains(refused.stderr, "other libvirt domains running: ") || !strings.Contains(refused.stderr, "fl-soak-noise") {
 		t.Errorf("run --quiet with another domain running: exit %d, stderr:\n%s\nwant a refusal naming fl-soak-noise", refused.code, refused.stderr)
 	}
 	if after, _ := runs.List(runs.Root(stateDir()), lab); len(after) != len(before) {
