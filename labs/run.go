@@ -219,6 +219,31 @@ func (m *Manager) Run(ctx context.Context, lab string, o RunOptions) (*RunReport
 	}
 	r.work = newRunWorkloads(r, ctx)
 	r.work.startAll(p.runWorkloads)
+	if o.Quiet {
+		// Again halfway through, with the lab's software running: what
+		// started meanwhile (a timer that fired, a neighbour's VM) is noted
+		// too, as quiet.during.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if !r.sleepUntil(runCtx, p.tl.Duration/2) {
+				return
+			}
+			qr, err := m.CheckQuiet(runCtx, lab, o.QuietWindow)
+			if err != nil {
+				if runCtx.Err() == nil {
+					rec.SetNote("quiet.during", "check failed: "+err.Error())
+				}
+				return
+			}
+			for k, v := range qr.Notes() {
+				rec.SetNote(strings.Replace(k, "quiet", "quiet.during", 1), v)
+			}
+			if qr.Noisy() {
+				rec.Event(runs.Event{Source: runs.SourceForgelab, Action: "quiet.noise", Args: map[string]any{"seen": qr.Notes()["quiet.seen"]}})
+			}
+		}()
+	}
 
 	results, playErr := scenario.PlayFrom(runCtx, clock, start, p.tl, runExecutor{r: r})
 	stop()
