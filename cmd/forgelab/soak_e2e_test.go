@@ -118,7 +118,10 @@ func TestSoakRun(t *testing.T) {
 	default:
 		t.Errorf("fingerprint notes %v: want quiet = yes or no", notes)
 	}
-	t.Logf("quiet check: %s; seen: %s", notes["quiet"], notes["quiet.seen"])
+	if d := notes["quiet.during"]; d != "yes" && d != "no" {
+		t.Errorf("no check halfway through the run: notes %v", notes)
+	}
+	t.Logf("quiet check before: %s (seen: %s); during: %s (seen: %s)", notes["quiet"], notes["quiet.seen"], notes["quiet.during"], notes["quiet.during.seen"])
 
 	hosts, err := r.Hosts()
 	if err != nil {
