@@ -31,29 +31,6 @@ type rootRunner interface {
 	RootOutput(ctx context.Context, cmd string) ([]byte, error)
 }
 
-// DomainStats returns libvirt's statistics of a lab's running VMs (none
-// when the VM backend cannot give them): the live metrics' source.
-func (m *Manager) DomainStats(ctx context.Context, lab string) ([]hypervisor.DomainStats, map[string]string, error) {
-	st, err := m.Store.Load(lab)
-	if err != nil {
-		return nil, nil, err
-	}
-	ds, ok := m.VMs.(domainStatser)
-	if !ok || st.Plan == nil {
-		return nil, nil, nil
-	}
-	hostOf := map[string]string{}
-	var names []string
-	for _, h := range st.Plan.Hosts {
-		if kindOf(h).madeHere() {
-			names = append(names, h.Domain)
-			hostOf[h.Domain] = h.Name
-		}
-	}
-	stats, err := ds.DomainStats(names)
-	return stats, hostOf, err
-}
-
 // hostSample turns a domain's statistics into a hosts.csv row.
 func hostSample(s *runs.HostSample, d hypervisor.DomainStats) {
 	if d.Has["cpu"] {
