@@ -1,16 +1,19 @@
 package main
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/forgelab/forgelab/telemetry/anomaly"
+	"github.com/forgelab/forgelab/telemetry/procstat"
 	"github.com/forgelab/forgelab/telemetry/runs"
 )
 
@@ -156,6 +159,20 @@ func TestSoakRun(t *testing.T) {
 	}
 	if len(leakyRSS) > 1 {
 		t.Logf("leaky RSS %.1f MiB -> %.1f MiB", leakyRSS[0]/(1<<20), leakyRSS[len(leakyRSS)-1]/(1<<20))
+	}
+
+	// What one sample costs the guest: ten of them, timed in the guest
+	// (sudo included, as the sampler runs it).
+	script := base64.StdEncoding.EncodeToString([]byte(procstat.Command(false)))
+	cost := forgelab(t, "exec", lab, "a", "--", "echo "+script+" | base64 -d > /tmp/fl-sample.sh && "+
+		`bash -c 'TIMEFORMAT="%R %U %S"; time (for i in 1 2 3 4 5 6 7 8 9 10; do sudo -n sh /tmp/fl-sample.sh >/dev/null; done)' 2>&1`)
+	if f := strings.Fields(cost.stdout); cost.code == 0 && len(f) == 3 {
+		real, _ := strconv.ParseFloat(f[0], 64)
+		user, _ := strconv.ParseFloat(f[1], 64)
+		sys, _ := strconv.ParseFloat(f[2], 64)
+		t.Logf("one /proc sample in the guest: %.0f ms wall, %.0f ms CPU (%.1f %% of a vCPU at 1 Hz)", 100*real, 100*(user+sys), 10*(user+sys))
+	} else {
+		t.Logf("timing the sampler in the guest: exit %d: %s %s", cost.code, cost.stdout, cost.stderr)
 	}
 
 	check := forgelab(t, "runs", "check", "-o", "json", r.Name())
