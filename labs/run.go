@@ -626,6 +626,9 @@ func errSuffix(e string) string {
 // resetLinks puts every link back to the quality the lab file declares,
 // up, and heals any partition. The caller holds the lab's lock.
 func resetLinks(ctx context.Context, st *State, sh netfabric.Shaper) error {
+	if len(st.Plan.Links) == 0 {
+		return nil // no links, no fabric to ask (a one-VM soak lab)
+	}
 	var errs []error
 	if err := sh.Heal(ctx); err != nil && !errors.Is(err, netfabric.ErrUnsupported) {
 		errs = append(errs, err)
