@@ -3,13 +3,17 @@ package labs
 // Resource sampling during a run: libvirt's domain statistics for VMs
 // (hosts.csv), and the software under test inside every host from /proc
 // over SSH (processes.csv; and hosts.csv for physical hosts, which have no
-// libvirt). One SSH command per host per sample (telemetry/procstat), on
-// a connection opened once for the run.
+// libvirt). One SSH session per host for the whole run runs the sampler
+// loop (telemetry/procstat.LoopCommand), which prints one reading per
+// interval: measured under TCG, an SSH session and sudo per sample cost
+// the guest far more than the reading itself.
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"sync"
 	"time"
@@ -29,6 +33,12 @@ type domainStatser interface {
 // its stdout back (the SSH remote has it).
 type rootRunner interface {
 	RootOutput(ctx context.Context, cmd string) ([]byte, error)
+}
+
+// rootStreamer is an optional capability of Remote: a command as root,
+// its stdout streamed to w until it ends or ctx does.
+type rootStreamer interface {
+	RootStream(ctx context.Context, cmd string, w io.Writer) error
 }
 
 // hostSample turns a domain's statistics into a hosts.csv row.
@@ -94,74 +104,101 @@ func (p *procSampler) run(ctx context.Context) {
 
 func (p *procSampler) host(ctx context.Context, h HostPlan) {
 	physical := !kindOf(h).madeHere()
-	cmd := procstat.Command(physical)
-	var conn Remote
-	defer func() {
-		if conn != nil {
-			conn.Close()
-		}
-	}()
 	last := ""
 	report := func(err error) {
-		if err == nil {
-			last = ""
+		if err == nil || ctx.Err() != nil {
 			return
 		}
-		if err.Error() != last && ctx.Err() == nil {
+		if err.Error() != last {
 			last = err.Error()
 			p.r.rec.Event(runs.Event{Source: runs.SourceForgelab, Action: "sample.processes", Args: map[string]any{"host": h.Name}, Error: last})
 		}
 	}
-	tick := time.NewTicker(p.every)
-	defer tick.Stop()
-	for {
-		report(func() error {
-			if conn == nil {
-				c, err := p.r.m.software().Connect(ctx, p.r.st, h.Name)
-				if err != nil {
-					return err
-				}
-				conn = c
-			}
-			rr, ok := conn.(rootRunner)
-			if !ok {
-				return fmt.Errorf("host %s: this connection cannot run commands: %w", h.Name, errors.ErrUnsupported)
-			}
-			at := time.Now()
-			out, err := rr.RootOutput(ctx, cmd)
-			if err != nil {
-				conn.Close()
-				conn = nil // a new connection next time (the host may have rebooted)
-				return err
-			}
-			snap, err := procstat.Parse(out)
-			if err != nil {
-				return err
-			}
-			var rows []runs.ProcessSample
-			for _, g := range procstat.Groups(snap) {
-				rows = append(rows, runs.ProcessSample{Host: h.Name, Process: g.Name, Kind: g.Kind,
-					Processes: float64(g.Processes), RSSBytes: g.RSSBytes, OpenFDs: g.FDs, CPUSeconds: g.CPUSeconds})
-			}
-			if len(rows) > 0 {
-				if err := p.r.rec.Process(at, rows...); err != nil {
-					return err
-				}
-			}
-			if physical && snap.Host != nil {
-				s := nanHost(h)
-				procHostSample(&s, snap.Host, snap.ClockTicks)
-				p.mu.Lock()
-				p.physical[h.Name] = s
-				p.mu.Unlock()
-			}
-			return nil
-		}())
+	for ctx.Err() == nil {
+		report(p.stream(ctx, h, physical))
 		select {
 		case <-ctx.Done():
-			return
-		case <-tick.C:
+		case <-time.After(p.every): // then connect again (the host may have rebooted)
 		}
+	}
+}
+
+// stream runs the sampler loop on one host over one SSH session and
+// records each sample as it arrives, until ctx ends or the session breaks.
+func (p *procSampler) stream(ctx context.Context, h HostPlan, physical bool) error {
+	conn, err := p.r.m.software().Connect(ctx, p.r.st, h.Name)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	rs, ok := conn.(rootStreamer)
+	if !ok {
+		return fmt.Errorf("host %s: this connection cannot run commands: %w", h.Name, errors.ErrUnsupported)
+	}
+	var parseErr error
+	w := &sampleSplitter{each: func(out []byte) {
+		if err := p.record(h, physical, time.Now(), out); err != nil && parseErr == nil {
+			parseErr = err
+			report := fmt.Errorf("host %s: %w", h.Name, err)
+			p.r.rec.Event(runs.Event{Source: runs.SourceForgelab, Action: "sample.processes", Args: map[string]any{"host": h.Name}, Error: report.Error()})
+		}
+	}}
+	err = rs.RootStream(ctx, procstat.LoopCommand(physical, p.every.Seconds()), w)
+	if ctx.Err() != nil {
+		return nil
+	}
+	if err == nil {
+		err = errors.New("the sampler loop ended")
+	}
+	return fmt.Errorf("host %s: %w", h.Name, err)
+}
+
+// record writes one sample of a host.
+func (p *procSampler) record(h HostPlan, physical bool, at time.Time, out []byte) error {
+	snap, err := procstat.Parse(out)
+	if err != nil {
+		return err
+	}
+	var rows []runs.ProcessSample
+	for _, g := range procstat.Groups(snap) {
+		rows = append(rows, runs.ProcessSample{Host: h.Name, Process: g.Name, Kind: g.Kind,
+			Processes: float64(g.Processes), RSSBytes: g.RSSBytes, OpenFDs: g.FDs, CPUSeconds: g.CPUSeconds})
+	}
+	if len(rows) > 0 {
+		if err := p.r.rec.Process(at, rows...); err != nil {
+			return err
+		}
+	}
+	if physical && snap.Host != nil {
+		s := nanHost(h)
+		procHostSample(&s, snap.Host, snap.ClockTicks)
+		p.mu.Lock()
+		p.physical[h.Name] = s
+		p.mu.Unlock()
+	}
+	return nil
+}
+
+// sampleSplitter cuts the loop's output at each EndMarker line.
+type sampleSplitter struct {
+	buf  []byte
+	each func([]byte)
+}
+
+func (s *sampleSplitter) Write(b []byte) (int, error) {
+	s.buf = append(s.buf, b...)
+	marker := []byte("\n" + procstat.EndMarker + "\n")
+	for {
+		i := bytes.Index(s.buf, marker)
+		if i < 0 {
+			if bytes.HasPrefix(s.buf, marker[1:]) { // an empty sample
+				s.buf = s.buf[len(marker)-1:]
+				continue
+			}
+			return len(b), nil
+		}
+		s.each(s.buf[:i+1])
+		s.buf = s.buf[i+len(marker):]
 	}
 }
 

@@ -3,6 +3,7 @@ package labs
 import (
 	"context"
 	"fmt"
+	"io"
 	"math"
 	"sync/atomic"
 	"testing"
@@ -37,7 +38,22 @@ type procRemote struct {
 	n *atomic.Int64
 }
 
-func (r procRemote) RootOutput(ctx context.Context, cmd string) ([]byte, error) {
+// RootStream plays the sampler loop: a reading every 100 ms, written in
+// pieces that do not follow the readings, until ctx ends.
+func (r procRemote) RootStream(ctx context.Context, cmd string, w io.Writer) error {
+	for {
+		out := r.reading()
+		w.Write(out[:7])
+		w.Write(append(out[7:], "#end\n"...))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (r procRemote) reading() []byte {
 	i := r.n.Add(1)
 	return []byte(fmt.Sprintf(`#self 900
 #conf
@@ -54,7 +70,7 @@ func (r procRemote) RootOutput(ctx context.Context, cmd string) ([]byte, error) 
 300/environ:FORGELAB_WORKLOAD=alice
 301/environ:FORGELAB_WORKLOAD=alice
 #cgroup
-`, 100+i)), nil
+`, 100+i))
 }
 
 type procSoftware struct {
@@ -76,7 +92,7 @@ func TestRunSamplesResources(t *testing.T) {
 	m, sw := newRunLab(t)
 	m.VMs = &statsVMs{VMs: m.VMs}
 	m.Software = &procSoftware{fakeSoftware: sw}
-	rep, err := m.Run(context.Background(), "mover", RunOptions{SampleEvery: 200 * time.Millisecond})
+	rep, err := m.Run(context.Background(), "mover", RunOptions{SampleEvery: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

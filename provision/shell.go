@@ -29,6 +29,9 @@ func asRoot(c *Client, cmd string) string {
 	return "sudo -n sh -c " + ShellQuote(cmd)
 }
 
+// AsRoot is cmd run as root: as is for root, through `sudo -n` otherwise.
+func AsRoot(c *Client, cmd string) string { return asRoot(c, cmd) }
+
 // RootOutput runs cmd as root (through sudo unless the login user is
 // root) and returns stdout; a non-zero exit is an *ExitError carrying
 // stderr.

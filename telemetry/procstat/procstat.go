@@ -26,6 +26,24 @@ import (
 // they make, so the sampler finds the whole tree.
 const WorkloadEnv = "FORGELAB_WORKLOAD"
 
+// SamplerName is the workload marker of the sampler loop itself
+// (LoopCommand), so its own cost shows in processes.csv as kind sampler,
+// and the quiet check does not count it as noise.
+const SamplerName = "forgelab-sampler"
+
+// EndMarker ends each sample of LoopCommand's output.
+const EndMarker = "#end"
+
+// LoopCommand is Command's reading in a loop, one sample every interval
+// (plus the reading's own time) until its output is closed: one SSH
+// session for a whole run, so a sample costs the host no SSH session, no
+// sudo and no sshd fork. Each sample ends with a line EndMarker.
+func LoopCommand(withHost bool, interval float64) string {
+	body := strings.TrimSuffix(strings.TrimPrefix(Command(withHost), "cd /proc || exit 1\n"), "exit 0\n")
+	loop := "cd /proc || exit 1\nwhile :; do\n" + body + "echo '" + EndMarker + "' || exit 0\nsleep " + strconv.FormatFloat(interval, 'f', -1, 64) + "\ndone\n"
+	return "exec env " + WorkloadEnv + "=" + SamplerName + " sh -c '" + strings.ReplaceAll(loop, "'", `'\''`) + "'"
+}
+
 // Command is the shell command (POSIX sh, run as root so every process's
 // files are readable) whose output Parse reads. withHost adds the host's
 // totals (/proc/stat, meminfo, diskstats, net/dev), for physical hosts.
@@ -295,6 +313,9 @@ func Groups(s *Snapshot) []Group {
 	byKey := map[[2]string]*Group{}
 	for _, p := range s.Procs {
 		kind, name := "workload", p.Workload
+		if name == SamplerName {
+			kind = "sampler"
+		}
 		if name == "" {
 			kind, name = "service", p.Service
 		}

@@ -1,10 +1,12 @@
 package procstat
 
 import (
+	"bufio"
 	"math"
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -138,4 +140,49 @@ func TestCommandOnThisMachine(t *testing.T) {
 		t.Errorf("host totals = %+v", s.Host)
 	}
 	t.Logf("%d processes, output %s bytes", len(s.Procs), strconv.Itoa(len(out)))
+}
+
+// The loop prints a reading per interval, each ending with EndMarker,
+// and the loop's own processes carry the sampler's marker.
+func TestLoopCommandOnThisMachine(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("no /proc here")
+	}
+	cmd := exec.Command("sh", "-c", LoopCommand(false, 0.2))
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	var readings []string
+	var cur strings.Builder
+	sc := bufio.NewScanner(out)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for len(readings) < 3 && sc.Scan() {
+		if sc.Text() == EndMarker {
+			readings = append(readings, cur.String())
+			cur.Reset()
+			continue
+		}
+		cur.WriteString(sc.Text() + "\n")
+	}
+	if len(readings) < 3 {
+		t.Fatalf("%d readings", len(readings))
+	}
+	s, err := Parse([]byte(readings[2]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sampler *Group
+	for _, g := range Groups(s) {
+		if g.Kind == "sampler" {
+			sampler = &g
+		}
+	}
+	if sampler == nil || sampler.Name != SamplerName || sampler.Processes < 1 {
+		t.Errorf("the loop's own processes are not a sampler group: %+v", Groups(s))
+	}
 }
