@@ -1,10 +1,10 @@
 package labs
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"bytes"
 	"io"
 	"net"
 	"net/http"
