@@ -157,6 +157,19 @@ func TestSoakRun(t *testing.T) {
 	if seen["leaky"] < 30 || seen["steady"] < 30 {
 		t.Errorf("processes.csv rows per workload: %v, want at least 30 each", seen)
 	}
+	var sampler []runs.ProcessRow
+	for _, p := range procs {
+		if p.Kind == "sampler" {
+			sampler = append(sampler, p)
+		}
+	}
+	if len(sampler) < 2 {
+		t.Errorf("processes.csv has %d rows of the sampler's own processes", len(sampler))
+	} else {
+		a, b := sampler[0], sampler[len(sampler)-1]
+		t.Logf("the sampler loop in the guest: %.2f CPU-s over %.0f s (%.1f %% of a vCPU), %d readings, RSS %.1f MiB",
+			b.CPUSeconds-a.CPUSeconds, b.T-a.T, 100*(b.CPUSeconds-a.CPUSeconds)/(b.T-a.T), len(sampler), b.RSSBytes/(1<<20))
+	}
 	if len(leakyRSS) > 1 {
 		t.Logf("leaky RSS %.1f MiB -> %.1f MiB", leakyRSS[0]/(1<<20), leakyRSS[len(leakyRSS)-1]/(1<<20))
 	}
