@@ -136,8 +136,9 @@ func (p *procSampler) stream(ctx context.Context, h HostPlan, physical bool) err
 		return fmt.Errorf("host %s: this connection cannot run commands: %w", h.Name, errors.ErrUnsupported)
 	}
 	var parseErr error
+	var pageSize uint64 // the loop prints it once, before its first reading
 	w := &sampleSplitter{each: func(out []byte) {
-		if err := p.record(h, physical, time.Now(), out); err != nil && parseErr == nil {
+		if err := p.record(h, physical, time.Now(), out, &pageSize); err != nil && parseErr == nil {
 			parseErr = err
 			report := fmt.Errorf("host %s: %w", h.Name, err)
 			p.r.rec.Event(runs.Event{Source: runs.SourceForgelab, Action: "sample.processes", Args: map[string]any{"host": h.Name}, Error: report.Error()})
@@ -154,10 +155,15 @@ func (p *procSampler) stream(ctx context.Context, h HostPlan, physical bool) err
 }
 
 // record writes one sample of a host.
-func (p *procSampler) record(h HostPlan, physical bool, at time.Time, out []byte) error {
+func (p *procSampler) record(h HostPlan, physical bool, at time.Time, out []byte, pageSize *uint64) error {
 	snap, err := procstat.Parse(out)
 	if err != nil {
 		return err
+	}
+	if snap.HasConf {
+		*pageSize = snap.PageSize
+	} else if *pageSize > 0 {
+		snap.PageSize = *pageSize
 	}
 	var rows []runs.ProcessSample
 	for _, g := range procstat.Groups(snap) {

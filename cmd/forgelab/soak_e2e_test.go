@@ -154,8 +154,11 @@ func TestSoakRun(t *testing.T) {
 			leakyRSS = append(leakyRSS, p.RSSBytes)
 		}
 	}
-	if seen["leaky"] < 30 || seen["steady"] < 30 {
-		t.Errorf("processes.csv rows per workload: %v, want at least 30 each", seen)
+	// Readings come once a second, or as often as a reading takes under
+	// TCG (measured here: about 0.4 s); the first seconds go to the
+	// workloads' start.
+	if seen["leaky"] < 25 || seen["steady"] < 25 {
+		t.Errorf("processes.csv rows per workload: %v, want at least 25 each", seen)
 	}
 	var sampler []runs.ProcessRow
 	for _, p := range procs {
@@ -174,8 +177,8 @@ func TestSoakRun(t *testing.T) {
 		t.Logf("leaky RSS %.1f MiB -> %.1f MiB", leakyRSS[0]/(1<<20), leakyRSS[len(leakyRSS)-1]/(1<<20))
 	}
 
-	// What one sample costs the guest: ten of them, timed in the guest
-	// (sudo included, as the sampler runs it).
+	// What one reading costs the guest when each comes with its own sudo
+	// (as a sampler without the loop would run it): ten, timed in the guest.
 	script := base64.StdEncoding.EncodeToString([]byte(procstat.Command(false)))
 	cost := forgelab(t, "exec", lab, "a", "--", "echo "+script+" | base64 -d > /tmp/fl-sample.sh && "+
 		`bash -c 'TIMEFORMAT="%R %U %S"; time (for i in 1 2 3 4 5 6 7 8 9 10; do sudo -n sh /tmp/fl-sample.sh >/dev/null; done)' 2>&1`)
@@ -183,7 +186,7 @@ func TestSoakRun(t *testing.T) {
 		real, _ := strconv.ParseFloat(f[0], 64)
 		user, _ := strconv.ParseFloat(f[1], 64)
 		sys, _ := strconv.ParseFloat(f[2], 64)
-		t.Logf("one /proc sample in the guest: %.0f ms wall, %.0f ms CPU (%.1f %% of a vCPU at 1 Hz)", 100*real, 100*(user+sys), 10*(user+sys))
+		t.Logf("one /proc reading with sudo in the guest: %.0f ms wall, %.0f ms CPU (%.1f %% of a vCPU at 1 Hz)", 100*real, 100*(user+sys), 10*(user+sys))
 	} else {
 		t.Logf("timing the sampler in the guest: exit %d: %s %s", cost.code, cost.stdout, cost.stderr)
 	}

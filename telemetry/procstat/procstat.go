@@ -39,8 +39,10 @@ const EndMarker = "#end"
 // session for a whole run, so a sample costs the host no SSH session, no
 // sudo and no sshd fork. Each sample ends with a line EndMarker.
 func LoopCommand(withHost bool, interval float64) string {
-	body := strings.TrimSuffix(strings.TrimPrefix(Command(withHost), "cd /proc || exit 1\n"), "exit 0\n")
-	loop := "cd /proc || exit 1\nwhile :; do\n" + body + "echo '" + EndMarker + "' || exit 0\nsleep " + strconv.FormatFloat(interval, 'f', -1, 64) + "\ndone\n"
+	// The sleep runs while the reading is taken: one reading per interval,
+	// or per reading's time when that is longer.
+	loop := "cd /proc || exit 1\n" + confLine + "while :; do\nsleep " + strconv.FormatFloat(interval, 'f', -1, 64) + " &\n" +
+		reading(withHost) + "echo '" + EndMarker + "' || exit 0\nwait\ndone\n"
 	return "exec env " + WorkloadEnv + "=" + SamplerName + " sh -c '" + strings.ReplaceAll(loop, "'", `'\''`) + "'"
 }
 
@@ -48,14 +50,26 @@ func LoopCommand(withHost bool, interval float64) string {
 // files are readable) whose output Parse reads. withHost adds the host's
 // totals (/proc/stat, meminfo, diskstats, net/dev), for physical hosts.
 func Command(withHost bool) string {
+	return "cd /proc || exit 1\n" + confLine + reading(withHost) + "exit 0\n"
+}
+
+// confLine prints the page size; clock ticks are USER_HZ, 100 on every
+// Linux ABI.
+const confLine = "echo '#conf'; getconf PAGESIZE\n"
+
+// reading is one reading in /proc. Under TCG a fork and exec costs the
+// guest tens of milliseconds, so it has two (cat, grep; a subshell for
+// the loop over grep's output) and the rest is shell builtins: one grep
+// finds both markers, and only the marked processes' open files are
+// counted (a glob each). Names of workloads and services are
+// [A-Za-z0-9_.-], which ends the match inside environ's NUL-separated
+// records.
+func reading(withHost bool) string {
 	var b strings.Builder
-	b.WriteString(`cd /proc || exit 1
-echo "#self $$"
-echo '#conf'; getconf PAGESIZE CLK_TCK
+	b.WriteString(`echo "#self $$"
 echo '#stat'; cat [0-9]*/stat 2>/dev/null
-echo '#fd'; for p in [0-9]*; do set -- $p/fd/*; [ -L "$1" ] || set --; echo "$p $#"; done
-echo '#env'; grep -a -o -z -H '^` + WorkloadEnv + `=[^[:space:]]*' [0-9]*/environ 2>/dev/null | tr '\0' '\n'
-echo '#cgroup'; grep -H -o 'forgelab-[^/]*\.service' [0-9]*/cgroup 2>/dev/null
+echo '#marks'; grep -a -o -H -e '` + WorkloadEnv + `=[A-Za-z0-9_.-]*' -e 'forgelab-[A-Za-z0-9_.-]*\.service' [0-9]*/environ [0-9]*/cgroup 2>/dev/null |
+while IFS= read -r l; do p=${l%%/*}; set -- $p/fd/*; [ -L "$1" ] || set --; echo "$l fd=$#"; done
 `)
 	if withHost {
 		b.WriteString(`echo '#cpu'; head -n 1 stat
@@ -64,7 +78,6 @@ echo '#disk'; cat diskstats
 echo '#net'; cat net/dev
 `)
 	}
-	b.WriteString("exit 0\n")
 	return b.String()
 }
 
@@ -95,6 +108,7 @@ type Host struct {
 type Snapshot struct {
 	PageSize   uint64
 	ClockTicks uint64
+	HasConf    bool // PageSize was read (LoopCommand prints it once, before the first reading)
 	Procs      []Proc
 	Host       *Host // nil unless the command was asked for it
 	// Self is the shell that ran the command (0: not known): it, its
@@ -110,9 +124,10 @@ func Parse(out []byte) (*Snapshot, error) {
 	var order []int
 	section := ""
 	var h *Host
+	// grep -z writes its matches NUL-terminated.
+	out = bytes.ReplaceAll(out, []byte{0}, []byte{'\n'})
 	sc := bufio.NewScanner(bytes.NewReader(out))
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	conf := 0
 	for sc.Scan() {
 		line := sc.Text()
 		if v, ok := strings.CutPrefix(line, "#self "); ok {
@@ -129,13 +144,8 @@ func Parse(out []byte) (*Snapshot, error) {
 		}
 		switch section {
 		case "conf":
-			if v, err := strconv.ParseUint(strings.TrimSpace(line), 10, 64); err == nil && v > 0 {
-				if conf == 0 {
-					s.PageSize = v
-				} else {
-					s.ClockTicks = v
-				}
-				conf++
+			if v, err := strconv.ParseUint(strings.TrimSpace(line), 10, 64); err == nil && v > 0 && !s.HasConf {
+				s.PageSize, s.HasConf = v, true
 			}
 		case "stat":
 			p, err := parseStat(line)
@@ -156,17 +166,33 @@ func Parse(out []byte) (*Snapshot, error) {
 					p.FDs = n
 				}
 			}
-		case "env":
-			// 123/environ:FORGELAB_WORKLOAD=name
+		case "marks", "env", "cgroup":
+			// 123/environ:FORGELAB_WORKLOAD=name fd=6 or
+			// 123/cgroup:forgelab-name.service fd=6 (fd= only in marks)
+			fds := -1
+			if i := strings.LastIndex(line, " fd="); i > 0 {
+				if n, err := strconv.Atoi(line[i+4:]); err == nil {
+					fds = n
+				}
+				line = line[:i]
+			}
 			pid, val, ok := procValue(line, "environ:"+WorkloadEnv+"=")
-			if p := byPID[pid]; ok && p != nil {
+			isService := false
+			if !ok {
+				pid, val, ok = procValue(line, "cgroup:forgelab-")
+				isService = true
+			}
+			p := byPID[pid]
+			if !ok || p == nil {
+				continue
+			}
+			if isService {
+				p.Service = strings.TrimSuffix(val, ".service")
+			} else {
 				p.Workload = val
 			}
-		case "cgroup":
-			// 123/cgroup:forgelab-name.service
-			pid, val, ok := procValue(line, "cgroup:forgelab-")
-			if p := byPID[pid]; ok && p != nil {
-				p.Service = strings.TrimSuffix(val, ".service")
+			if fds >= 0 {
+				p.FDs = fds
 			}
 		case "cpu":
 			h.CPUBusyTicks, h.CPUTotalTicks = parseCPU(line)
