@@ -20,6 +20,10 @@ type virt interface {
 	// ones too) with their XML and whether they run.
 	domainXMLs() ([]listed, error)
 	networkList() ([]listed, error)
+	// domainStats are the statistics of those of the named domains that
+	// run; activeDomains the names of every running domain.
+	domainStats(names []string) ([]namedStats, error)
+	activeDomains() ([]string, error)
 	close() error
 }
 

@@ -27,6 +27,8 @@ type fakeVirt struct {
 	// closed: a libvirtd that accepted the connection and stopped answering.
 	hang          chan struct{}
 	deviceUpdates []string
+	// stats are what domainStats reports for a running domain.
+	stats map[string]libvirt.DomainStats
 }
 
 func newFakeVirt() *fakeVirt {
@@ -132,6 +134,30 @@ func (f *fakeVirt) wait() {
 	if f.hang != nil {
 		<-f.hang
 	}
+}
+
+func (f *fakeVirt) domainStats(names []string) ([]namedStats, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []namedStats
+	for _, n := range names {
+		if d, ok := f.domains[n]; ok && d.active {
+			out = append(out, namedStats{name: n, stats: f.stats[n]})
+		}
+	}
+	return out, nil
+}
+
+func (f *fakeVirt) activeDomains() ([]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for n, d := range f.domains {
+		if d.active {
+			out = append(out, n)
+		}
+	}
+	return out, nil
 }
 
 func (d *fakeDomain) set(active bool, st libvirt.DomainState) {

@@ -1,6 +1,7 @@
 package labs
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/forgelab/forgelab/internal/proc"
@@ -192,6 +194,26 @@ func (r sshRemote) AddNetdev(ctx context.Context, j *provision.Journal, dev, scr
 
 func (r sshRemote) Undo(ctx context.Context, j *provision.Journal) error {
 	return provision.Undo(ctx, r.c, j)
+}
+
+// RootOutput runs a command as root on the host and returns its stdout
+// (the run's /proc sampler and the quiet-environment check).
+func (r sshRemote) RootOutput(ctx context.Context, cmd string) ([]byte, error) {
+	return provision.RootOutput(ctx, r.c, cmd)
+}
+
+// RootStream runs a command as root on the host, its stdout to w, until
+// it ends or ctx does (the run's /proc sampler loop).
+func (r sshRemote) RootStream(ctx context.Context, cmd string, w io.Writer) error {
+	var errb bytes.Buffer
+	code, err := r.c.Run(ctx, provision.AsRoot(r.c, cmd), nil, w, &errb)
+	if err != nil {
+		return err
+	}
+	if code != 0 && ctx.Err() == nil {
+		return fmt.Errorf("exit %d: %s", code, strings.TrimSpace(errb.String()))
+	}
+	return nil
 }
 
 func (r sshRemote) LocalAddr() netip.Addr  { return tcpAddr(r.c.LocalAddr()) }

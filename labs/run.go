@@ -29,6 +29,7 @@ package labs
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -44,6 +45,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/forgelab/forgelab/hypervisor"
 	"github.com/forgelab/forgelab/labs/mobility"
 	linkq "github.com/forgelab/forgelab/labs/quality"
 	"github.com/forgelab/forgelab/labs/scenario"
@@ -51,6 +53,7 @@ import (
 	"github.com/forgelab/forgelab/labs/store"
 	"github.com/forgelab/forgelab/netfabric"
 	"github.com/forgelab/forgelab/provision"
+	"github.com/forgelab/forgelab/telemetry/quiet"
 	"github.com/forgelab/forgelab/telemetry/runs"
 )
 
@@ -75,6 +78,20 @@ type RunOptions struct {
 	Clock scenario.Clock
 	// Interval is how often qualities are recomputed; 0: 100ms (10 Hz).
 	Interval time.Duration
+	// Duration makes a soak run: it plays this long whatever the
+	// scenario's duration (the scenario once, then held at its end state;
+	// with no scenario, nothing but the workloads), and workloads that
+	// start with the run are started again when they end before it.
+	Duration time.Duration
+	// SampleEvery is how often the workloads' and services' processes are
+	// sampled in the hosts (processes.csv); 0: every second, negative: not.
+	SampleEvery time.Duration
+	// Quiet checks the environment first (CheckQuiet) and refuses a noisy
+	// run with ErrNoisy, unless AllowNoise: then it runs, marked. What the
+	// check saw goes into the run fingerprint's notes either way.
+	Quiet, AllowNoise bool
+	// QuietWindow is how long the check watches CPU use; 0: 2 s.
+	QuietWindow time.Duration
 	// Bench makes this one run of a bench (forgelab bench, labs/bench.go);
 	// nil for an ordinary run.
 	Bench *BenchRun
@@ -98,8 +115,9 @@ type RunReport struct {
 	Status  runs.Status
 	Reason  string
 	Results []scenario.Result
-	Applied int // quality changes applied
-	Failed  int // quality changes the shaper refused
+	Applied int  // quality changes applied
+	Failed  int  // quality changes the shaper refused
+	Noisy   bool // --quiet saw noise and --allow-noise ran it anyway
 }
 
 // runMarker is run.current: which run plays on the lab, and by whom.
@@ -144,6 +162,17 @@ func (m *Manager) Run(ctx context.Context, lab string, o RunOptions) (*RunReport
 	if err != nil {
 		return nil, err
 	}
+	var noise *quiet.Report
+	if o.Quiet {
+		qr, err := m.CheckQuiet(ctx, lab, o.QuietWindow)
+		if err != nil {
+			return nil, fmt.Errorf("quiet check: %w", err)
+		}
+		if qr.Noisy() && !o.AllowNoise {
+			return nil, fmt.Errorf("%w; the run did not start. Seen:\n%s(stop what is listed, or run with --allow-noise to record a run marked noisy)", ErrNoisy, qr)
+		}
+		noise = &qr
+	}
 
 	start := clock.Now()
 	rec, err := runs.Create(runs.Root(m.Store.Dir), runs.Meta{
@@ -154,6 +183,12 @@ func (m *Manager) Run(ctx context.Context, lab string, o RunOptions) (*RunReport
 		return nil, err
 	}
 	rep := &RunReport{Dir: rec.Dir(), ID: rec.ID()}
+	if noise != nil {
+		for k, v := range noise.Notes() {
+			rec.SetNote(k, v)
+		}
+		rep.Noisy = noise.Noisy()
+	}
 	mk, _ := json.Marshal(runMarker{Dir: rec.Dir(), Recorder: runs.Self()})
 	if err := os.WriteFile(l.RunFile(), mk, 0o644); err != nil {
 		rec.Close(runs.StatusFailed, err.Error())
@@ -174,9 +209,9 @@ func (m *Manager) Run(ctx context.Context, lab string, o RunOptions) (*RunReport
 	save(rec.SavePlan(planJSON))
 	save(rec.Event(runs.Event{Time: start, Source: runs.SourceForgelab, Action: "run.start", Args: map[string]any{
 		"scenario": p.scenarioName, "duration": p.tl.Duration.Seconds(), "variant": o.Variant,
-		"actions": len(p.tl.Actions), "quality_changes": len(p.changes)}}))
+		"actions": len(p.tl.Actions), "quality_changes": len(p.changes), "soak": o.Duration > 0}}))
 
-	r := &runner{m: m, st: st, rec: rec, clock: clock, start: start, p: p, status: newLiveStatus(p), events: 1}
+	r := &runner{m: m, st: st, rec: rec, clock: clock, start: start, p: p, status: newLiveStatus(p), events: 1, keep: o.Duration > 0}
 	if fi, err := os.Stat(l.Events()); err == nil {
 		r.events = max(fi.Size(), 1) // the lab's log so far is not this run's
 	}
@@ -207,6 +242,10 @@ func (m *Manager) Run(ctx context.Context, lab string, o RunOptions) (*RunReport
 	if o.Status != nil {
 		loops = append(loops, func(ctx context.Context) { r.printStatus(ctx, o.Status) })
 	}
+	if o.SampleEvery >= 0 {
+		r.procs = &procSampler{r: r, every: cmp.Or(o.SampleEvery, time.Second), physical: map[string]runs.HostSample{}}
+		loops = append(loops, r.procs.run)
+	}
 	for _, loop := range loops {
 		wg.Add(1)
 		go func() { defer wg.Done(); loop(runCtx) }()
@@ -219,6 +258,31 @@ func (m *Manager) Run(ctx context.Context, lab string, o RunOptions) (*RunReport
 			r.work.wg.Wait()
 			workloadsEnded.Store(true)
 			stop()
+		}()
+	}
+	if o.Quiet {
+		// Again halfway through, with the lab's software running: what
+		// started meanwhile (a timer that fired, a neighbour's VM) is noted
+		// too, as quiet.during.
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if !r.sleepUntil(runCtx, p.tl.Duration/2) {
+				return
+			}
+			qr, err := m.CheckQuiet(runCtx, lab, o.QuietWindow)
+			if err != nil {
+				if runCtx.Err() == nil {
+					rec.SetNote("quiet.during", "check failed: "+err.Error())
+				}
+				return
+			}
+			for k, v := range qr.Notes() {
+				rec.SetNote(strings.Replace(k, "quiet", "quiet.during", 1), v)
+			}
+			if qr.Noisy() {
+				rec.Event(runs.Event{Source: runs.SourceForgelab, Action: "quiet.noise", Args: map[string]any{"seen": qr.Notes()["quiet.seen"]}})
+			}
 		}()
 	}
 
@@ -335,6 +399,18 @@ func (m *Manager) prepareRun(st *State, l store.Layout, o RunOptions) (*runPlan,
 		p.scenarioName = "lab"
 	}
 	switch {
+	case o.For > 0 && o.Duration > 0:
+		return nil, fmt.Errorf("give either --for (play part of a scenario) or --duration (a soak run), not both")
+	case o.Duration > 0 && p.tl == nil:
+		p.tl, p.scenarioName = &scenario.Timeline{File: st.File, Duration: o.Duration}, "none"
+	case o.Duration > 0:
+		// A soak run: the scenario once, then held at its end state (the
+		// quality timeline below runs to the end: mobility models hold
+		// their last position).
+		if p.tl.Duration > o.Duration {
+			p.tl.Actions = slices.DeleteFunc(slices.Clone(p.tl.Actions), func(a scenario.Action) bool { return a.At > o.Duration })
+		}
+		p.tl.Duration = o.Duration
 	case p.tl == nil && o.For <= 0:
 		return nil, fmt.Errorf("lab %s has no [scenario]: give a scenario file (forgelab run %s SCENARIO.toml), or a duration (--for 60s)", st.Lab, st.Lab)
 	case p.tl == nil:
@@ -412,6 +488,8 @@ type runner struct {
 	scheduled bool
 	sched     netfabric.Scheduler
 	seen      int
+	procs     *procSampler // nil: not sampling
+	keep      bool         // a soak run: workloads that end early start again
 
 	mu      sync.Mutex
 	applied int
@@ -573,18 +651,31 @@ func (r *runner) recordPositions(ctx context.Context) {
 	}
 }
 
-// hostSamples is what this tree can say about the hosts: whether each VM
-// runs. (libvirt's domain statistics, CPU, memory, disk and network I/O,
-// need a hypervisor call this tree does not have yet: those columns stay
-// empty.)
+// hostSamples are the hosts' resources: libvirt's domain statistics for
+// VMs (one call for all), the /proc sampler's latest totals for physical
+// hosts; NaN where neither says.
 func (r *runner) hostSamples(ctx context.Context) ([]runs.HostSample, error) {
 	var out []runs.HostSample
-	nan := math.NaN()
+	byDomain := map[string]hypervisor.DomainStats{}
+	if ds, ok := r.m.VMs.(domainStatser); ok {
+		var names []string
+		for _, h := range r.st.Plan.Hosts {
+			if kindOf(h).madeHere() {
+				names = append(names, h.Domain)
+			}
+		}
+		stats, err := ds.DomainStats(names)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range stats {
+			byDomain[d.Domain] = d
+		}
+	}
 	for _, h := range r.st.Plan.Hosts {
-		s := runs.HostSample{Host: h.Name, Kind: h.Kind, Domain: h.Domain, Up: nan,
-			CPUSeconds: nan, MemoryBytes: nan, BlockReadBytes: nan, BlockWriteBytes: nan, BlockReadRequests: nan,
-			BlockWriteRequests: nan, NetRxBytes: nan, NetTxBytes: nan, NetRxPackets: nan, NetTxPackets: nan}
-		if kindOf(h).madeHere() && r.m.VMs != nil {
+		s := nanHost(h)
+		switch {
+		case kindOf(h).madeHere() && r.m.VMs != nil:
 			state, err := r.m.VMs.DomainState(h.Domain)
 			if err != nil {
 				return nil, err
@@ -592,6 +683,13 @@ func (r *runner) hostSamples(ctx context.Context) ([]runs.HostSample, error) {
 			s.Up = 0
 			if state == "running" {
 				s.Up = 1
+			}
+			if d, ok := byDomain[h.Domain]; ok {
+				hostSample(&s, d)
+			}
+		case !kindOf(h).madeHere():
+			if ps, ok := r.procs.latest(h.Name); ok {
+				s = ps
 			}
 		}
 		out = append(out, s)
@@ -672,6 +770,9 @@ func errSuffix(e string) string {
 // resetLinks cancels any timed schedule, puts every link back to the
 // quality the lab file declares, up, and heals any partition. The caller holds the lab's lock.
 func resetLinks(ctx context.Context, st *State, sh netfabric.Shaper) error {
+	if len(st.Plan.Links) == 0 {
+		return nil // no links, no fabric to ask (a one-VM soak lab)
+	}
 	var errs []error
 	// A run's schedule first, so none of its changes lands after the reset.
 	if sch, ok := sh.(netfabric.Scheduler); ok {
@@ -721,6 +822,16 @@ func (m *Manager) recoverRun(ctx context.Context, st *State) error {
 	}
 	m.progress("the run %s was stopped without putting its links back: done now (the run is marked incomplete)", mk.Dir)
 	return os.Remove(l.RunFile())
+}
+
+// CurrentRun is the folder of the run playing on a lab, if its recorder
+// is alive (serve reads its latest samples).
+func CurrentRun(s *Store, st *State) (string, bool) {
+	mk, ok := readRunMarker(s.LayoutOf(st))
+	if !ok || !mk.Recorder.Alive() {
+		return "", false
+	}
+	return mk.Dir, true
 }
 
 func readRunMarker(l store.Layout) (runMarker, bool) {
@@ -858,7 +969,20 @@ func (w *runWorkloads) start(name string) error {
 		w.wg.Add(1)
 		go func(host string) {
 			defer w.wg.Done()
-			w.run(ctx, host, wl, l.WorkloadDir(s.Name, host))
+			for n := 1; ; n++ {
+				w.run(ctx, host, wl, l.WorkloadDir(s.Name, host))
+				if !w.r.keep || ctx.Err() != nil {
+					return
+				}
+				// A soak run keeps its workloads running: again, after a
+				// pause so a workload that fails at once does not spin.
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(time.Second):
+				}
+				w.r.rec.Event(runs.Event{Source: runs.SourceForgelab, Action: "workload.restart", Args: map[string]any{"workload": wl.Name, "host": host, "n": n}})
+			}
 		}(h.Name)
 	}
 	return nil

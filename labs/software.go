@@ -20,6 +20,7 @@ import (
 	"github.com/forgelab/forgelab/labs/store"
 	"github.com/forgelab/forgelab/provision"
 	"github.com/forgelab/forgelab/provision/coord"
+	"github.com/forgelab/forgelab/telemetry/procstat"
 )
 
 // deployParallel is how many hosts get files at once.
@@ -196,6 +197,9 @@ func toWorkload(w WorkloadSpec, f provision.Facts) (provision.Workload, error) {
 	for k, v := range labEnv(f) {
 		wl.Env[k] = v
 	}
+	// The marker a run's sampler finds the workload's processes by
+	// (children inherit it).
+	wl.Env[procstat.WorkloadEnv] = w.Name
 	return wl, err
 }
 

@@ -30,6 +30,16 @@ func asRoot(c *Client, cmd string) string {
 	return "sudo -n sh -c " + ShellQuote(cmd)
 }
 
+// AsRoot is cmd run as root: as is for root, through `sudo -n` otherwise.
+func AsRoot(c *Client, cmd string) string { return asRoot(c, cmd) }
+
+// RootOutput runs cmd as root (through sudo unless the login user is
+// root) and returns stdout; a non-zero exit is an *ExitError carrying
+// stderr.
+func RootOutput(ctx context.Context, c *Client, cmd string) ([]byte, error) {
+	return rootOutput(ctx, c, cmd)
+}
+
 // rootOutput runs cmd as root and returns stdout; a non-zero exit is an
 // *ExitError carrying stderr.
 func rootOutput(ctx context.Context, c *Client, cmd string) ([]byte, error) {

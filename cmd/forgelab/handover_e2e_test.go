@@ -103,7 +103,7 @@ func TestHandoverRuns(t *testing.T) {
 				}
 			}
 
-			out := mustForgelab(t, "run", "--quiet", "--variant", v.variant, lab, scenario)
+			out := mustForgelab(t, "run", "--no-status", "--variant", v.variant, lab, scenario)
 			runDir := strings.TrimSpace(out)
 			runDirs[v.variant] = runDir
 			checkRunFolder(t, runDir, runs.StatusComplete)
@@ -123,7 +123,7 @@ func TestHandoverRuns(t *testing.T) {
 
 			if v.variant == "static" {
 				// Ctrl-C in the middle of a run.
-				cmd := exec.Command(binPath, "--state-dir", stateDir(), "run", "--quiet", "--for", "40s", lab, scenario)
+				cmd := exec.Command(binPath, "--state-dir", stateDir(), "run", "--no-status", "--for", "40s", lab, scenario)
 				var stdout strings.Builder
 				cmd.Stdout = &stdout
 				if err := cmd.Start(); err != nil {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/forgelab/forgelab/telemetry/anomaly"
 	"github.com/forgelab/forgelab/telemetry/runs"
 )
 
@@ -53,6 +54,42 @@ func runsCommand() *cli.Command {
 						return writeJSON(c.App.Writer, r)
 					}
 					return runs.WriteShow(c.App.Writer, r)
+				},
+			},
+			{
+				Name:      "check",
+				Usage:     "flag leaks, slow degradation and sudden drops in a run's series",
+				ArgsUsage: "RUN",
+				Description: "Tests the run's process resources (processes.csv) for leaks and its workloads' throughput and\n" +
+					"latency fields for degradation and sudden changes (docs/runs.md, \"Checking a run\").\n" +
+					"Exit status: 0 nothing flagged, 2 something flagged, 1 the run could not be read.",
+				Flags: []cli.Flag{outputFlag, &cli.BoolFlag{Name: "all", Usage: "also list the series that were not flagged"}},
+				Action: func(c *cli.Context) error {
+					r, err := openRun(c, root(c))
+					if err != nil {
+						return err
+					}
+					all, err := anomaly.Analyze(r, anomaly.DefaultOptions())
+					if err != nil {
+						return err
+					}
+					if c.String("output") == "json" {
+						if all == nil {
+							all = []anomaly.Finding{}
+						}
+						err = writeJSON(c.App.Writer, all)
+					} else {
+						err = anomaly.WriteText(c.App.Writer, r.Name(), all, c.Bool("all"))
+					}
+					if err != nil {
+						return err
+					}
+					for _, f := range all {
+						if f.Flagged {
+							return cli.Exit("", 2)
+						}
+					}
+					return nil
 				},
 			},
 			{

@@ -46,6 +46,9 @@ type Backend interface {
 	DomainStats(ctx context.Context, lab string) ([]DomainStats, error)
 	// Workloads are the latest numeric fields of the workloads' JSON lines.
 	Workloads(ctx context.Context, lab string) ([]WorkloadValue, error)
+	// Processes are the latest resources of the workloads' and services'
+	// processes in the hosts, while a run samples them; none otherwise.
+	Processes(ctx context.Context, lab string) ([]ProcessStats, error)
 	// Scenario is the running scenario's clock and the actions it applied.
 	Scenario(ctx context.Context, lab string) (ScenarioStatus, error)
 	// Events returns the lab's events after cursor (0: from the start),
@@ -157,7 +160,8 @@ type DomainStats struct {
 	Host        string       `json:"host"`
 	Domain      string       `json:"domain"`
 	CPUSeconds  float64      `json:"cpu_seconds"`
-	MemoryBytes uint64       `json:"memory_bytes"`
+	MemoryBytes uint64       `json:"memory_bytes"` // the balloon's (libvirt_domain_info_memory_usage_bytes)
+	RSSBytes    uint64       `json:"rss_bytes"`    // QEMU's resident memory here (libvirt_domain_memory_stats_rss_bytes)
 	Blocks      []BlockStats `json:"blocks"`
 	NICs        []NICStats   `json:"nics"`
 }
@@ -178,6 +182,18 @@ type NICStats struct {
 	TxBytes   uint64 `json:"tx_bytes"`
 	RxPackets uint64 `json:"rx_packets"`
 	TxPackets uint64 `json:"tx_packets"`
+}
+
+// ProcessStats are one workload's or service's processes on one host
+// (a run's processes.csv, docs/metrics.md).
+type ProcessStats struct {
+	Host       string  `json:"host"`
+	Process    string  `json:"process"`
+	Kind       string  `json:"kind"` // workload or service
+	Processes  float64 `json:"processes"`
+	RSSBytes   float64 `json:"rss_bytes"`
+	OpenFDs    float64 `json:"open_fds"` // NaN: not known
+	CPUSeconds float64 `json:"cpu_seconds"`
 }
 
 // WorkloadValue is the last value of one numeric field of a workload's

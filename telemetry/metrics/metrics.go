@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,6 +43,7 @@ var (
 
 	vmCPU        = desc("libvirt_domain_info_cpu_time_seconds_total", "CPU time the domain used.", "host", "domain")
 	vmMemory     = desc("libvirt_domain_info_memory_usage_bytes", "Memory the domain uses.", "host", "domain")
+	vmRSS        = desc("libvirt_domain_memory_stats_rss_bytes", "Resident memory of the domain's QEMU process on this machine.", "host", "domain")
 	vmReadBytes  = desc("libvirt_domain_block_stats_read_bytes_total", "Bytes read from the disk.", "host", "domain", "target_device")
 	vmWriteBytes = desc("libvirt_domain_block_stats_write_bytes_total", "Bytes written to the disk.", "host", "domain", "target_device")
 	vmReadReqs   = desc("libvirt_domain_block_stats_read_requests_total", "Read requests to the disk.", "host", "domain", "target_device")
@@ -51,6 +53,10 @@ var (
 	vmRxPackets  = desc("libvirt_domain_interface_stats_receive_packets_total", "Packets the NIC received.", "host", "domain", "target_device")
 	vmTxPackets  = desc("libvirt_domain_interface_stats_transmit_packets_total", "Packets the NIC sent.", "host", "domain", "target_device")
 
+	procCount      = desc("forgelab_process_instances", "Processes of the workload or service.", "host", "process", "kind")
+	procRSS        = desc("forgelab_process_resident_memory_bytes", "Resident memory of the workload's or service's processes, summed.", "host", "process", "kind")
+	procFDs        = desc("forgelab_process_open_fds", "Open file descriptors of the workload's or service's processes, summed.", "host", "process", "kind")
+	procCPU        = desc("forgelab_process_cpu_seconds_total", "User and system CPU of the workload's or service's processes.", "host", "process", "kind")
 	workloadValue  = desc("forgelab_workload_value", "The last numeric value of field in the workload's JSON lines.", "host", "workload", "field")
 	scenarioClock  = desc("forgelab_scenario_clock_seconds", "Time since the running scenario started.")
 	scenarioEvents = desc("forgelab_scenario_events_total", "Scenario actions applied.", "action")
@@ -60,8 +66,8 @@ var allDescs = []*prometheus.Desc{
 	hostUp, hostPosition,
 	linkUp, linkRate, linkDelay, linkJitter, linkLoss, linkDuplicate, linkCorrupt, linkReorder,
 	linkRxPackets, linkRxBytes, linkTxPackets, linkTxBytes, linkDropped, linkQueued,
-	vmCPU, vmMemory, vmReadBytes, vmWriteBytes, vmReadReqs, vmWriteReqs, vmRxBytes, vmTxBytes, vmRxPackets, vmTxPackets,
-	workloadValue, scenarioClock, scenarioEvents,
+	vmCPU, vmMemory, vmRSS, vmReadBytes, vmWriteBytes, vmReadReqs, vmWriteReqs, vmRxBytes, vmTxBytes, vmRxPackets, vmTxPackets,
+	workloadValue, scenarioClock, scenarioEvents, procCount, procRSS, procFDs, procCPU,
 }
 
 // Collector reads the labs on every scrape.
@@ -127,6 +133,10 @@ func (c *Collector) collectLab(ctx context.Context, lab string, ch chan<- promet
 	if err != nil {
 		return err
 	}
+	procs, err := c.b.Processes(ctx, lab)
+	if err != nil {
+		return err
+	}
 	scen, err := c.b.Scenario(ctx, lab)
 	if err != nil {
 		return err
@@ -178,6 +188,9 @@ func (c *Collector) collectLab(ctx context.Context, lab string, ch chan<- promet
 	for _, s := range stats {
 		counter(vmCPU, s.CPUSeconds, s.Host, s.Domain)
 		gauge(vmMemory, float64(s.MemoryBytes), s.Host, s.Domain)
+		if s.RSSBytes > 0 {
+			gauge(vmRSS, float64(s.RSSBytes), s.Host, s.Domain)
+		}
 		for _, b := range s.Blocks {
 			counter(vmReadBytes, float64(b.ReadBytes), s.Host, s.Domain, b.Device)
 			counter(vmWriteBytes, float64(b.WriteBytes), s.Host, s.Domain, b.Device)
@@ -193,6 +206,14 @@ func (c *Collector) collectLab(ctx context.Context, lab string, ch chan<- promet
 	}
 	for _, w := range work {
 		gauge(workloadValue, w.Value, w.Host, w.Workload, w.Field)
+	}
+	for _, p := range procs {
+		gauge(procCount, p.Processes, p.Host, p.Process, p.Kind)
+		gauge(procRSS, p.RSSBytes, p.Host, p.Process, p.Kind)
+		if !math.IsNaN(p.OpenFDs) {
+			gauge(procFDs, p.OpenFDs, p.Host, p.Process, p.Kind)
+		}
+		counter(procCPU, p.CPUSeconds, p.Host, p.Process, p.Kind)
 	}
 	if scen.Running {
 		gauge(scenarioClock, scen.Clock.Seconds())

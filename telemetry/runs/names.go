@@ -21,6 +21,7 @@ const (
 	PositionsFile = "positions.csv" // host positions
 	LinksFile     = "links.csv"     // link quality and counters per direction
 	HostsFile     = "hosts.csv"     // VM and host resources
+	ProcessesFile = "processes.csv" // resources of workloads and services in the hosts (absent without process sampling, and in runs recorded before it)
 
 	WorkloadsDir = "workloads" // <host>-<name>.jsonl, .stdout, .stderr
 	ServicesDir  = "services"  // <host>-<name>.log

@@ -63,6 +63,7 @@ func TestMetricNamesMatchDocs(t *testing.T) {
 		PositionsFile: positionSchema.header(),
 		LinksFile:     linkSchema.header(),
 		HostsFile:     hostSchema.header(),
+		ProcessesFile: processSchema.header(),
 	}
 	for file, header := range tables {
 		var labelCols []string

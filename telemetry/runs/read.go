@@ -180,6 +180,17 @@ func (r *Run) Hosts() ([]HostRow, error) {
 	})
 }
 
+// Processes reads processes.csv; a run recorded without process
+// sampling (or by an older forgelab) has none, and that is not an error.
+func (r *Run) Processes() ([]ProcessRow, error) {
+	if _, err := os.Stat(r.path(ProcessesFile)); errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	return readRows(r.path(ProcessesFile), processSchema, func(at time.Time, t float64, s ProcessSample) ProcessRow {
+		return ProcessRow{Time: at, T: t, ProcessSample: s}
+	})
+}
+
 // Events reads events.jsonl.
 func (r *Run) Events() ([]Event, error) {
 	var out []Event

@@ -194,6 +194,22 @@ func (r *Recorder) Host(at time.Time, hs ...HostSample) error {
 	return nil
 }
 
+// Process records workloads' and services' resources in processes.csv,
+// which is made on the first call (runs without sampling have none).
+func (r *Recorder) Process(at time.Time, ps ...ProcessSample) error {
+	s, err := r.lazyTable(File{Path: ProcessesFile, Kind: KindTable}, processSchema.header())
+	if err != nil {
+		return err
+	}
+	at, t := r.stamp(at)
+	for i := range ps {
+		if err := s.appendRecord(processSchema.record(at, t, &ps[i])); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // SetNote adds a free-form note to the fingerprint (for example what the
 // quiet-environment check saw); it is saved with the next flush.
 func (r *Recorder) SetNote(key, value string) {
@@ -207,7 +223,10 @@ func (r *Recorder) SetNote(key, value string) {
 }
 
 // lazySink returns the sink for path, creating it on first use.
-func (r *Recorder) lazySink(file File) (*sink, error) {
+func (r *Recorder) lazySink(file File) (*sink, error) { return r.lazyTable(file, nil) }
+
+// lazyTable is lazySink with a header row for a new table.
+func (r *Recorder) lazyTable(file File, header []string) (*sink, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if s := r.byPath[file.Path]; s != nil {
@@ -216,7 +235,7 @@ func (r *Recorder) lazySink(file File) (*sink, error) {
 	if r.closed.Load() {
 		return nil, ErrClosed
 	}
-	s, err := openSink(r.dir, file, nil)
+	s, err := openSink(r.dir, file, header)
 	if err != nil {
 		return nil, err
 	}

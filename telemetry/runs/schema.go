@@ -70,6 +70,24 @@ type HostSample struct {
 	NetTxBytes         float64
 	NetRxPackets       float64
 	NetTxPackets       float64
+	// MemoryRSSBytes is the QEMU process's resident memory on this
+	// machine (libvirt's balloon.rss); NaN for a physical host.
+	MemoryRSSBytes float64
+}
+
+// ProcessSample is one workload's or service's processes on one host at
+// one moment, sampled from /proc in the guest: every process that carries
+// the workload's marker (children included) or runs in the service's
+// unit. NaN is "not known".
+type ProcessSample struct {
+	Host    string
+	Process string // the workload's or service's name
+	Kind    string // workload or service
+
+	Processes  float64 // how many processes
+	RSSBytes   float64 // resident memory, summed (pages shared between them count once per process)
+	OpenFDs    float64 // open file descriptors, summed
+	CPUSeconds float64 // user+system, since each started, with the children each waited for
 }
 
 // Row types returned by the readers: the sample and when it was taken.
@@ -88,6 +106,11 @@ type (
 		Time time.Time
 		T    float64
 		HostSample
+	}
+	ProcessRow struct {
+		Time time.Time
+		T    float64
+		ProcessSample
 	}
 )
 
@@ -204,5 +227,20 @@ var hostSchema = schema[HostSample]{
 		{"libvirt_domain_interface_stats_transmit_bytes_total", func(s *HostSample) *float64 { return &s.NetTxBytes }},
 		{"libvirt_domain_interface_stats_receive_packets_total", func(s *HostSample) *float64 { return &s.NetRxPackets }},
 		{"libvirt_domain_interface_stats_transmit_packets_total", func(s *HostSample) *float64 { return &s.NetTxPackets }},
+		{"libvirt_domain_memory_stats_rss_bytes", func(s *HostSample) *float64 { return &s.MemoryRSSBytes }},
+	},
+}
+
+var processSchema = schema[ProcessSample]{
+	labels: []col[ProcessSample, string]{
+		{"host", func(s *ProcessSample) *string { return &s.Host }},
+		{"process", func(s *ProcessSample) *string { return &s.Process }},
+		{"kind", func(s *ProcessSample) *string { return &s.Kind }},
+	},
+	values: []col[ProcessSample, float64]{
+		{"forgelab_process_instances", func(s *ProcessSample) *float64 { return &s.Processes }},
+		{"forgelab_process_resident_memory_bytes", func(s *ProcessSample) *float64 { return &s.RSSBytes }},
+		{"forgelab_process_open_fds", func(s *ProcessSample) *float64 { return &s.OpenFDs }},
+		{"forgelab_process_cpu_seconds_total", func(s *ProcessSample) *float64 { return &s.CPUSeconds }},
 	},
 }

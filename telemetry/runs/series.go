@@ -82,7 +82,7 @@ func (r *Run) Select(selector string) ([]Series, error) {
 // tableSeries finds the metric among the CSV tables' value columns.
 func (r *Run) tableSeries(sel Selector) ([]Series, error) {
 	var known []string
-	for _, file := range []string{PositionsFile, LinksFile, HostsFile} {
+	for _, file := range []string{PositionsFile, LinksFile, HostsFile, ProcessesFile} {
 		// The header says whether the metric is there; only then is the
 		// whole table read.
 		header, err := readHeader(r.path(file))

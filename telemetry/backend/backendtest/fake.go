@@ -40,6 +40,7 @@ type lab struct {
 	links     netfabric.State
 	stats     []backend.DomainStats
 	workloads []backend.WorkloadValue
+	processes []backend.ProcessStats
 	scenario  backend.ScenarioStatus
 	started   time.Time
 	events    []backend.Event
@@ -93,13 +94,14 @@ func (f *Fake) AddLab(t backend.Topology) {
 			continue
 		}
 		l.stats = append(l.stats, backend.DomainStats{
-			Host: h.Name, Domain: "fl-ab12-" + h.Name, CPUSeconds: 1.5, MemoryBytes: 512 << 20,
+			Host: h.Name, Domain: "fl-ab12-" + h.Name, CPUSeconds: 1.5, MemoryBytes: 512 << 20, RSSBytes: 480 << 20,
 			Blocks: []backend.BlockStats{{Device: "vda", ReadBytes: 1 << 20, ReadRequests: 10}},
 			NICs:   []backend.NICStats{{Device: "fl" + h.Name + "n1", RxBytes: 1000, RxPackets: 10}},
 		})
 	}
 	if len(t.Hosts) > 0 {
 		l.workloads = []backend.WorkloadValue{{Host: t.Hosts[0].Name, Workload: "alice", Field: "bits_per_second", Value: 1e6}}
+		l.processes = []backend.ProcessStats{{Host: t.Hosts[0].Name, Process: "alice", Kind: "workload", Processes: 2, RSSBytes: 8 << 20, OpenFDs: 7, CPUSeconds: 0.5}}
 	}
 	l.scenario = backend.ScenarioStatus{Running: true, Name: "handover", Applied: map[string]uint64{"link.set": 1}}
 	f.labs[t.Lab] = l
@@ -268,6 +270,16 @@ func (f *Fake) Workloads(ctx context.Context, name string) ([]backend.WorkloadVa
 		return nil, err
 	}
 	return slices.Clone(l.workloads), nil
+}
+
+func (f *Fake) Processes(ctx context.Context, name string) ([]backend.ProcessStats, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	l, err := f.lab(name)
+	if err != nil {
+		return nil, err
+	}
+	return slices.Clone(l.processes), nil
 }
 
 func (f *Fake) Scenario(ctx context.Context, name string) (backend.ScenarioStatus, error) {

@@ -2,8 +2,9 @@
 // from the state directory, link states from each lab's fabric, changes
 // through the labs control path (validated, serialised with the CLI's and
 // the scenarios', and logged with the caller's source in the lab's JSON
-// event log), and the recorded runs of telemetry/runs (runs.go). Libvirt
-// statistics, workload values and the scenario clock are still to come.
+// event log), the recorded runs of telemetry/runs (runs.go), and libvirt's
+// domain statistics of the lab's VMs. Workload values and the scenario
+// clock are still to come.
 package fromlabs
 
 import (
@@ -11,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/forgelab/forgelab/hypervisor"
 	"github.com/forgelab/forgelab/labs"
@@ -18,13 +20,22 @@ import (
 	"github.com/forgelab/forgelab/labs/store"
 	"github.com/forgelab/forgelab/netfabric"
 	"github.com/forgelab/forgelab/telemetry/backend"
+	"github.com/forgelab/forgelab/telemetry/runs"
 )
 
 // Backend reads and changes the labs under one state directory.
 type Backend struct {
 	Store *store.Store
-	// LibvirtURI is where host actions go; "" is the system libvirtd.
+	// LibvirtURI is where host actions and statistics go; "" is the system
+	// libvirtd.
 	LibvirtURI string
+	// Stats reads domain statistics; nil: a libvirt connection to
+	// LibvirtURI, opened on first use and kept (the UI asks several times
+	// a second).
+	Stats func(domains []string) ([]hypervisor.DomainStats, error)
+
+	statsMu   sync.Mutex
+	statsConn *hypervisor.Conn
 }
 
 // New reads the labs under stateDir.
@@ -124,14 +135,101 @@ func (b *Backend) Links(ctx context.Context, lab string) (netfabric.State, error
 	return b.control().ShowLinks(ctx, lab)
 }
 
+// DomainStats are libvirt's statistics of the lab's running VMs, named
+// as the run's hosts.csv names them.
 func (b *Backend) DomainStats(ctx context.Context, lab string) ([]backend.DomainStats, error) {
-	_, err := b.load(lab)
-	return nil, err
+	st, err := b.load(lab)
+	if err != nil || st.Plan == nil || st.Phase != store.PhaseReady {
+		return nil, err
+	}
+	hostOf := map[string]string{}
+	var names []string
+	for _, h := range st.Plan.Hosts {
+		if h.Domain != "" && h.Kind != spec.KindPhysical {
+			names = append(names, h.Domain)
+			hostOf[h.Domain] = h.Name
+		}
+	}
+	if len(names) == 0 {
+		return nil, nil
+	}
+	raw, err := b.domainStats(names)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]backend.DomainStats, 0, len(raw))
+	for _, d := range raw {
+		s := backend.DomainStats{Host: hostOf[d.Domain], Domain: d.Domain, CPUSeconds: d.CPUSeconds, MemoryBytes: d.BalloonBytes, RSSBytes: d.RSSBytes}
+		for _, k := range d.Blocks {
+			s.Blocks = append(s.Blocks, backend.BlockStats{Device: k.Device, ReadBytes: k.ReadBytes, WriteBytes: k.WriteBytes, ReadRequests: k.ReadRequests, WriteRequests: k.WriteRequests})
+		}
+		for _, n := range d.NICs {
+			s.NICs = append(s.NICs, backend.NICStats{Device: n.Device, RxBytes: n.RxBytes, TxBytes: n.TxBytes, RxPackets: n.RxPackets, TxPackets: n.TxPackets})
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func (b *Backend) domainStats(names []string) ([]hypervisor.DomainStats, error) {
+	if b.Stats != nil {
+		return b.Stats(names)
+	}
+	b.statsMu.Lock()
+	defer b.statsMu.Unlock()
+	if b.statsConn == nil {
+		c, err := hypervisor.Connect(b.LibvirtURI)
+		if err != nil {
+			return nil, err
+		}
+		b.statsConn = c
+	}
+	out, err := b.statsConn.DomainStats(names)
+	if err != nil {
+		// libvirtd restarted, perhaps: a new connection next time.
+		b.statsConn.Close()
+		b.statsConn = nil
+	}
+	return out, err
 }
 
 func (b *Backend) Workloads(ctx context.Context, lab string) ([]backend.WorkloadValue, error) {
 	_, err := b.load(lab)
 	return nil, err
+}
+
+// Processes are the latest samples of the run playing on the lab, if it
+// samples processes.
+func (b *Backend) Processes(ctx context.Context, lab string) ([]backend.ProcessStats, error) {
+	st, err := b.load(lab)
+	if err != nil {
+		return nil, err
+	}
+	dir, ok := labs.CurrentRun(b.Store, st)
+	if !ok {
+		return nil, nil
+	}
+	r, err := runs.Open(dir)
+	if err != nil {
+		return nil, nil // the run ended meanwhile
+	}
+	rows, err := r.Processes()
+	if err != nil || len(rows) == 0 {
+		return nil, nil
+	}
+	// The latest sample of each host's processes.
+	last := map[string]float64{}
+	for _, p := range rows {
+		last[p.Host] = max(last[p.Host], p.T)
+	}
+	var out []backend.ProcessStats
+	for _, p := range rows {
+		if p.T == last[p.Host] {
+			out = append(out, backend.ProcessStats{Host: p.Host, Process: p.Process, Kind: p.Kind, Processes: p.Processes,
+				RSSBytes: p.RSSBytes, OpenFDs: p.OpenFDs, CPUSeconds: p.CPUSeconds})
+		}
+	}
+	return out, nil
 }
 
 func (b *Backend) Scenario(ctx context.Context, lab string) (backend.ScenarioStatus, error) {

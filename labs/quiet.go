@@ -1,0 +1,99 @@
+package labs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/forgelab/forgelab/hypervisor"
+	"github.com/forgelab/forgelab/labs/store"
+	"github.com/forgelab/forgelab/telemetry/quiet"
+)
+
+// runningDomainLister is an optional capability of VMs: every running
+// domain on the machine (*hypervisor.Conn has it).
+type runningDomainLister interface {
+	RunningDomains() ([]string, error)
+}
+
+// CheckQuiet checks that the machine and the lab's hosts are quiet enough
+// to measure on (telemetry/quiet): the entry point for `forgelab run
+// --quiet` and for benchmarks. window is how long processes' CPU is
+// watched (0: 2 s).
+func (m *Manager) CheckQuiet(ctx context.Context, lab string, window time.Duration) (quiet.Report, error) {
+	st, err := m.Store.Load(lab)
+	if err != nil {
+		return quiet.Report{}, err
+	}
+	if st.Phase != store.PhaseReady || st.Plan == nil {
+		return quiet.Report{}, fmt.Errorf("lab %s is %s, not ready: nothing to check (forgelab inspect %s says more)", lab, st.Phase, lab)
+	}
+	in := quiet.Inputs{Window: window, OwnPIDs: []int{os.Getpid()}}
+	if l, ok := m.VMs.(runningDomainLister); ok {
+		in.RunningDomains = l.RunningDomains
+	}
+	for _, h := range st.Plan.Hosts {
+		if kindOf(h).madeHere() {
+			in.OwnDomains = append(in.OwnDomains, h.Domain)
+			if pid, err := hypervisor.DomainPID(h.Domain); err == nil {
+				in.OwnPIDs = append(in.OwnPIDs, pid)
+			}
+		}
+	}
+	l := m.Store.LayoutOf(st)
+	for _, f := range []string{l.CoordPID(), l.RunnerPID()} {
+		if data, err := os.ReadFile(f); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil {
+				in.OwnPIDs = append(in.OwnPIDs, pid)
+			}
+		}
+	}
+	// The fabric engine and other helpers of this lab write pid files in
+	// its directory too.
+	if pids, _ := filepath.Glob(filepath.Join(l.Dir, "*.pid")); len(pids) > 0 {
+		for _, f := range pids {
+			if data, err := os.ReadFile(f); err == nil {
+				if pid, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil {
+					in.OwnPIDs = append(in.OwnPIDs, pid)
+				}
+			}
+		}
+	}
+	if entries, err := m.Store.List(); err == nil {
+		for _, e := range entries {
+			if e.Name != lab && e.State != nil && e.State.Phase == store.PhaseReady {
+				in.OtherLabs = append(in.OtherLabs, e.Name)
+			}
+		}
+	}
+	var conns []Remote
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for _, h := range st.Plan.Hosts {
+		name := h.Name
+		c, err := m.software().Connect(ctx, st, name)
+		if err != nil {
+			in.Guests = append(in.Guests, quiet.Guest{Name: name, Run: func(context.Context, string) ([]byte, error) { return nil, err }})
+			continue
+		}
+		conns = append(conns, c)
+		rr, ok := c.(rootRunner)
+		if !ok {
+			continue
+		}
+		in.Guests = append(in.Guests, quiet.Guest{Name: name, Run: rr.RootOutput})
+	}
+	return quiet.Check(ctx, in)
+}
+
+// ErrNoisy is returned by Run when a quiet run was asked for and the
+// check saw noise.
+var ErrNoisy = errors.New("the machine is not quiet")
