@@ -166,57 +166,52 @@ func Parse(file string, data []byte, sp *spec.Spec) (*Config, error) {
 	if _, err := toml.Decode(string(data), &root); err != nil {
 		return nil, fmt.Errorf("%s: not valid TOML: %w", file, err)
 	}
-	p := &parser{file: file, line: tomlfile.Scan(string(data)).Find}
+	p := &parser{tomlfile.Problems{File: file, Lines: tomlfile.Scan(string(data))}}
 	raw, ok := root["bench"]
 	if !ok {
 		return nil, Errors{{File: file, Msg: "no [bench] section: add one with at least one [[bench.mode]] (docs/bench.md shows how)"}}
 	}
 	t, ok := raw.(map[string]any)
 	if !ok {
-		return nil, Errors{{File: file, Line: p.line("bench"), Msg: "bench must be a table ([bench])"}}
+		return nil, Errors{{File: file, Line: p.Lines.Find("bench"), Msg: "bench must be a table ([bench])"}}
 	}
-	c := p.config(&table{p: p, path: "bench", what: "[bench]", m: t}, sp)
-	if len(p.errs) > 0 {
-		slices.SortStableFunc(p.errs, func(a, b *Error) int { return a.Line - b.Line })
-		return nil, p.errs
+	c := p.config(&tomlfile.Table{P: &p.Problems, Path: "bench", What: "[bench]", M: t}, sp)
+	if len(p.Errs) > 0 {
+		return nil, p.Sorted()
 	}
 	return c, nil
 }
 
-type parser struct {
-	file string
-	line func(string) int
-	errs Errors
-}
+type parser struct{ tomlfile.Problems }
 
-func (p *parser) config(t *table, sp *spec.Spec) *Config {
-	c := &Config{File: p.file, Runs: DefaultRuns, Warmup: DefaultWarmup, Timeout: DefaultTimeout,
+func (p *parser) config(t *tomlfile.Table, sp *spec.Spec) *Config {
+	c := &Config{File: p.File, Runs: DefaultRuns, Warmup: DefaultWarmup, Timeout: DefaultTimeout,
 		Noise: DefaultNoise, Tolerance: DefaultTolerance}
-	t.only("runs", "warmup", "timeout", "noise", "tolerance", "reference", "restart", "mode", "point")
-	if n, ok := t.integer("runs"); ok {
+	t.OnlyKeys([]string{"runs", "warmup", "timeout", "noise", "tolerance", "reference", "restart", "mode", "point"}, "")
+	if n, ok := t.Int("runs"); ok {
 		if n < 1 {
-			t.errorf("runs", "runs must be at least 1, not %d", n)
+			t.Errorf("runs", "runs must be at least 1, not %d", n)
 		}
 		c.Runs = n
 	}
-	if n, ok := t.integer("warmup"); ok {
+	if n, ok := t.Int("warmup"); ok {
 		if n < 0 {
-			t.errorf("warmup", "warmup must not be negative, not %d", n)
+			t.Errorf("warmup", "warmup must not be negative, not %d", n)
 		}
 		c.Warmup = n
 	}
-	if s, ok := t.str("timeout"); ok {
+	if s, ok := t.Str("timeout"); ok {
 		d, err := time.ParseDuration(s)
 		if err != nil || d <= 0 {
-			t.errorf("timeout", "timeout %q is not a positive duration (e.g. \"90s\")", s)
+			t.Errorf("timeout", "timeout %q is not a positive duration (e.g. \"90s\")", s)
 		}
 		c.Timeout = d
 	}
 	for key, into := range map[string]*float64{"noise": &c.Noise, "tolerance": &c.Tolerance} {
-		if s, ok := t.str(key); ok {
+		if s, ok := t.Str(key); ok {
 			v, err := units.ParsePercent(s)
 			if err != nil || v < 0 || v >= 100 {
-				t.errorf(key, "%s %q is not a percentage in [0, 100) (e.g. \"5%%\")", key, s)
+				t.Errorf(key, "%s %q is not a percentage in [0, 100) (e.g. \"5%%\")", key, s)
 			}
 			*into = v / 100
 		}
@@ -225,10 +220,10 @@ func (p *parser) config(t *table, sp *spec.Spec) *Config {
 	for _, s := range sp.Services {
 		services[s.Name] = true
 	}
-	if list, ok := t.strings("restart"); ok {
+	if list, ok := t.Strings("restart"); ok {
 		for _, s := range list {
 			if !services[s] {
-				t.errorf("restart", "restart names service %q, which the lab file does not have (services: %s)", s, orNone(slices.Sorted(maps.Keys(services))))
+				t.Errorf("restart", "restart names service %q, which the lab file does not have (services: %s)", s, orNone(slices.Sorted(maps.Keys(services))))
 			}
 		}
 		c.Restart = list
@@ -237,36 +232,36 @@ func (p *parser) config(t *table, sp *spec.Spec) *Config {
 	for _, w := range sp.Workloads {
 		workloads[w.Name] = true
 	}
-	for i, mt := range t.tables("mode") {
+	for i, mt := range tables(t, "mode") {
 		if m, ok := p.mode(mt, i, workloads); ok {
 			if _, dup := c.Mode(m.Name); dup {
-				mt.errorf("name", "a mode %q is defined twice", m.Name)
+				mt.Errorf("name", "a mode %q is defined twice", m.Name)
 				continue
 			}
 			c.Modes = append(c.Modes, m)
 		}
 	}
-	if len(c.Modes) == 0 && !t.has("mode") {
-		t.errorf("", "no modes: add at least one [[bench.mode]] with name, workloads and metrics")
+	if len(c.Modes) == 0 && !t.Has("mode") {
+		t.Errorf("", "no modes: add at least one [[bench.mode]] with name, workloads and metrics")
 	}
 	links := map[string]bool{}
 	for _, l := range sp.Links {
 		links[l.Name] = true
 	}
 	seen := map[string]bool{}
-	for i, pt := range t.tables("point") {
+	for i, pt := range tables(t, "point") {
 		if pnt, ok := p.point(pt, i, links); ok {
 			if seen[pnt.Name] {
-				pt.errorf("name", "a point %q is defined twice", pnt.Name)
+				pt.Errorf("name", "a point %q is defined twice", pnt.Name)
 				continue
 			}
 			seen[pnt.Name] = true
 			c.Points = append(c.Points, pnt)
 		}
 	}
-	if s, ok := t.str("reference"); ok {
+	if s, ok := t.Str("reference"); ok {
 		if _, found := c.Mode(s); !found {
-			t.errorf("reference", "reference names mode %q, which [bench] does not have (modes: %s)", s, orNone(c.ModeNames()))
+			t.Errorf("reference", "reference names mode %q, which [bench] does not have (modes: %s)", s, orNone(c.ModeNames()))
 		}
 		c.Reference = s
 	} else {
@@ -280,49 +275,49 @@ func (p *parser) config(t *table, sp *spec.Spec) *Config {
 	return c
 }
 
-func (p *parser) mode(t *table, i int, workloads map[string]bool) (Mode, bool) {
-	n := len(p.errs)
-	t.what = fmt.Sprintf("[[bench.mode]] %d", i+1)
-	t.only("name", "kind", "workloads", "metrics")
-	m := Mode{Line: t.line("")}
-	if s, ok := t.str("name"); !ok {
-		t.errorf("", "name is missing (e.g. name = \"native\")")
+func (p *parser) mode(t *tomlfile.Table, i int, workloads map[string]bool) (Mode, bool) {
+	n := len(p.Errs)
+	t.What = fmt.Sprintf("[[bench.mode]] %d", i+1)
+	t.OnlyKeys([]string{"name", "kind", "workloads", "metrics"}, "")
+	m := Mode{Line: t.Line("")}
+	if s, ok := t.Str("name"); !ok {
+		t.Errorf("", "name is missing (e.g. name = \"native\")")
 	} else if !nameRE.MatchString(s) {
-		t.errorf("name", "name %q: use letters, digits, '_', '.' and '-', starting with a letter or digit", s)
+		t.Errorf("name", "name %q: use letters, digits, '_', '.' and '-', starting with a letter or digit", s)
 	} else {
 		m.Name = s
-		t.what = "mode " + s
+		t.What = "mode " + s
 	}
 	m.Kind = m.Name
-	if s, ok := t.str("kind"); ok {
+	if s, ok := t.Str("kind"); ok {
 		m.Kind = s
 	}
 	if !slices.Contains(Kinds, m.Kind) {
-		if t.has("kind") {
-			t.errorf("kind", "kind %q is not known (use native, external or reference)", m.Kind)
+		if t.Has("kind") {
+			t.Errorf("kind", "kind %q is not known (use native, external or reference)", m.Kind)
 		} else if m.Name != "" {
-			t.errorf("", "kind is missing: add kind = \"native\", \"external\" or \"reference\" (it may be left out only when the name is one of them)")
+			t.Errorf("", "kind is missing: add kind = \"native\", \"external\" or \"reference\" (it may be left out only when the name is one of them)")
 		}
 	}
-	if list, ok := t.strings("workloads"); !ok || len(list) == 0 {
-		if !t.has("workloads") || ok {
-			t.errorf("workloads", "workloads is missing or empty: name the [[workload]]s each run of this mode starts")
+	if list, ok := t.Strings("workloads"); !ok || len(list) == 0 {
+		if !t.Has("workloads") || ok {
+			t.Errorf("workloads", "workloads is missing or empty: name the [[workload]]s each run of this mode starts")
 		}
 	} else {
 		for _, w := range list {
 			if !workloads[w] {
-				t.errorf("workloads", "workload %q is not a [[workload]] of the lab file (workloads: %s)", w, orNone(slices.Sorted(maps.Keys(workloads))))
+				t.Errorf("workloads", "workload %q is not a [[workload]] of the lab file (workloads: %s)", w, orNone(slices.Sorted(maps.Keys(workloads))))
 			}
 		}
 		m.Workloads = list
 	}
-	if mt := t.sub("metrics"); mt == nil {
-		if !t.has("metrics") {
-			t.errorf("", `metrics is missing: name the JSON fields the workloads print and which way is better, e.g. metrics = { goodput_mbps = "higher" }`)
+	if mt := t.Sub("metrics", "%[1]s must be a table, e.g. %[1]s = { name = \"higher\" }"); mt == nil {
+		if !t.Has("metrics") {
+			t.Errorf("", `metrics is missing: name the JSON fields the workloads print and which way is better, e.g. metrics = { goodput_mbps = "higher" }`)
 		}
 	} else {
-		for _, k := range slices.Sorted(maps.Keys(mt.m)) {
-			s, ok := mt.str(k)
+		for _, k := range slices.Sorted(maps.Keys(mt.M)) {
+			s, ok := mt.Str(k)
 			if !ok {
 				continue
 			}
@@ -333,65 +328,75 @@ func (p *parser) mode(t *table, i int, workloads map[string]bool) (Mode, bool) {
 			case "lower":
 				d = stats.LowerIsBetter
 			default:
-				mt.errorf(k, "metric %s: %q is not a direction (use \"higher\" or \"lower\": which way is better)", k, s)
+				mt.Errorf(k, "metric %s: %q is not a direction (use \"higher\" or \"lower\": which way is better)", k, s)
 				continue
 			}
 			m.Metrics = append(m.Metrics, Metric{Name: k, Better: d})
 		}
-		if len(mt.m) == 0 {
-			t.errorf("metrics", "metrics is empty: name at least one JSON field")
+		if len(mt.M) == 0 {
+			t.Errorf("metrics", "metrics is empty: name at least one JSON field")
 		}
 	}
-	return m, len(p.errs) == n
+	return m, len(p.Errs) == n
 }
 
-func (p *parser) point(t *table, i int, links map[string]bool) (Point, bool) {
-	n := len(p.errs)
-	t.what = fmt.Sprintf("[[bench.point]] %d", i+1)
-	t.only("name", "link", "rate", "delay", "jitter", "loss")
-	pt := Point{Line: t.line("")}
-	if s, ok := t.str("name"); !ok {
-		t.errorf("", "name is missing (e.g. name = \"loss1\")")
+func (p *parser) point(t *tomlfile.Table, i int, links map[string]bool) (Point, bool) {
+	n := len(p.Errs)
+	t.What = fmt.Sprintf("[[bench.point]] %d", i+1)
+	t.OnlyKeys([]string{"name", "link", "rate", "delay", "jitter", "loss"}, "")
+	pt := Point{Line: t.Line("")}
+	if s, ok := t.Str("name"); !ok {
+		t.Errorf("", "name is missing (e.g. name = \"loss1\")")
 	} else if !nameRE.MatchString(s) {
-		t.errorf("name", "name %q: use letters, digits, '_', '.' and '-', starting with a letter or digit", s)
+		t.Errorf("name", "name %q: use letters, digits, '_', '.' and '-', starting with a letter or digit", s)
 	} else {
 		pt.Name = s
-		t.what = "point " + s
+		t.What = "point " + s
 	}
-	if s, ok := t.str("link"); !ok {
-		t.errorf("", "link is missing: name the [[link]] whose quality this point sets")
+	if s, ok := t.Str("link"); !ok {
+		t.Errorf("", "link is missing: name the [[link]] whose quality this point sets")
 	} else if !links[s] {
-		t.errorf("link", "link %q is not a [[link]] of the lab file (links: %s)", s, orNone(slices.Sorted(maps.Keys(links))))
+		t.Errorf("link", "link %q is not a [[link]] of the lab file (links: %s)", s, orNone(slices.Sorted(maps.Keys(links))))
 	} else {
 		pt.Link = s
 	}
-	if s, ok := t.str("rate"); ok {
+	if s, ok := t.Str("rate"); ok {
 		if v, err := units.ParseRate(s); err != nil {
-			t.errorf("rate", "rate %q: %v", s, err)
+			t.Errorf("rate", "rate %q: %v", s, err)
 		} else {
 			pt.RateBits = &v
 		}
 	}
 	for key, into := range map[string]**time.Duration{"delay": &pt.Delay, "jitter": &pt.Jitter} {
-		if s, ok := t.str(key); ok {
+		if s, ok := t.Str(key); ok {
 			if v, err := units.ParseDelay(s); err != nil {
-				t.errorf(key, "%s %q: %v", key, s, err)
+				t.Errorf(key, "%s %q: %v", key, s, err)
 			} else {
 				*into = &v
 			}
 		}
 	}
-	if s, ok := t.str("loss"); ok {
+	if s, ok := t.Str("loss"); ok {
 		if v, err := units.ParsePercent(s); err != nil || v > 100 {
-			t.errorf("loss", "loss %q is not a percentage (e.g. \"1%%\")", s)
+			t.Errorf("loss", "loss %q is not a percentage (e.g. \"1%%\")", s)
 		} else {
 			pt.Loss = &v
 		}
 	}
-	if pt.RateBits == nil && pt.Delay == nil && pt.Jitter == nil && pt.Loss == nil && len(p.errs) == n {
-		t.errorf("", "the point sets nothing: give at least one of rate, delay, jitter, loss")
+	if pt.RateBits == nil && pt.Delay == nil && pt.Jitter == nil && pt.Loss == nil && len(p.Errs) == n {
+		t.Errorf("", "the point sets nothing: give at least one of rate, delay, jitter, loss")
 	}
-	return pt, len(p.errs) == n
+	return pt, len(p.Errs) == n
+}
+
+// tables reads [[bench.key]]. Unlike the other file types, bench takes no
+// inline array of tables (key = [{...}]).
+func tables(t *tomlfile.Table, key string) []*tomlfile.Table {
+	if _, inline := t.M[key].([]any); inline {
+		t.Errorf(key, "%s must be written as [[bench.%s]] tables", key, key)
+		return nil
+	}
+	return t.Tables(key, "bench."+key)
 }
 
 func orNone(list []string) string {
@@ -399,114 +404,4 @@ func orNone(list []string) string {
 		return "none"
 	}
 	return strings.Join(list, ", ")
-}
-
-// table is one TOML table, read by hand so that every problem gets the
-// line of its key.
-type table struct {
-	p    *parser
-	path string
-	what string
-	m    map[string]any
-}
-
-func (t *table) line(key string) int {
-	if key == "" {
-		return t.p.line(t.path)
-	}
-	return t.p.line(t.path + "." + key)
-}
-
-func (t *table) errorf(key, format string, a ...any) {
-	msg := fmt.Sprintf(format, a...)
-	if t.what != "" {
-		msg = t.what + ": " + msg
-	}
-	t.p.errs = append(t.p.errs, &Error{File: t.p.file, Line: t.line(key), Msg: msg})
-}
-
-func (t *table) has(key string) bool { _, ok := t.m[key]; return ok }
-
-func (t *table) only(keys ...string) {
-	for _, k := range slices.Sorted(maps.Keys(t.m)) {
-		if !slices.Contains(keys, k) {
-			t.errorf(k, "unknown key %q (valid keys: %s)", k, strings.Join(keys, ", "))
-		}
-	}
-}
-
-func (t *table) str(key string) (string, bool) {
-	v, ok := t.m[key]
-	if !ok {
-		return "", false
-	}
-	s, ok := v.(string)
-	if !ok {
-		t.errorf(key, "%s must be a string in quotes, not %v", key, v)
-	}
-	return s, ok
-}
-
-func (t *table) integer(key string) (int, bool) {
-	v, ok := t.m[key]
-	if !ok {
-		return 0, false
-	}
-	n, ok := v.(int64)
-	if !ok {
-		t.errorf(key, "%s must be a whole number, not %v", key, v)
-	}
-	return int(n), ok
-}
-
-func (t *table) strings(key string) ([]string, bool) {
-	v, ok := t.m[key]
-	if !ok {
-		return nil, false
-	}
-	list, ok := v.([]any)
-	if !ok {
-		t.errorf(key, "%s must be a list of strings, e.g. [\"a\", \"b\"]", key)
-		return nil, false
-	}
-	out := make([]string, 0, len(list))
-	for _, x := range list {
-		s, ok := x.(string)
-		if !ok {
-			t.errorf(key, "%s must be a list of strings, not %v", key, x)
-			return nil, false
-		}
-		out = append(out, s)
-	}
-	return out, true
-}
-
-func (t *table) sub(key string) *table {
-	v, ok := t.m[key]
-	if !ok {
-		return nil
-	}
-	m, ok := v.(map[string]any)
-	if !ok {
-		t.errorf(key, "%s must be a table, e.g. %s = { name = \"higher\" }", key, key)
-		return nil
-	}
-	return &table{p: t.p, path: t.path + "." + key, what: t.what, m: m}
-}
-
-func (t *table) tables(key string) []*table {
-	v, ok := t.m[key]
-	if !ok {
-		return nil
-	}
-	list, ok := v.([]map[string]any)
-	if !ok {
-		t.errorf(key, "%s must be written as [[%s.%s]] tables", key, t.path, key)
-		return nil
-	}
-	out := make([]*table, len(list))
-	for i, m := range list {
-		out[i] = &table{p: t.p, path: fmt.Sprintf("%s.%s[%d]", t.path, key, i), m: m}
-	}
-	return out
 }

@@ -18,32 +18,32 @@ func (e *event) checkLab(lab *Lab) {
 				return &lab.Links[i]
 			}
 		}
-		t.errorf("link", "link %q is not in the lab (links: %s)", a.Link, list(links))
+		t.Errorf("link", "link %q is not in the lab (links: %s)", a.Link, list(links))
 		return nil
 	}
 	host := func(key, name string) bool {
 		if slices.Contains(lab.Hosts, name) {
 			return true
 		}
-		t.errorf(key, "host %q is not in the lab (hosts: %s)", name, list(lab.Hosts))
+		t.Errorf(key, "host %q is not in the lab (hosts: %s)", name, list(lab.Hosts))
 		return false
 	}
 	switch a.Kind {
 	case LinkSet, LinkRamp, LinkReset, LinkDown, LinkUp, LinkFlap:
 		if l := link(); l != nil && a.Sender != "" && !slices.Contains(l.Endpoints, a.Sender) {
-			t.errorf("sender", "sender %q is not on link %s (its hosts: %s)", a.Sender, l.Name, list(l.Endpoints))
+			t.Errorf("sender", "sender %q is not on link %s (its hosts: %s)", a.Sender, l.Name, list(l.Endpoints))
 		}
 	case NICDown, NICUp:
 		if host("host", a.Host) {
 			if l := link(); l != nil && !slices.Contains(l.Endpoints, a.Host) {
-				t.errorf("link", "host %s has no NIC on link %s (its hosts: %s)", a.Host, l.Name, list(l.Endpoints))
+				t.Errorf("link", "host %s has no NIC on link %s (its hosts: %s)", a.Host, l.Name, list(l.Endpoints))
 			}
 		}
 	case HostStop, HostStart, HostKill, HostPause, HostResume, HostReboot, Exec:
 		host("host", a.Host)
 	case WorkStart, WorkStop:
 		if !slices.Contains(lab.Workloads, a.Workload) {
-			t.errorf("workload", "workload %q is not in the lab (workloads: %s)", a.Workload, list(lab.Workloads))
+			t.Errorf("workload", "workload %q is not in the lab (workloads: %s)", a.Workload, list(lab.Workloads))
 		}
 	case Partition:
 		seen := map[string]int{}
@@ -53,7 +53,7 @@ func (e *event) checkLab(lab *Lab) {
 					continue
 				}
 				if j, dup := seen[h]; dup {
-					t.errorf("groups", "host %q is in groups %d and %d (a host can be in one group)", h, j+1, i+1)
+					t.Errorf("groups", "host %q is in groups %d and %d (a host can be in one group)", h, j+1, i+1)
 				}
 				seen[h] = i
 			}

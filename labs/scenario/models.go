@@ -51,43 +51,43 @@ func ParseModels(file string, data []byte) (*LabModels, error) {
 	if _, err := toml.Decode(string(data), &root); err != nil {
 		return nil, tomlfile.SyntaxError(file, err)
 	}
-	p := &parser{file: file, lines: tomlfile.Scan(string(data))}
+	p := &parser{tomlfile.Problems{File: file, Lines: tomlfile.Scan(string(data))}}
 	lm := &LabModels{File: file, Mobility: map[string]mobility.Config{}, Quality: map[string]quality.Config{}, p: p, path: map[string]string{}}
-	t := &table{p: p, m: root}
+	t := &table{&tomlfile.Table{P: &p.Problems, M: root}}
 	if _, ok := root["host"]; ok {
 		for i, ht := range t.tables("host") {
-			name, _ := ht.m["name"].(string)
-			ht.what = fmt.Sprintf("host %q", name)
-			ht.path = fmt.Sprintf("host[%d]", i)
+			name, _ := ht.M["name"].(string)
+			ht.What = fmt.Sprintf("host %q", name)
+			ht.Path = fmt.Sprintf("host[%d]", i)
 			mt := ht.sub("mobility")
 			if mt == nil || name == "" {
 				continue // no mobility, or the lab's parser reports the missing name
 			}
-			mt.what = ht.what
+			mt.What = ht.What
 			var c mobility.Config
 			mt.decode(&c, "mobility.")
 			lm.report(mt, "mobility.", c.Validate())
 			lm.Mobility[name] = c
-			lm.path["host "+name] = mt.path
+			lm.path["host "+name] = mt.Path
 		}
 	}
 	if qt := t.sub("quality"); qt != nil {
-		qt.path = "quality"
-		for _, name := range slices.Sorted(maps.Keys(qt.m)) {
+		qt.Path = "quality"
+		for _, name := range slices.Sorted(maps.Keys(qt.M)) {
 			mt := qt.sub(name)
 			if mt == nil {
 				continue
 			}
-			mt.what = fmt.Sprintf("quality %q", name)
+			mt.What = fmt.Sprintf("quality %q", name)
 			var c quality.Config
 			mt.decode(&c, "")
 			lm.report(mt, "", c.Validate())
 			lm.Quality[name] = c
-			lm.path["quality "+name] = mt.path
+			lm.path["quality "+name] = mt.Path
 		}
 	}
-	if len(p.errs) > 0 {
-		return nil, p.sorted()
+	if len(p.Errs) > 0 {
+		return nil, p.Sorted()
 	}
 	return lm, nil
 }
@@ -95,23 +95,23 @@ func ParseModels(file string, data []byte) (*LabModels, error) {
 // Build makes the models. seed is the lab seed, position gives a host's
 // declared position, readFile reads an ns-2 trace relative to the lab file.
 func (lm *LabModels) Build(seed int64, position func(host string) mobility.Vec, readFile func(string) ([]byte, error)) (map[string]mobility.Model, map[string]quality.Model, error) {
-	lm.p.errs = nil
+	lm.p.Errs = nil
 	mob := map[string]mobility.Model{}
 	for _, host := range slices.Sorted(maps.Keys(lm.Mobility)) {
 		m, err := mobility.New(lm.Mobility[host], mobility.Env{Seed: seed, Host: host, Position: position(host), ReadFile: readFile})
-		t := &table{p: lm.p, path: lm.path["host "+host], what: fmt.Sprintf("host %q", host)}
+		t := &table{&tomlfile.Table{P: &lm.p.Problems, Path: lm.path["host "+host], What: fmt.Sprintf("host %q", host)}}
 		lm.report(t, "mobility.", err)
 		mob[host] = m
 	}
 	qual := map[string]quality.Model{}
 	for _, name := range slices.Sorted(maps.Keys(lm.Quality)) {
 		m, err := quality.New(lm.Quality[name])
-		t := &table{p: lm.p, path: lm.path["quality "+name], what: fmt.Sprintf("quality %q", name)}
+		t := &table{&tomlfile.Table{P: &lm.p.Problems, Path: lm.path["quality "+name], What: fmt.Sprintf("quality %q", name)}}
 		lm.report(t, "", err)
 		qual[name] = m
 	}
-	if len(lm.p.errs) > 0 {
-		return nil, nil, lm.p.sorted()
+	if len(lm.p.Errs) > 0 {
+		return nil, nil, lm.p.Sorted()
 	}
 	return mob, qual, nil
 }
@@ -133,13 +133,13 @@ func (lm *LabModels) report(t *table, prefix string, err error) {
 		var le *mobility.LineError
 		switch {
 		case errors.As(e, &le): // a line of an ns-2 trace: its own file and line
-			lm.p.errs = append(lm.p.errs, &Error{File: le.File, Line: le.Line, Msg: t.what + ": " + le.Msg})
+			lm.p.Errs = append(lm.p.Errs, &Error{File: le.File, Line: le.Line, Msg: t.What + ": " + le.Msg})
 		case errors.As(e, &mf):
-			t.errorf(topKey(mf.Field), "%s%s: %s", prefix, mf.Field, mf.Msg)
+			t.Errorf(topKey(mf.Field), "%s%s: %s", prefix, mf.Field, mf.Msg)
 		case errors.As(e, &qf):
-			t.errorf(topKey(qf.Field), "%s%s: %s", prefix, qf.Field, qf.Msg)
+			t.Errorf(topKey(qf.Field), "%s%s: %s", prefix, qf.Field, qf.Msg)
 		default:
-			t.errorf("", "%s%v", prefix, e)
+			t.Errorf("", "%s%v", prefix, e)
 		}
 	}
 }
@@ -150,11 +150,6 @@ func topKey(field string) string {
 		return field[:i]
 	}
 	return field
-}
-
-func (p *parser) sorted() Errors {
-	slices.SortStableFunc(p.errs, func(a, b *Error) int { return a.Line - b.Line })
-	return p.errs
 }
 
 // decode reads t into the struct into points to. Keys must match a toml
@@ -169,18 +164,18 @@ func (t *table) decode(into any, prefix string) {
 			keys = append(keys, tag)
 		}
 	}
-	for _, k := range slices.Sorted(maps.Keys(t.m)) {
+	for _, k := range slices.Sorted(maps.Keys(t.M)) {
 		if !slices.Contains(keys, k) {
-			t.errorf(k, "unknown key %q (valid keys: %s)", prefix+k, strings.Join(keys, ", "))
+			t.Errorf(k, "unknown key %q (valid keys: %s)", prefix+k, strings.Join(keys, ", "))
 			continue
 		}
 		var b strings.Builder
-		if err := toml.NewEncoder(&b).Encode(map[string]any{k: t.m[k]}); err != nil {
-			t.errorf(k, "%s%s: %v", prefix, k, err)
+		if err := toml.NewEncoder(&b).Encode(map[string]any{k: t.M[k]}); err != nil {
+			t.Errorf(k, "%s%s: %v", prefix, k, err)
 			continue
 		}
 		if _, err := toml.Decode(b.String(), into); err != nil {
-			t.errorf(k, "%s%s: %s", prefix, k, decodeMessage(err))
+			t.Errorf(k, "%s%s: %s", prefix, k, decodeMessage(err))
 		}
 	}
 }

@@ -84,31 +84,31 @@ func parse(file string, data []byte, lab *Lab, section bool) (*Timeline, error) 
 	if _, err := toml.Decode(string(data), &root); err != nil {
 		return nil, tomlfile.SyntaxError(file, err)
 	}
-	p := &parser{file: file, lines: tomlfile.Scan(string(data))}
-	t := &table{p: p, m: root}
+	p := &parser{tomlfile.Problems{File: file, Lines: tomlfile.Scan(string(data))}}
+	t := &table{&tomlfile.Table{P: &p.Problems, M: root}}
 	if section {
-		if !t.has("scenario") {
+		if !t.Has("scenario") {
 			return nil, nil
 		}
 		if t = t.sub("scenario"); t == nil {
-			return nil, p.errs
+			return nil, p.Errs
 		}
-		t.path, t.what = "scenario", "scenario"
+		t.Path, t.What = "scenario", "scenario"
 	} else {
-		t.onlyKeys([]string{"duration", "event"}, "in a scenario file")
+		t.OnlyKeys([]string{"duration", "event"}, "in a scenario file")
 	}
 	tl := &Timeline{File: file}
 	if d := t.duration("duration"); d == nil {
-		if !t.has("duration") {
-			t.errorf("", `duration is missing (add duration = "90s", when the run ends)`)
+		if !t.Has("duration") {
+			t.Errorf("", `duration is missing (add duration = "90s", when the run ends)`)
 		}
 	} else if *d == 0 {
-		t.errorf("duration", "duration must be more than 0")
+		t.Errorf("duration", "duration must be more than 0")
 	} else {
 		tl.Duration = *d
 	}
 	if section {
-		t.onlyKeys([]string{"duration", "event"}, "in [scenario]")
+		t.OnlyKeys([]string{"duration", "event"}, "in [scenario]")
 	}
 	for i, et := range t.tables("event") {
 		if e := p.event(et, i); e != nil && tl.Duration > 0 {
@@ -118,9 +118,8 @@ func parse(file string, data []byte, lab *Lab, section bool) (*Timeline, error) 
 			}
 		}
 	}
-	if len(p.errs) > 0 {
-		slices.SortStableFunc(p.errs, func(a, b *Error) int { return cmp.Compare(a.Line, b.Line) })
-		return nil, p.errs
+	if len(p.Errs) > 0 {
+		return nil, p.Sorted()
 	}
 	slices.SortStableFunc(tl.Actions, func(a, b Action) int { return cmp.Compare(a.At, b.At) })
 	return tl, nil
@@ -191,48 +190,48 @@ func kindList() string {
 
 func (p *parser) event(t *table, i int) *event {
 	e := &event{t: t, index: i}
-	e.proto = Action{File: p.file, Line: t.line(""), Event: i}
-	do, ok := t.str("do")
+	e.proto = Action{File: p.File, Line: t.Line(""), Event: i}
+	do, ok := t.Str("do")
 	if !ok {
-		if !t.has("do") {
-			t.errorf("", `do is missing (add do = "marker", one of %s)`, kindList())
+		if !t.Has("do") {
+			t.Errorf("", `do is missing (add do = "marker", one of %s)`, kindList())
 		}
 		return nil
 	}
 	e.do = Kind(do)
 	keys, known := kindKeys[e.do]
 	if !known {
-		t.errorf("do", "do = %q is not known (use one of %s)", do, kindList())
+		t.Errorf("do", "do = %q is not known (use one of %s)", do, kindList())
 		return nil
 	}
 	e.proto.Kind = e.do
-	before := len(p.errs)
-	t.onlyKeys(append(append([]string{"do"}, timingKeys...), keys...), fmt.Sprintf("for do = %q", do))
+	before := len(p.Errs)
+	t.OnlyKeys(append(append([]string{"do"}, timingKeys...), keys...), fmt.Sprintf("for do = %q", do))
 	e.readTiming()
 	a := &e.proto
 	need := func(key, example string) string {
-		s, ok := t.str(key)
-		if !ok && !t.has(key) {
-			t.errorf("", "%s needs %s (add %s)", do, key, example)
+		s, ok := t.Str(key)
+		if !ok && !t.Has(key) {
+			t.Errorf("", "%s needs %s (add %s)", do, key, example)
 		}
 		return s
 	}
-	opt := func(key string) string { s, _ := t.str(key); return s }
+	opt := func(key string) string { s, _ := t.Str(key); return s }
 	switch e.do {
 	case LinkSet:
 		a.Link, a.Sender = need("link", `link = "ab"`), opt("sender")
 		a.Patch = t.patch()
 		if a.Patch.IsZero() && !hasAny(t, qualityKeys) {
-			t.errorf("", `link.set changes nothing (add a quality like loss = "5%%" or delay = "20ms")`)
+			t.Errorf("", `link.set changes nothing (add a quality like loss = "5%%" or delay = "20ms")`)
 		}
 	case LinkReset, LinkDown, LinkUp:
 		a.Link = need("link", `link = "ab"`)
 	case LinkFlap:
 		a.Link = need("link", `link = "ab"`)
-		if e.period = t.duration("period"); e.period == nil && !t.has("period") {
-			t.errorf("", `link.flap needs period (add period = "2s": down for the first half, up for the second)`)
+		if e.period = t.duration("period"); e.period == nil && !t.Has("period") {
+			t.Errorf("", `link.flap needs period (add period = "2s": down for the first half, up for the second)`)
 		} else if e.period != nil && *e.period < 2*time.Millisecond {
-			t.errorf("period", "period %v is below 2ms", *e.period)
+			t.Errorf("period", "period %v is below 2ms", *e.period)
 		}
 	case LinkRamp:
 		a.Link, a.Sender = need("link", `link = "ab"`), opt("sender")
@@ -241,10 +240,10 @@ func (p *parser) event(t *table, i int) *event {
 		if g, ok := t.groups("groups"); ok {
 			a.Groups = g
 			if len(g) < 2 {
-				t.errorf("groups", "a partition needs at least 2 groups, not %d (write groups = [[\"a\"], [\"b\", \"c\"]])", len(g))
+				t.Errorf("groups", "a partition needs at least 2 groups, not %d (write groups = [[\"a\"], [\"b\", \"c\"]])", len(g))
 			}
-		} else if !t.has("groups") {
-			t.errorf("", `partition needs groups (add groups = [["a"], ["b", "c"]])`)
+		} else if !t.Has("groups") {
+			t.Errorf("", `partition needs groups (add groups = [["a"], ["b", "c"]])`)
 		}
 	case HostStop, HostStart, HostKill, HostPause, HostResume, HostReboot:
 		a.Host = need("host", `host = "a"`)
@@ -254,13 +253,13 @@ func (p *parser) event(t *table, i int) *event {
 		a.Workload = need("workload", `workload = "alice"`)
 	case Exec:
 		a.Host, a.Command = need("host", `host = "a"`), need("command", `command = "ip route"`)
-		if t.has("command") && strings.TrimSpace(a.Command) == "" {
-			t.errorf("command", "command is empty")
+		if t.Has("command") && strings.TrimSpace(a.Command) == "" {
+			t.Errorf("command", "command is empty")
 		}
 	case Marker:
 		a.Label = need("label", `label = "handover starts"`)
 	}
-	if len(p.errs) > before {
+	if len(p.Errs) > before {
 		return nil
 	}
 	return e
@@ -268,7 +267,7 @@ func (p *parser) event(t *table, i int) *event {
 
 func hasAny(t *table, keys []string) bool {
 	for _, k := range keys {
-		if t.has(k) {
+		if t.Has(k) {
 			return true
 		}
 	}
@@ -279,83 +278,83 @@ func hasAny(t *table, keys []string) bool {
 func (e *event) readTiming() {
 	t := e.t
 	e.at, e.every, e.from, e.to, e.until = t.duration("at"), t.duration("every"), t.duration("from"), t.duration("to"), t.duration("until")
-	if n, ok := t.integer("count"); ok {
+	if n, ok := t.Int("count"); ok {
 		e.count = &n
 		if n < 1 {
-			t.errorf("count", "count must be at least 1, not %d", n)
+			t.Errorf("count", "count must be at least 1, not %d", n)
 		}
 	}
 	window := e.do == LinkFlap || e.do == LinkRamp
 	switch {
-	case t.has("at"):
+	case t.Has("at"):
 		for _, k := range []string{"every", "from", "to", "until", "count"} {
-			if t.has(k) {
-				t.errorf(k, "%s does not go with at (at is once; use every or a from/to window instead)", k)
+			if t.Has(k) {
+				t.Errorf(k, "%s does not go with at (at is once; use every or a from/to window instead)", k)
 			}
 		}
 		if window {
-			t.errorf("at", `%s needs a window, not at (write from = "10s" and to = "20s")`, e.do)
+			t.Errorf("at", `%s needs a window, not at (write from = "10s" and to = "20s")`, e.do)
 		}
-	case t.has("every"):
+	case t.Has("every"):
 		if e.every != nil && *e.every < time.Millisecond {
-			t.errorf("every", "every %v is below 1ms", *e.every)
+			t.Errorf("every", "every %v is below 1ms", *e.every)
 		}
 		if e.from != nil && e.until != nil && *e.until < *e.from {
-			t.errorf("until", "until %v is before from %v", *e.until, *e.from)
+			t.Errorf("until", "until %v is before from %v", *e.until, *e.from)
 		}
-		if t.has("to") {
-			t.errorf("to", "to does not go with every (end a repetition with until or count)")
+		if t.Has("to") {
+			t.Errorf("to", "to does not go with every (end a repetition with until or count)")
 		}
 		if window {
-			t.errorf("every", `%s needs a window, not every (write from = "10s" and to = "20s")`, e.do)
+			t.Errorf("every", `%s needs a window, not every (write from = "10s" and to = "20s")`, e.do)
 		}
-	case t.has("from") || t.has("to"):
-		if !t.has("from") {
-			t.errorf("to", `a window needs from as well as to (add from = "10s")`)
+	case t.Has("from") || t.Has("to"):
+		if !t.Has("from") {
+			t.Errorf("to", `a window needs from as well as to (add from = "10s")`)
 		}
-		if !t.has("to") {
-			t.errorf("from", `a window needs to as well as from (add to = "20s"; or use at for once)`)
+		if !t.Has("to") {
+			t.Errorf("from", `a window needs to as well as from (add to = "20s"; or use at for once)`)
 		}
 		for _, k := range []string{"until", "count"} {
-			if t.has(k) {
-				t.errorf(k, "%s does not go with a from/to window (it belongs with every)", k)
+			if t.Has(k) {
+				t.Errorf(k, "%s does not go with a from/to window (it belongs with every)", k)
 			}
 		}
 		if e.from != nil && e.to != nil && *e.to <= *e.from {
-			t.errorf("to", "to %v must be after from %v", *e.to, *e.from)
+			t.Errorf("to", "to %v must be after from %v", *e.to, *e.from)
 		}
 		if _, ok := undo[e.do]; !ok && !window {
-			t.errorf("from", "%s has no opposite to end a window with (use at, or every with until)", e.do)
+			t.Errorf("from", "%s has no opposite to end a window with (use at, or every with until)", e.do)
 		}
 	default:
-		t.errorf("", `needs a time (add at = "10s"; or every = "5s"; or from = "10s" and to = "20s")`)
+		t.Errorf("", `needs a time (add at = "10s"; or every = "5s"; or from = "10s" and to = "20s")`)
 	}
 }
 
 // readRamp reads a link.ramp's step, begin and end.
 func (e *event) readRamp() {
 	t := e.t
-	if e.step = t.duration("step"); e.step == nil && !t.has("step") {
-		t.errorf("", `link.ramp needs step (add step = "1s", how often the quality moves)`)
+	if e.step = t.duration("step"); e.step == nil && !t.Has("step") {
+		t.Errorf("", `link.ramp needs step (add step = "1s", how often the quality moves)`)
 	} else if e.step != nil && *e.step < time.Millisecond {
-		t.errorf("step", "step %v is below 1ms", *e.step)
+		t.Errorf("step", "step %v is below 1ms", *e.step)
 	}
 	rampable := []string{"rate", "delay", "jitter", "loss", "duplicate", "reorder", "corrupt"}
 	read := func(key string) (Patch, bool) {
 		st := t.sub(key)
 		if st == nil {
-			if !t.has(key) {
-				t.errorf("", `link.ramp needs %s (add %s = { loss = "0%%" })`, key, key)
+			if !t.Has(key) {
+				t.Errorf("", `link.ramp needs %s (add %s = { loss = "0%%" })`, key, key)
 			}
 			return Patch{}, false
 		}
-		st.onlyKeys(rampable, "in a ramp")
+		st.OnlyKeys(rampable, "in a ramp")
 		return st.patch(), true
 	}
 	b, okb := read("begin")
 	en, oke := read("end")
 	if okb && oke && !sameFields(b, en) {
-		t.errorf("end", "begin and end must set the same fields (begin sets %s, end sets %s)", b, en)
+		t.Errorf("end", "begin and end must set the same fields (begin sets %s, end sets %s)", b, en)
 	}
 	e.begin, e.end = b, en
 }
@@ -372,7 +371,7 @@ func (e *event) expand(end time.Duration) []Action {
 	t := e.t
 	late := func(key string, v *time.Duration) bool {
 		if v != nil && *v > end {
-			t.errorf(key, "%s %v is past the scenario's end at %v (move it earlier, or lengthen duration)", key, *v, end)
+			t.Errorf(key, "%s %v is past the scenario's end at %v (move it earlier, or lengthen duration)", key, *v, end)
 			return true
 		}
 		return false
@@ -399,9 +398,9 @@ func (e *event) expand(end time.Duration) []Action {
 		if e.count != nil {
 			if last := start + time.Duration(*e.count-1)**e.every; last > stop {
 				if e.until != nil {
-					t.errorf("count", "count %d runs to %v, past until %v (lower count, or drop one of them)", *e.count, last, stop)
+					t.Errorf("count", "count %d runs to %v, past until %v (lower count, or drop one of them)", *e.count, last, stop)
 				} else {
-					t.errorf("count", "count %d runs to %v, past the scenario's end at %v (lower count, or lengthen duration)", *e.count, last, end)
+					t.Errorf("count", "count %d runs to %v, past the scenario's end at %v (lower count, or lengthen duration)", *e.count, last, end)
 				}
 				return nil
 			}

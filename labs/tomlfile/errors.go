@@ -1,7 +1,7 @@
 // Package tomlfile reads hand-checked TOML files (lab files, scenarios,
 // bench files) so that every problem names its file and line: errors with
-// positions, and the line of each key, which the toml library does not give
-// per array element.
+// positions, the line of each key, which the toml library does not give
+// per array element, and Table, which reads a decoded table key by key.
 package tomlfile
 
 import (
