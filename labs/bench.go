@@ -47,12 +47,11 @@ type BenchOptions struct {
 	// was not).
 	Down   bool
 	Create CreateOptions
-	// Quiet checks that the machine and the lab are quiet before each
-	// measured run (issue 12 item 5) and returns an error that says what
-	// is noisy; nil: no check.
-	//
-	// QUIET ENVIRONMENT HOOK: the quiet-environment check plugs in here.
-	Quiet func(ctx context.Context, lab string) error
+	// Quiet checks, before and halfway through each measured run, that
+	// the machine and the lab are quiet (Manager.CheckQuiet, as `run
+	// --quiet`), and stops the bench at a noisy run unless AllowNoise:
+	// then the run is recorded marked noisy and the report says which.
+	Quiet, AllowNoise bool
 	// Progress gets a line per run; nil: none.
 	Progress io.Writer
 }
@@ -147,6 +146,7 @@ func (m *Manager) Bench(ctx context.Context, pb *PreparedBench) (*bench.Report, 
 		workloads[w.Name] = w
 	}
 	order := bench.Order(plan.modes, plan.points, plan.runs, plan.warmup)
+	var noisy []string // runs recorded next to noise (AllowNoise)
 	for i, slot := range order {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -155,23 +155,22 @@ func (m *Manager) Bench(ctx context.Context, pb *PreparedBench) (*bench.Report, 
 		if err := m.benchReset(ctx, lab, cfg, slot.Point); err != nil {
 			return nil, fmt.Errorf("put lab %s back to its declared state before run %d: %w", lab, i+1, err)
 		}
-		if o.Quiet != nil && !slot.Warmup {
-			if err := o.Quiet(ctx, lab); err != nil {
-				return nil, fmt.Errorf("before run %d (%s): %w", i+1, slot.Mode, err)
-			}
-		}
 		br := &BenchRun{Info: runs.BenchInfo{ID: id, Mode: slot.Mode, Point: slot.Point, Round: slot.Round, Warmup: slot.Warmup}, LabData: data}
 		for _, w := range mode.Workloads {
 			br.Workloads = append(br.Workloads, workloads[w])
 		}
 		start := time.Now()
-		rr, err := m.Run(ctx, lab, RunOptions{Variant: slot.Mode, For: cfg.Timeout, Bench: br})
+		rr, err := m.Run(ctx, lab, RunOptions{Variant: slot.Mode, For: cfg.Timeout, Bench: br,
+			Quiet: o.Quiet && !slot.Warmup, AllowNoise: o.AllowNoise})
 		if err != nil {
 			return nil, fmt.Errorf("run %d (%s): %w", i+1, slot.Mode, err)
 		}
 		r, err := runs.Open(rr.Dir)
 		if err != nil {
 			return nil, err
+		}
+		if n := r.Meta.Fingerprint.Notes; n["quiet"] == "no" || n["quiet.during"] == "no" {
+			noisy = append(noisy, fmt.Sprintf("run %s was noisy (%s)", r.Name(), strings.Trim(n["quiet.seen"]+"; "+n["quiet.during.seen"], "; ")))
 		}
 		vals, err := bench.RunValues(r, cfg)
 		if err != nil {
@@ -200,6 +199,7 @@ func (m *Manager) Bench(ctx context.Context, pb *PreparedBench) (*bench.Report, 
 	if err := bench.Judge(rep, base, plan.gate); err != nil {
 		return nil, err
 	}
+	rep.Warnings = append(rep.Warnings, noisy...)
 	return rep, nil
 }
 

@@ -35,6 +35,8 @@ func benchCommand() *cli.Command {
 			&cli.StringFlag{Name: "noise", Usage: "noise threshold, e.g. 5% (default: [bench] noise, else 5%)"},
 			&cli.StringFlag{Name: "tolerance", Usage: "how much worse is accepted, e.g. 10% (default: [bench] tolerance, else 10%)"},
 			&cli.BoolFlag{Name: "down", Usage: "destroy the lab at the end"},
+			&cli.BoolFlag{Name: "quiet", Usage: "check before and during each measured run that the machine and the lab are quiet; stop at a noisy run"},
+			&cli.BoolFlag{Name: "allow-noise", Usage: "with --quiet: run anyway, record what was seen, list the noisy runs in the report"},
 			&cli.StringFlag{Name: "accel", Usage: "when the lab is made: kvm, tcg or auto", Value: "auto"},
 			outputFlag,
 		},
@@ -46,7 +48,7 @@ func benchCommand() *cli.Command {
 			}
 			o := labs.BenchOptions{File: c.Args().First(), Runs: c.Int("runs"), Warmup: c.Int("warmup"), Baseline: c.String("baseline"),
 				AgainstReference: c.Bool("against-reference"), Modes: list(c.StringSlice("mode")), Points: list(c.StringSlice("point")),
-				Down: c.Bool("down"), Progress: os.Stderr, Noise: -1, Tolerance: -1}
+				Down: c.Bool("down"), Quiet: c.Bool("quiet"), AllowNoise: c.Bool("allow-noise"), Progress: os.Stderr, Noise: -1, Tolerance: -1}
 			var err error
 			if o.Noise, err = percentFlag(c, "noise"); err != nil {
 				return err
