@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/forgelab/forgelab/telemetry/anomaly"
 	"github.com/forgelab/forgelab/telemetry/runs"
 )
 
@@ -121,6 +122,15 @@ func Compare(rs []*runs.Run, base int, opt Options) (*Report, error) {
 	}
 	if err := analyse(rs, opt, rep); err != nil {
 		return nil, err
+	}
+	for i, r := range rs {
+		fs, err := anomaly.Find(r, anomaly.DefaultOptions())
+		if err != nil {
+			return nil, fmt.Errorf("anomalies of run %s: %w", r.Name(), err)
+		}
+		if len(fs) > 0 {
+			rep.Anomalies = append(rep.Anomalies, RunAnomalies{Run: labels[i], Findings: fs})
+		}
 	}
 	return rep, nil
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/forgelab/forgelab/telemetry/anomaly"
 	"github.com/forgelab/forgelab/telemetry/runs"
 	"github.com/forgelab/forgelab/telemetry/stats"
 )
@@ -25,9 +26,20 @@ type Report struct {
 	// headline metrics.
 	Statements []Statement  `json:"statements,omitempty"`
 	Texts      []TextMetric `json:"texts,omitempty"`
+	// Anomalies are what `forgelab runs check` flags in each run (leaks,
+	// slow degradation, sudden drops), in the order of Runs. A drop the
+	// scenario causes on purpose (a handover) is flagged too: read them
+	// with the scenario in mind.
+	Anomalies []RunAnomalies `json:"anomalies,omitempty"`
 	// Markers are the baseline's scenario markers (for plots).
 	Markers []Marker `json:"markers,omitempty"`
 	Options Options  `json:"options"`
+}
+
+// RunAnomalies are the flagged findings of one run.
+type RunAnomalies struct {
+	Run      string            `json:"run"` // the run's label
+	Findings []anomaly.Finding `json:"findings"`
 }
 
 // RunInfo is one run of the comparison.

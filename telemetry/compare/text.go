@@ -121,6 +121,14 @@ func WriteText(w io.Writer, rep *Report) error {
 		}
 		tw.Flush()
 	}
+	if len(rep.Anomalies) > 0 {
+		fmt.Fprintln(ew, "\nFLAGGED IN A RUN (forgelab runs check: leaks, slow degradation, sudden drops)")
+		for _, a := range rep.Anomalies {
+			for _, f := range a.Findings {
+				fmt.Fprintf(ew, "  %s %s %s: %s\n", a.Run, f.Kind, f.Series, f.Text)
+			}
+		}
+	}
 	return ew.err
 }
 

@@ -136,6 +136,11 @@ details pre { font-size: 0.8em; overflow-x: auto; }
 <ul id="statements">{{range .R.Statements}}<li>{{.Text}}</li>
 {{end}}</ul>{{end}}
 
+{{if .R.Anomalies}}<h2>Flagged in a run</h2>
+<p>Leaks, slow degradation and sudden drops, as <code>forgelab runs check</code> finds them (a drop the scenario causes on purpose is flagged too).</p>
+<ul id="anomalies">{{range $a := .R.Anomalies}}{{range $a.Findings}}<li><b>{{$a.Run}}</b> {{.Kind}} {{.Series}}: {{.Text}}</li>
+{{end}}{{end}}</ul>{{end}}
+
 {{range $g := .R.Groupings}}<h2>By {{$g.Title}}</h2>
 <table class="grouping">
 <tr><th>metric</th><th>condition</th>{{range $.R.Runs}}<th>{{.Label}}</th>{{end}}</tr>
