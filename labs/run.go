@@ -84,7 +84,9 @@ type RunOptions struct {
 	// start with the run are started again when they end before it.
 	Duration time.Duration
 	// SampleEvery is how often the workloads' and services' processes are
-	// sampled in the hosts (processes.csv); 0: every second, negative: not.
+	// sampled in the hosts (processes.csv); 0: every second under KVM and
+	// every 5 s under TCG (where one reading costs ~0.2 CPU-s of the
+	// guest's, and the sampler would weigh on what it measures); negative: not.
 	SampleEvery time.Duration
 	// Quiet checks the environment first (CheckQuiet) and refuses a noisy
 	// run with ErrNoisy, unless AllowNoise: then it runs, marked. What the
@@ -243,7 +245,7 @@ func (m *Manager) Run(ctx context.Context, lab string, o RunOptions) (*RunReport
 		loops = append(loops, func(ctx context.Context) { r.printStatus(ctx, o.Status) })
 	}
 	if o.SampleEvery >= 0 {
-		r.procs = &procSampler{r: r, every: cmp.Or(o.SampleEvery, time.Second), physical: map[string]runs.HostSample{}}
+		r.procs = &procSampler{r: r, every: cmp.Or(o.SampleEvery, defaultSampleEvery(st.Accel)), physical: map[string]runs.HostSample{}}
 		loops = append(loops, r.procs.run)
 	}
 	for _, loop := range loops {
@@ -1275,4 +1277,13 @@ func (r *runner) printStatus(ctx context.Context, w io.Writer) {
 		}
 		fmt.Fprint(w, r.status.String())
 	}
+}
+
+// defaultSampleEvery is how often processes are sampled when the run does
+// not say: under TCG /proc itself is slow to generate (BENCHMARKS.md).
+func defaultSampleEvery(accel string) time.Duration {
+	if accel == "tcg" {
+		return 5 * time.Second
+	}
+	return time.Second
 }

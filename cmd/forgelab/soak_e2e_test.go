@@ -98,7 +98,7 @@ func TestSoakRun(t *testing.T) {
 
 	// The soak run.
 	began = time.Now()
-	res := forgelab(t, "run", "--quiet", "--allow-noise", "--no-status", "--duration", "45s", lab)
+	res := forgelab(t, "run", "--quiet", "--allow-noise", "--no-status", "--duration", "45s", "--sample-every", "1s", lab)
 	t.Logf("soak run of 45 s: %.0f s", time.Since(began).Seconds())
 	if res.code != 0 {
 		t.Fatalf("soak run: exit %d\n%s", res.code, res.stderr)
