@@ -59,7 +59,7 @@ var (
 
 // debianRecipeVersion changes whenever the recipe makes a different image,
 // so images built by an older forgelab are rebuilt (Store.Stale).
-const debianRecipeVersion = 7
+const debianRecipeVersion = 8
 
 func debianRecipe(cloudInit bool) recipe {
 	r := recipe{

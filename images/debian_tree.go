@@ -198,6 +198,9 @@ var maskedUnits = []string{
 	// background jobs
 	"apt-daily.timer", "apt-daily-upgrade.timer", "dpkg-db-backup.timer", "e2scrub_all.timer",
 	"e2scrub_reap.service", "fstrim.timer", "man-db.timer", "logrotate.timer",
+	// daily /tmp clean-up: a timer that could fire during a measured run
+	// (the quiet check of run and bench lists active timers as noise)
+	"systemd-tmpfiles-clean.timer",
 	// file systems and modules nobody uses here (static device nodes still
 	// autoload fuse, loop, tun on first open)
 	"modprobe@drm.service", "modprobe@dm_mod.service", "modprobe@efi_pstore.service",

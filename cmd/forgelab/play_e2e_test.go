@@ -65,7 +65,7 @@ command = "echo exec-says-hello; cat /etc/hostname; ip -4 -br addr show dev lo"
 		}
 	}()
 
-	runDir := strings.TrimSpace(mustForgelab(t, "run", "--quiet", lab, scenario))
+	runDir := strings.TrimSpace(mustForgelab(t, "run", "--no-status", lab, scenario))
 	r, err := runs.Open(runDir)
 	if err != nil {
 		t.Fatal(err)
@@ -156,7 +156,7 @@ func runnerKilled(t *testing.T, lab string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(binPath, "--state-dir", stateDir(), "run", "--quiet", "--for", "40s", lab, scenario)
+	cmd := exec.Command(binPath, "--state-dir", stateDir(), "run", "--no-status", "--for", "40s", lab, scenario)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
