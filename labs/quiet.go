@@ -6,11 +6,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/forgelab/forgelab/hypervisor"
+	"github.com/forgelab/forgelab/internal/proc"
 	"github.com/forgelab/forgelab/labs/store"
 	"github.com/forgelab/forgelab/telemetry/quiet"
 )
@@ -46,22 +45,13 @@ func (m *Manager) CheckQuiet(ctx context.Context, lab string, window time.Durati
 		}
 	}
 	l := m.Store.LayoutOf(st)
-	for _, f := range []string{l.CoordPID(), l.RunnerPID()} {
-		if data, err := os.ReadFile(f); err == nil {
-			if pid, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil {
-				in.OwnPIDs = append(in.OwnPIDs, pid)
-			}
-		}
-	}
-	// The fabric engine and other helpers of this lab write pid files in
-	// its directory too.
-	if pids, _ := filepath.Glob(filepath.Join(l.Dir, "*.pid")); len(pids) > 0 {
-		for _, f := range pids {
-			if data, err := os.ReadFile(f); err == nil {
-				if pid, err := strconv.Atoi(strings.TrimSpace(string(data))); err == nil {
-					in.OwnPIDs = append(in.OwnPIDs, pid)
-				}
-			}
+	// The lab's helpers (coordd, the runner, the fabric engine) write pid
+	// files in its directory: their CPU is the lab's, when the process is
+	// still the one recorded.
+	pidFiles, _ := filepath.Glob(filepath.Join(l.Dir, "*.pid"))
+	for _, f := range append([]string{l.CoordPID(), l.RunnerPID()}, pidFiles...) {
+		if r, err := proc.ReadFile(f); err == nil && r.Matches(f) {
+			in.OwnPIDs = append(in.OwnPIDs, r.PID)
 		}
 	}
 	if entries, err := m.Store.List(); err == nil {
