@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/forgelab/forgelab/hypervisor"
@@ -79,9 +80,47 @@ func (m *Manager) CheckQuiet(ctx context.Context, lab string, window time.Durati
 		if !ok {
 			continue
 		}
-		in.Guests = append(in.Guests, quiet.Guest{Name: name, Run: rr.RootOutput})
+		g := quiet.Guest{Name: name, Run: rr.RootOutput}
+		if h := st.Plan.Host(name); !kindOf(*h).madeHere() {
+			for _, n := range h.NICs {
+				g.LabIfaces = append(g.LabIfaces, n.Name)
+			}
+			g.LabSent = func(ctx context.Context) (uint64, error) { return m.deliveredTo(ctx, st, name) }
+		}
+		in.Guests = append(in.Guests, g)
 	}
 	return quiet.Check(ctx, in)
+}
+
+// deliveredTo counts the packets the lab's fabric has delivered to host
+// so far: what the other hosts of its links sent that reached a receiver.
+// On a segment of more than two hosts that counts the copies to the
+// others too, so the quiet check errs towards calling a host quiet.
+func (m *Manager) deliveredTo(ctx context.Context, st *State, host string) (uint64, error) {
+	sh, err := m.shaper(st)
+	if err != nil {
+		return 0, err
+	}
+	fs, err := sh.Show(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var n uint64
+	for _, l := range fs.Links {
+		if pl := st.Plan.Link(l.Name); pl == nil || !slices.Contains(pl.Endpoints, host) {
+			continue
+		}
+		for _, d := range l.Directions {
+			if d.From == host {
+				continue
+			}
+			if d.Counters == nil {
+				return 0, fmt.Errorf("%w: the %s fabric does not count packets", errors.ErrUnsupported, fs.Shaper)
+			}
+			n += d.Counters.TxPackets
+		}
+	}
+	return n, nil
 }
 
 // ErrNoisy is returned by Run when a quiet run was asked for and the

@@ -13,6 +13,7 @@ package quiet
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -34,19 +35,39 @@ type Thresholds struct {
 	// ProcessCPU: a process (not the lab's) using at least this share of
 	// one CPU over the window is noise, on the host and in guests.
 	ProcessCPU float64
+	// ForeignPackets: more packets a second than this arriving on a
+	// physical host's lab interfaces beyond what the lab delivered is
+	// noise.
+	ForeignPackets float64
 }
 
 // DefaultThresholds: load above a quarter of the CPUs beyond the lab's
 // VMs, and any other process using 5 % of a CPU or more. A TCG guest
 // at rest costs its QEMU about 0.5 % of a CPU; 5 % is ten times that,
 // and a busy neighbour shows up well above it.
-func DefaultThresholds() Thresholds { return Thresholds{LoadPerCPU: 0.25, ProcessCPU: 0.05} }
+//
+// Foreign traffic: 5 packets a second (the lab's own counters and the
+// host's are read a moment apart, and a quiet LAN still carries some ARP
+// and neighbour discovery; a flow that would disturb a measurement is far
+// above it).
+func DefaultThresholds() Thresholds {
+	return Thresholds{LoadPerCPU: 0.25, ProcessCPU: 0.05, ForeignPackets: 5}
+}
 
 // Guest is one of the lab's hosts, reached over SSH.
 type Guest struct {
 	Name string
 	// Run runs a shell command as root and returns its stdout.
 	Run func(ctx context.Context, cmd string) ([]byte, error)
+	// LabIfaces are a physical host's interfaces on the lab's links, and
+	// LabSent counts the packets the lab's fabric has delivered to the
+	// host so far: what arrives on LabIfaces beyond that during the
+	// window is traffic the lab did not send (a LAN's broadcasts, another
+	// user). Both empty for VMs, whose NICs only the lab reaches. LabSent
+	// returns an errors.ErrUnsupported error where the fabric cannot
+	// count: then the traffic is not checked, and Checked says so.
+	LabIfaces []string
+	LabSent   func(ctx context.Context) (uint64, error)
 }
 
 // Inputs is what Check looks at.
@@ -141,8 +162,10 @@ func Check(ctx context.Context, in Inputs) (Report, error) {
 	}
 	guestA := make([]*procstat.Snapshot, len(in.Guests))
 	guestErr := make([]error, len(in.Guests))
+	trafficA := make([]traffic, len(in.Guests))
 	for i, g := range in.Guests {
 		guestA[i], guestErr[i] = readGuest(ctx, g)
+		trafficA[i] = readTraffic(ctx, g)
 	}
 	start := time.Now()
 	select {
@@ -254,11 +277,63 @@ func Check(ctx context.Context, in Inputs) (Report, error) {
 				add(g.Name, "timer", "timer %s could fire during the run (`systemctl disable --now %s` in the image)", t, t)
 			}
 		}
+		if len(g.LabIfaces) > 0 {
+			tb := readTraffic(ctx, g)
+			switch err := errors.Join(trafficA[i].err, tb.err); {
+			case errors.Is(err, errors.ErrUnsupported):
+				r.Checked = append(r.Checked, fmt.Sprintf("%s traffic not checked (%v)", g.Name, err))
+			case err != nil:
+				quietGuest = false
+				add(g.Name, "error", "cannot count the traffic on its lab interfaces: %v", err)
+			default:
+				foreign := float64(tb.received-trafficA[i].received) - float64(tb.sent-trafficA[i].sent)
+				if rate := foreign / secs; rate > in.ForeignPackets {
+					quietGuest = false
+					add(g.Name, "traffic", "%.0f packets a second arrived on %s that the lab did not send (another user or the LAN on the lab's interfaces)",
+						rate, strings.Join(g.LabIfaces, ", "))
+				}
+			}
+		}
 		if quietGuest {
 			r.Checked = append(r.Checked, g.Name+" quiet")
 		}
 	}
 	return r, nil
+}
+
+// traffic is a physical host's packet count on its lab interfaces and
+// the lab's count of what it delivered there, read together.
+type traffic struct {
+	received, sent uint64
+	err            error
+}
+
+func readTraffic(ctx context.Context, g Guest) traffic {
+	if len(g.LabIfaces) == 0 || g.LabSent == nil {
+		return traffic{}
+	}
+	var t traffic
+	if t.sent, t.err = g.LabSent(ctx); t.err != nil {
+		return t
+	}
+	var cmd strings.Builder
+	for _, ifc := range g.LabIfaces {
+		fmt.Fprintf(&cmd, "cat /sys/class/net/%s/statistics/rx_packets; ", ifc)
+	}
+	out, err := g.Run(ctx, cmd.String())
+	if err != nil {
+		t.err = err
+		return t
+	}
+	for _, f := range strings.Fields(string(out)) {
+		n, err := strconv.ParseUint(f, 10, 64)
+		if err != nil {
+			t.err = fmt.Errorf("rx_packets %q: %w", f, err)
+			return t
+		}
+		t.received += n
+	}
+	return t
 }
 
 func readGuest(ctx context.Context, g Guest) (*procstat.Snapshot, error) {

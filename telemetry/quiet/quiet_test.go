@@ -145,3 +145,65 @@ func TestGuestUnreadableIsAFinding(t *testing.T) {
 		t.Errorf("findings:\n%s", r)
 	}
 }
+
+// A physical host's lab interfaces: packets beyond what the lab delivered
+// are foreign traffic; as many as the lab delivered are not.
+func TestPhysicalHostForeignTraffic(t *testing.T) {
+	tests := []struct {
+		name      string
+		rx, sent  [2]uint64 // before and after the window
+		wantNoisy bool
+	}{
+		{"only the lab's packets", [2]uint64{1000, 1400}, [2]uint64{500, 900}, false},
+		{"a few more (ARP)", [2]uint64{1000, 1401}, [2]uint64{500, 900}, false},
+		{"a LAN broadcasting", [2]uint64{1000, 1500}, [2]uint64{500, 500}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			proc := t.TempDir()
+			writeFile(t, filepath.Join(proc, "loadavg"), "0 0 0 1/1 1")
+			writeFile(t, filepath.Join(proc, "1/stat"), stat(1, 0, "init", 10))
+			s := guestSnap(stat(1, 0, "systemd", 100))
+			fg := &fakeGuest{snaps: []string{s, s}}
+			var mu sync.Mutex
+			reads, sents := 0, 0
+			g := Guest{Name: "p", LabIfaces: []string{"eno2", "vx1"},
+				Run: func(ctx context.Context, cmd string) ([]byte, error) {
+					if !strings.HasPrefix(cmd, "cat /sys/class/net/") {
+						return fg.run(ctx, cmd)
+					}
+					if !strings.Contains(cmd, "/eno2/") || !strings.Contains(cmd, "/vx1/") {
+						t.Errorf("traffic command %q does not read both interfaces", cmd)
+					}
+					mu.Lock()
+					defer mu.Unlock()
+					rx := tt.rx[min(reads, 1)]
+					reads++
+					return fmt.Appendf(nil, "%d\n%d\n", rx-100, 100), nil // split over two interfaces
+				},
+				LabSent: func(context.Context) (uint64, error) {
+					mu.Lock()
+					defer mu.Unlock()
+					n := tt.sent[min(sents, 1)]
+					sents++
+					return n, nil
+				}}
+			r, err := Check(context.Background(), Inputs{Proc: proc, Sys: t.TempDir(), Window: time.Second, Guests: []Guest{g}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var traffic []string
+			for _, f := range r.Findings {
+				if f.What == "traffic" {
+					traffic = append(traffic, f.String())
+				}
+			}
+			if (len(traffic) > 0) != tt.wantNoisy {
+				t.Errorf("traffic findings %q, want noisy=%v", traffic, tt.wantNoisy)
+			}
+			if tt.wantNoisy && !strings.Contains(traffic[0], "eno2, vx1") {
+				t.Errorf("finding %q does not name the interfaces", traffic[0])
+			}
+		})
+	}
+}
