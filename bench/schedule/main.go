@@ -39,6 +39,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -50,6 +51,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -76,6 +78,7 @@ type options struct {
 	lead     time.Duration
 	forgelab string
 	stateDir string
+	profile  string
 }
 
 func main() {
@@ -93,6 +96,7 @@ func main() {
 	vm := flag.Bool("vm", false, "run the netem variant inside a one-VM lab (made and destroyed with -forgelab)")
 	flag.StringVar(&o.forgelab, "forgelab", "bin/forgelab", "forgelab binary, for -vm")
 	flag.StringVar(&o.stateDir, "state-dir", "", "forgelab state dir, for -vm (\"\": its default)")
+	flag.StringVar(&o.profile, "cpuprofile", "", "write a CPU profile of the schedule's run to this file (with -vm: made in the guest, copied here)")
 	flag.Parse()
 	if *vm {
 		if err := inVM(o); err != nil {
@@ -375,6 +379,17 @@ func runNetem(ctx context.Context, o options, links netfabric.Links, changes []n
 		return nil, err
 	}
 	fmt.Fprintf(os.Stderr, "netem schedule applied by the runner: %v ...\n", o.duration)
+	if o.profile != "" {
+		f, err := os.Create(o.profile)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return nil, err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	r0 := selfCPU()
 	st, err := netfabric.PlaySchedule(ctx, s, time.Now().Add(o.lead), changes, nil)
 	if errors.Is(err, netfabric.ErrUnsupported) {
@@ -484,10 +499,27 @@ dst = "/opt/bench"
 	json.Unmarshal([]byte(info), &st)
 	cmd := fmt.Sprintf("sudo -n /opt/bench/schedule-bench -shaper netem -duration %v -links %d -interval %v -model %s -seed %d -lead %v",
 		o.duration, o.links, o.interval, o.model, o.seed, o.lead)
+	if o.profile != "" {
+		cmd += " -cpuprofile /tmp/schedule.pprof"
+	}
 	out, err := fl("exec", lab, "g", "--", cmd)
 	fmt.Printf("inside a guest (debian-12, 2 vCPUs, 1 GiB, accelerator %s) on %s, %d CPUs:\n%s", cmpOr(st.Accel, "?"), cpuModel(), runtime.NumCPU(), out)
 	if err != nil {
 		return fmt.Errorf("the bench in the guest: %w", err)
+	}
+	if o.profile != "" {
+		b64, err := fl("exec", lab, "g", "--", "sudo -n base64 -w0 /tmp/schedule.pprof")
+		if err != nil {
+			return fmt.Errorf("copy the profile out of the guest: %w", err)
+		}
+		b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(b64))
+		if err != nil {
+			return fmt.Errorf("copy the profile out of the guest: %w", err)
+		}
+		if err := os.WriteFile(o.profile, b, 0o644); err != nil {
+			return err
+		}
+		fmt.Printf("CPU profile of the guest's run: %s (go tool pprof -top %s)\n", o.profile, o.profile)
 	}
 	return nil
 }

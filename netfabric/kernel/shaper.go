@@ -28,8 +28,31 @@ type Shaper struct {
 
 	mu    sync.Mutex
 	state state
-	netem error // result of HasNetem, probed on first need
+	known map[string]*layout // by tap name: what this process made there
+	netem error              // result of HasNetem, probed on first need
 	probe sync.Once
+
+	tickUs float64 // scheduler ticks per microsecond, read once
+
+	distMu sync.Mutex
+	dists  map[string][]int16 // jitter distribution tables, parsed once
+}
+
+// layout is what this process last made of one direction's tc layout
+// (clsact on the tap, the down filter, the redirect, the ifb's qdiscs).
+// A Set that finds it in place sends only the qdisc changes: in a TCG
+// guest each netlink request costs about a millisecond, and the
+// layout's checks were most of a change's requests. It belongs to the
+// tap's ifindex, so a tap made anew (a restarted VM) gets the careful
+// path again; any refused request, e.g. after someone else removed a
+// qdisc, takes the careful path too, which rebuilds what is missing.
+type layout struct {
+	tap    int          // ifindex of the tap it was made on
+	ifb    netlink.Link // the direction's ifb
+	down   bool         // the drop-all filter is on
+	shaped bool         // the redirect is on and the ifb's qdiscs shape q
+	q      netfabric.Impairment
+	limit  uint32
 }
 
 var _ netfabric.Shaper = (*Shaper)(nil)
@@ -63,7 +86,7 @@ func New(links netfabric.Links, seed int64, statePath string) (*Shaper, error) {
 			}
 		}
 	}
-	s := &Shaper{links: links, seed: seed, statePath: statePath}
+	s := &Shaper{links: links, seed: seed, statePath: statePath, known: map[string]*layout{}, tickUs: tickPerUsec(), dists: map[string][]int16{}}
 	s.state = s.declared()
 	if statePath != "" {
 		if b, err := os.ReadFile(statePath); err == nil {
@@ -119,11 +142,25 @@ func (s *Shaper) canExpress(q netfabric.Impairment) error {
 		}
 	}
 	if q.Jitter > 0 {
-		if _, err := loadDist(q.Distribution); err != nil {
+		if _, err := s.dist(q.Distribution); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// dist is loadDist, parsed once per table.
+func (s *Shaper) dist(name string) ([]int16, error) {
+	s.distMu.Lock()
+	defer s.distMu.Unlock()
+	if d, ok := s.dists[name]; ok {
+		return d, nil
+	}
+	d, err := loadDist(name)
+	if err == nil {
+		s.dists[name] = d
+	}
+	return d, err
 }
 
 // Setup prepares every tap (clsact) and applies the qualities: those
@@ -131,6 +168,9 @@ func (s *Shaper) canExpress(q netfabric.Impairment) error {
 func (s *Shaper) Setup(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	clear(s.known)
+	c := dial()
+	defer c.close()
 	for _, l := range s.links {
 		for _, e := range l.Endpoints {
 			if err := s.canExpress(s.state.Quality[l.Name][e.Host]); err != nil {
@@ -154,7 +194,7 @@ func (s *Shaper) Setup(ctx context.Context) error {
 			if _, err := ensureIfb(name); err != nil {
 				return err
 			}
-			if err := s.apply(l.Name, e); err != nil {
+			if err := s.apply(c, l.Name, e); err != nil {
 				return err
 			}
 		}
@@ -165,37 +205,101 @@ func (s *Shaper) Setup(ctx context.Context) error {
 	return s.save()
 }
 
-// apply makes the kernel match the state for what e sends on link.
-func (s *Shaper) apply(link string, e netfabric.Endpoint) error {
+// apply makes the kernel match the state for what e sends on link: in a
+// few requests when this process's last apply left the layout in place
+// (fastApply), else carefully, step by step.
+func (s *Shaper) apply(c conn, link string, e netfabric.Endpoint) error {
 	q := s.state.Quality[link][e.Host]
-	tap, err := linkByName(e.Tap)
+	down := s.state.Down[link] || q.Down
+	tap, err := c.linkByName(e.Tap)
 	if err != nil {
 		return err
 	}
+	if k := s.known[e.Tap]; k != nil && k.tap == tap.Attrs().Index && k.down == down {
+		if done, err := s.fastApply(c, k, link, e.Host, q); done && err == nil {
+			return nil
+		}
+	}
+	delete(s.known, e.Tap)
 	if err := ensureClsact(tap); err != nil {
 		return err
 	}
-	if err := setDown(tap, s.state.Down[link] || q.Down); err != nil {
+	if err := setDown(tap, down); err != nil {
 		return err
 	}
 	name, _ := ifbName(e.Tap)
 	if !shapes(q) {
 		// The ifb stays (Teardown removes it) so shaping can come back fast.
-		return setRedirect(tap, nil, false)
+		if err := setRedirect(tap, nil, false); err != nil {
+			return err
+		}
+		s.known[e.Tap] = &layout{tap: tap.Attrs().Index, down: down}
+		return nil
 	}
 	ifb, err := ensureIfb(name)
 	if err != nil {
 		return err
 	}
-	dist, err := loadDist(q.Distribution)
+	dist, err := s.dist(q.Distribution)
 	if err != nil {
 		return err
 	}
 	limit := uint32(q.QueueLimit(10e9))
-	if err := shape(ifb, q, limit, dist, s.netemSeed(link, e.Host)); err != nil {
+	if err := shape(c, ifb, q, limit, dist, s.netemSeed(link, e.Host), s.tickUs); err != nil {
 		return err
 	}
-	return setRedirect(tap, ifb, true)
+	if err := setRedirect(tap, ifb, true); err != nil {
+		return err
+	}
+	s.known[e.Tap] = &layout{tap: tap.Attrs().Index, ifb: ifb, down: down, shaped: true, q: q, limit: limit}
+	return nil
+}
+
+// fastApply changes a direction whose layout k this process made to q,
+// sending only the qdiscs (or the class) whose parameters change. It
+// reports false when q needs more than that (the redirect turned on or
+// off), and an error when the kernel refused: both mean the careful path.
+func (s *Shaper) fastApply(c conn, k *layout, link, from string, q netfabric.Impairment) (bool, error) {
+	if !shapes(q) || !k.shaped {
+		return !shapes(q) && !k.shaped, nil
+	}
+	dist, err := s.dist(q.Distribution)
+	if err != nil {
+		return true, err
+	}
+	limit := uint32(q.QueueLimit(10e9))
+	seed := s.netemSeed(link, from)
+	old := k.q
+	k.shaped = false // unknown until the requests below succeed
+	switch {
+	case (q.RateBits > 0) != (old.RateBits > 0) || needsNetem(q) != needsNetem(old):
+		// Another set of qdiscs: shape swaps them.
+		err = shape(c, k.ifb, q, limit, dist, seed, s.tickUs)
+	case q.RateBits == 0: // netem alone, at the root
+		err = setNetem(c, k.ifb, htbRoot, netlink.HANDLE_ROOT, q, limit, dist, seed, s.tickUs)
+	default:
+		if q.RateBits != old.RateBits {
+			err = setClass(c, k.ifb, q.RateBits)
+		}
+		if err == nil && (netemPart(q) != netemPart(old) || limit != k.limit) {
+			if needsNetem(q) {
+				err = setNetem(c, k.ifb, leafQdisc, htbClass, q, limit, dist, seed, s.tickUs)
+			} else {
+				err = setPfifo(c, k.ifb, limit)
+			}
+		}
+	}
+	if err != nil {
+		return true, err
+	}
+	k.shaped, k.q, k.limit = true, q, limit
+	return true, nil
+}
+
+// netemPart is what of q the leaf qdisc under htb carries: all but rate.
+func netemPart(q netfabric.Impairment) netfabric.Impairment {
+	q.RateBits = 0
+	return q
 }
 
 // netemSeed derives netem's PRNG seed (Linux 6.5+) from the lab seed, the
@@ -220,9 +324,11 @@ func (s *Shaper) Set(ctx context.Context, link, from string, q netfabric.Impairm
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	c := dial()
+	defer c.close()
 	for _, e := range froms {
 		s.state.Quality[link][e.Host] = q
-		if err := s.apply(link, e); err != nil {
+		if err := s.apply(c, link, e); err != nil {
 			return fmt.Errorf("link %s from %s: %w", link, e.Host, err)
 		}
 	}
@@ -240,6 +346,7 @@ func (s *Shaper) SetUp(ctx context.Context, link string, up bool) error {
 	defer s.mu.Unlock()
 	s.state.Down[link] = !up
 	for _, e := range l.Endpoints {
+		delete(s.known, e.Tap) // its down filter changes here
 		tap, err := linkByName(e.Tap)
 		if err != nil {
 			return err
@@ -376,5 +483,6 @@ func (s *Shaper) Teardown(ctx context.Context) error {
 		}
 	}
 	s.state = s.declared()
+	clear(s.known)
 	return errors.Join(errs...)
 }

@@ -283,3 +283,88 @@ func median(rs []nstest.Reply) time.Duration {
 	return d[len(d)/2]
 }
 
+
+// kernelRate is the rate of the htb class shaping what tap's VM sends,
+// and whether the tap redirects to its ifb at all: what `tc class show`
+// and `tc filter show` would tell a user.
+func kernelRate(t *testing.T, tap string) (uint64, bool) {
+	t.Helper()
+	l, err := netlink.LinkByName(tap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := hasFilter(l, netlink.HANDLE_MIN_INGRESS, prioRedirect)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ifb, err := netlink.LinkByName(tap + "i")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs, err := netlink.ClassList(ifb, htbRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cs {
+		if h, ok := c.(*netlink.HtbClass); ok && h.Handle == htbClass {
+			return h.Rate, f != nil
+		}
+	}
+	return 0, f != nil
+}
+
+// Set sends only the changed qdiscs once this process made a direction's
+// layout; what the kernel then has must still be what was asked for,
+// across turning shaping off and on, a down direction, and a layout
+// someone else broke in between.
+func TestSetSequenceMatchesKernel(t *testing.T) {
+	k := newLab(t, "ks", netfabric.Impairment{}, "10.84.0.1", "10.84.0.2")
+	ctx := context.Background()
+	tap := k.env.Hosts[0].Dev
+	steps := []struct {
+		name     string
+		q        netfabric.Impairment
+		breakIt  bool // delete the ifb's root qdisc before this Set
+		rate     uint64
+		redirect bool
+	}{
+		{"shaped", netfabric.Impairment{RateBits: 10e6}, false, 10e6 / 8, true},
+		{"rate changes", netfabric.Impairment{RateBits: 20e6}, false, 20e6 / 8, true},
+		{"queue limit changes", netfabric.Impairment{RateBits: 20e6, Limit: 2000}, false, 20e6 / 8, true},
+		{"same again", netfabric.Impairment{RateBits: 20e6, Limit: 2000}, false, 20e6 / 8, true},
+		{"unshaped", netfabric.Impairment{}, false, 20e6 / 8, false}, // the qdiscs stay, unused
+		{"shaped again", netfabric.Impairment{RateBits: 5e6}, false, 5e6 / 8, true},
+		{"down", netfabric.Impairment{RateBits: 5e6, Down: true}, false, 5e6 / 8, true},
+		{"up", netfabric.Impairment{RateBits: 6e6}, false, 6e6 / 8, true},
+		{"qdiscs removed by someone else", netfabric.Impairment{RateBits: 7e6}, true, 7e6 / 8, true},
+	}
+	for _, st := range steps {
+		if st.breakIt {
+			ifb, err := netlink.LinkByName(tap + "i")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := delRoot(ifb); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := k.s.Set(ctx, "ab", "a", st.q); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		rate, redirect := kernelRate(t, tap)
+		if redirect != st.redirect || (st.redirect && rate != st.rate) {
+			t.Errorf("%s: kernel has rate %d B/s, redirect %v; want %d B/s, %v", st.name, rate, redirect, st.rate, st.redirect)
+		}
+		l, _ := netlink.LinkByName(tap)
+		down, err := hasFilter(l, netlink.HANDLE_MIN_INGRESS, prioDown)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (down != nil) != st.q.Down {
+			t.Errorf("%s: down filter %v, want %v", st.name, down != nil, st.q.Down)
+		}
+	}
+	if !k.reach(t, 0, 1) {
+		t.Fatal("ping lost on a shaped link that is up")
+	}
+}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
+	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"github.com/forgelab/forgelab/netfabric"
@@ -40,6 +41,62 @@ var (
 	htbClass  = netlink.MakeHandle(1, 1)
 	leafQdisc = netlink.MakeHandle(10, 0)
 )
+
+// conn is the netlink sockets one Set sends its requests on: opening a
+// socket per request (what the package-level netlink calls do) cost more
+// than the request itself in a TCG guest. The zero conn opens a socket per
+// request, as the careful paths, which run rarely, still do.
+type conn struct {
+	h   *netlink.Handle  // library requests; nil: a socket per request
+	raw *nl.SocketHandle // requests built here; nil: a socket per request
+}
+
+// dial opens a conn; on failure the zero conn still works.
+func dial() conn {
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	if err != nil {
+		return conn{}
+	}
+	s, err := nl.GetNetlinkSocketAt(netns.None(), netns.None(), unix.NETLINK_ROUTE)
+	if err != nil {
+		h.Close()
+		return conn{}
+	}
+	return conn{h: h, raw: &nl.SocketHandle{Socket: s}}
+}
+
+func (c conn) close() {
+	if c.h != nil {
+		c.h.Close()
+	}
+	if c.raw != nil {
+		c.raw.Close()
+	}
+}
+
+func (c conn) handle() *netlink.Handle {
+	if c.h == nil {
+		return &netlink.Handle{} // what the package-level calls use
+	}
+	return c.h
+}
+
+// execute sends a request built here, on c's socket if it has one.
+func (c conn) execute(req *nl.NetlinkRequest) error {
+	if c.raw != nil {
+		req.Sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: c.raw}
+	}
+	_, err := req.Execute(unix.NETLINK_ROUTE, 0)
+	return err
+}
+
+func (c conn) linkByName(name string) (netlink.Link, error) {
+	l, err := c.handle().LinkByName(name)
+	if err != nil {
+		return nil, fmt.Errorf("device %s: %w", name, err)
+	}
+	return l, nil
+}
 
 // ifbName is the helper device of a tap: the tap's name plus "i".
 func ifbName(tap string) (string, error) {
@@ -211,7 +268,7 @@ func ensureIfb(name string) (netlink.Link, error) {
 }
 
 // shape builds (or changes in place) the qdiscs on ifb for q.
-func shape(ifb netlink.Link, q netfabric.Impairment, limit uint32, dist []int16, seed uint64) error {
+func shape(c conn, ifb netlink.Link, q netfabric.Impairment, limit uint32, dist []int16, seed uint64, tickUs float64) error {
 	// Most changes find the qdiscs they need already in place and only
 	// change their parameters: try exactly those requests first. Finding
 	// out what is in place takes a qdisc dump, which walks every device
@@ -219,7 +276,7 @@ func shape(ifb netlink.Link, q netfabric.Impairment, limit uint32, dist []int16,
 	// The kernel refuses a change to a qdisc of another kind (or under a
 	// parent that is not there), and then the careful path looks and
 	// rebuilds.
-	if err := reshape(ifb, q, limit, dist, seed); err == nil {
+	if err := reshape(c, ifb, q, limit, dist, seed, tickUs); err == nil {
 		return nil
 	}
 	name := ifb.Attrs().Name
@@ -237,7 +294,7 @@ func shape(ifb netlink.Link, q netfabric.Impairment, limit uint32, dist []int16,
 				return err
 			}
 		}
-		return setNetem(ifb, htbRoot, netlink.HANDLE_ROOT, q, limit, dist, seed)
+		return setNetem(c, ifb, htbRoot, netlink.HANDLE_ROOT, q, limit, dist, seed, tickUs)
 	}
 	if kindAt[htbRoot] != "htb" {
 		if err := delRoot(ifb); err != nil {
@@ -249,7 +306,7 @@ func shape(ifb netlink.Link, q netfabric.Impairment, limit uint32, dist []int16,
 			return fmt.Errorf("%s: add htb: %w", name, err)
 		}
 	}
-	if err := setClass(ifb, q.RateBits); err != nil {
+	if err := setClass(c, ifb, q.RateBits); err != nil {
 		return err
 	}
 	want := "pfifo"
@@ -262,34 +319,34 @@ func shape(ifb netlink.Link, q netfabric.Impairment, limit uint32, dist []int16,
 		}
 	}
 	if want == "netem" {
-		return setNetem(ifb, leafQdisc, htbClass, q, limit, dist, seed)
+		return setNetem(c, ifb, leafQdisc, htbClass, q, limit, dist, seed, tickUs)
 	}
-	return setPfifo(ifb, limit)
+	return setPfifo(c, ifb, limit)
 }
 
 // reshape changes the parameters of the qdiscs q needs, assuming they are
 // in place; the kernel refuses it when they are not.
-func reshape(ifb netlink.Link, q netfabric.Impairment, limit uint32, dist []int16, seed uint64) error {
+func reshape(c conn, ifb netlink.Link, q netfabric.Impairment, limit uint32, dist []int16, seed uint64, tickUs float64) error {
 	if q.RateBits == 0 {
-		return setNetem(ifb, htbRoot, netlink.HANDLE_ROOT, q, limit, dist, seed)
+		return setNetem(c, ifb, htbRoot, netlink.HANDLE_ROOT, q, limit, dist, seed, tickUs)
 	}
-	if err := setClass(ifb, q.RateBits); err != nil {
+	if err := setClass(c, ifb, q.RateBits); err != nil {
 		return err
 	}
 	if needsNetem(q) {
-		return setNetem(ifb, leafQdisc, htbClass, q, limit, dist, seed)
+		return setNetem(c, ifb, leafQdisc, htbClass, q, limit, dist, seed, tickUs)
 	}
-	return setPfifo(ifb, limit)
+	return setPfifo(c, ifb, limit)
 }
 
 // setNetem creates or changes the netem qdisc handle under parent.
-func setNetem(ifb netlink.Link, handle, parent uint32, q netfabric.Impairment, limit uint32, dist []int16, seed uint64) error {
+func setNetem(c conn, ifb netlink.Link, handle, parent uint32, q netfabric.Impairment, limit uint32, dist []int16, seed uint64, tickUs float64) error {
 	name := ifb.Attrs().Name
 	req := nl.NewNetlinkRequest(unix.RTM_NEWQDISC, unix.NLM_F_CREATE|unix.NLM_F_REPLACE|unix.NLM_F_ACK)
 	req.AddData(&nl.TcMsg{Family: nl.FAMILY_ALL, Ifindex: int32(ifb.Attrs().Index), Handle: handle, Parent: parent})
 	req.AddData(nl.NewRtAttr(nl.TCA_KIND, nl.ZeroTerminated("netem")))
-	req.AddData(netemOptions(q, limit, dist, seed, tickPerUsec()))
-	if _, err := req.Execute(unix.NETLINK_ROUTE, 0); err != nil {
+	req.AddData(netemOptions(q, limit, dist, seed, tickUs))
+	if err := c.execute(req); err != nil {
 		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EOPNOTSUPP) {
 			return fmt.Errorf("%s: %w: this kernel has no sch_netem (delay, jitter, loss, duplicate, reorder and corrupt need it; use fabric = userspace)", name, netfabric.ErrUnsupported)
 		}
@@ -299,11 +356,11 @@ func setNetem(ifb netlink.Link, handle, parent uint32, q netfabric.Impairment, l
 }
 
 // setClass sets the rate of the htb class.
-func setClass(ifb netlink.Link, rateBits int64) error {
+func setClass(c conn, ifb netlink.Link, rateBits int64) error {
 	rate := uint64(rateBits)
 	class := netlink.NewHtbClass(netlink.ClassAttrs{LinkIndex: ifb.Attrs().Index, Parent: htbRoot, Handle: htbClass},
 		netlink.HtbClassAttrs{Rate: rate, Ceil: rate, Quantum: uint32(min(max(rate/8/100, 1514), 200000))})
-	if err := netlink.ClassReplace(class); err != nil {
+	if err := c.handle().ClassReplace(class); err != nil {
 		return fmt.Errorf("%s: htb class rate %s: %w", ifb.Attrs().Name, netfabric.FormatRate(rateBits), err)
 	}
 	return nil
@@ -311,12 +368,12 @@ func setClass(ifb netlink.Link, rateBits int64) error {
 
 // setPfifo puts a plain FIFO as deep as the bandwidth-delay product wants,
 // rather than the device's short default, under the htb class.
-func setPfifo(ifb netlink.Link, limit uint32) error {
+func setPfifo(c conn, ifb netlink.Link, limit uint32) error {
 	req := nl.NewNetlinkRequest(unix.RTM_NEWQDISC, unix.NLM_F_CREATE|unix.NLM_F_REPLACE|unix.NLM_F_ACK)
 	req.AddData(&nl.TcMsg{Family: nl.FAMILY_ALL, Ifindex: int32(ifb.Attrs().Index), Handle: leafQdisc, Parent: htbClass})
 	req.AddData(nl.NewRtAttr(nl.TCA_KIND, nl.ZeroTerminated("pfifo")))
 	req.AddData(nl.NewRtAttr(nl.TCA_OPTIONS, nl.Uint32Attr(limit)))
-	if _, err := req.Execute(unix.NETLINK_ROUTE, 0); err != nil {
+	if err := c.execute(req); err != nil {
 		return fmt.Errorf("%s: pfifo: %w", ifb.Attrs().Name, err)
 	}
 	return nil
