@@ -24,7 +24,6 @@ import (
 // exist, such as inside a Debian guest: build with `go test -c` and copy
 // the binary in; it needs ip, ping, iperf3 and ss there).
 
-
 type klab struct {
 	env *nstest.Env
 	s   *Shaper
@@ -282,7 +281,6 @@ func median(rs []nstest.Reply) time.Duration {
 	slices.Sort(d)
 	return d[len(d)/2]
 }
-
 
 // kernelRate is the rate of the htb class shaping what tap's VM sends,
 // and whether the tap redirects to its ifb at all: what `tc class show`
