@@ -437,7 +437,9 @@ func (m *Manager) ensureImages(ctx context.Context, p *Plan) error {
 			if !m.Images.Stale(h.Image) {
 				continue
 			}
-			if users := m.Store.LabsUsingImage(h.Image); len(users) > 0 {
+			// The lab being made is recorded already; it is no user yet.
+			users := slices.DeleteFunc(m.Store.LabsUsingImage(h.Image), func(n string) bool { return n == p.Lab })
+			if len(users) > 0 {
 				m.progress("image %s was built by an older forgelab recipe (slower boots); labs %v use it, so it stays: destroy them and run `forgelab image build --force %s`",
 					h.Image, users, h.Image)
 				continue

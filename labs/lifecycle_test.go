@@ -483,3 +483,44 @@ func TestCreateRecordsStepTimes(t *testing.T) {
 		t.Errorf("steps %+v", info.Steps)
 	}
 }
+
+// staleImages is the image store with debian-12 built by an older recipe:
+// it counts removals and builds.
+type staleImages struct {
+	fakeImages
+	removed, built int
+}
+
+func (s *staleImages) Stale(name string) bool { return s.removed == 0 }
+func (s *staleImages) Remove(name string) error {
+	s.removed++
+	return nil
+}
+func (s *staleImages) Build(ctx context.Context, name string, w io.Writer) error {
+	s.built++
+	return nil
+}
+
+// A stale image is rebuilt when no other lab uses it (the lab being made
+// does not count: its state is recorded before the images step), and
+// kept while another lab's VMs run from it.
+func TestCreateRebuildsStaleImageUnlessAnotherLabUsesIt(t *testing.T) {
+	w := newFakeWorld()
+	m := newTestManager(t, w)
+	imgs := &staleImages{}
+	m.Images = imgs
+	if _, err := m.Create(context.Background(), mustParse(t, threeHosts), CreateOptions{Accel: hypervisor.TCG}); err != nil {
+		t.Fatal(err)
+	}
+	if imgs.removed != 1 || imgs.built != 1 {
+		t.Fatalf("first lab: image removed %d and built %d times, want 1 and 1", imgs.removed, imgs.built)
+	}
+	imgs.removed, imgs.built = 0, 0 // stale again (a newer recipe), trio still up
+	other := strings.Replace(threeHosts, `name = "trio"`, `name = "duo"`, 1)
+	if _, err := m.Create(context.Background(), mustParse(t, other), CreateOptions{Accel: hypervisor.TCG}); err != nil {
+		t.Fatal(err)
+	}
+	if imgs.removed != 0 || imgs.built != 0 {
+		t.Errorf("second lab while trio uses the image: removed %d, built %d, want it kept", imgs.removed, imgs.built)
+	}
+}
