@@ -172,16 +172,19 @@ reference = "a"
 
 [[bench.mode]]
 name = "a"
+kind = "reference"    # the same build as the others: what they are judged against
 workloads = ["arq-a"]
 metrics = ` + metrics + `
 
 [[bench.mode]]
 name = "a-again"
+kind = "native"
 workloads = ["arq-a-again"]
 metrics = ` + metrics + `
 
 [[bench.mode]]
 name = "b"
+kind = "native"
 workloads = ["arq-b"]
 metrics = ` + metrics + `
 
