@@ -273,14 +273,30 @@ func Stop(ctx context.Context, pidFile string, o StopOptions) error {
 	if o.Settle > 0 && waitExit(ctx, pidfd, o.Settle) {
 		return removeMissingOK(pidFile)
 	}
-	if err := unix.PidfdSendSignal(pidfd, unix.SIGTERM, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
+	// Start made the helper a session (and group) leader: what it started
+	// goes with it. The pidfd pins the leader, so its group id is still
+	// its own while it is signalled.
+	group := 0
+	if pg, err := unix.Getpgid(r.PID); err == nil && pg == r.PID {
+		group = r.PID
+	}
+	signal := func(sig unix.Signal) error {
+		err := unix.PidfdSendSignal(pidfd, sig, nil, 0)
+		if group != 0 {
+			unix.Kill(-group, sig)
+		}
+		return err
+	}
+	if err := signal(unix.SIGTERM); err != nil && !errors.Is(err, unix.ESRCH) {
 		return fmt.Errorf("stop pid %d: %w", r.PID, err)
 	}
 	if !waitExit(ctx, pidfd, grace) {
-		unix.PidfdSendSignal(pidfd, unix.SIGKILL, nil, 0)
+		signal(unix.SIGKILL)
 		if !waitExit(ctx, pidfd, 5*time.Second) {
 			return fmt.Errorf("pid %d (%s) does not stop after SIGKILL", r.PID, pidFile)
 		}
+	} else if group != 0 {
+		unix.Kill(-group, unix.SIGKILL) // children that outlived their parent's SIGTERM
 	}
 	return removeMissingOK(pidFile)
 }

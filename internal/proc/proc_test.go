@@ -77,13 +77,14 @@ func TestStopSparesOtherProcesses(t *testing.T) {
 }
 
 // A helper started here is stopped through its pid file: SIGTERM first,
-// SIGKILL when it ignores that.
+// SIGKILL when it ignores that; what it started (the sleep under sh)
+// goes with it.
 func TestStartStop(t *testing.T) {
 	cases := []struct {
 		name   string
 		script string
 	}{
-		{"ends on SIGTERM", "sleep 300"},
+		{"ends on SIGTERM", "sleep 300; true"}, // sh waits for its child: the sleep is not the helper
 		{"ignores SIGTERM", "trap '' TERM; while :; do sleep 0.05; done"},
 	}
 	for _, tc := range cases {
@@ -106,6 +107,9 @@ func TestStartStop(t *testing.T) {
 			}
 			if alive(pid) {
 				t.Errorf("helper pid %d still runs", pid)
+			}
+			if left := inGroup(pid); len(left) > 0 {
+				t.Errorf("the helper's children outlived it: pids %v", left)
 			}
 			if _, err := os.Stat(pidFile); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("pid file left: %v", err)
@@ -134,4 +138,20 @@ func TestReadFileBad(t *testing.T) {
 			t.Errorf("%q: no error", s)
 		}
 	}
+}
+
+// inGroup lists the live processes of process group pgid.
+func inGroup(pgid int) []int {
+	var out []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if pg, err := syscall.Getpgid(pid); err == nil && pg == pgid && alive(pid) {
+			out = append(out, pid)
+		}
+	}
+	return out
 }
