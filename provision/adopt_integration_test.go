@@ -182,12 +182,12 @@ func TestServiceNeverReadyIntegration(t *testing.T) {
 		svc  Service
 		want []string
 	}{
-		{Service{Name: "stuck", Command: "echo starting up; echo 'bind 127.0.0.1:7000: address in use' >&2; sleep 300",
+		{Service{Name: "stuck", Command: "echo starting up; echo 'bind 127.0.0.1:7000: address in use' >&2; sleep 317",
 			Ready: "tcp://127.0.0.1:7000", ReadyTimeout: 3 * time.Second},
 			[]string{"service stuck on host slow not ready after 3", "tcp://127.0.0.1:7000", "| starting up", "| bind 127.0.0.1:7000: address in use"}},
 		{Service{Name: "crash", Command: "echo bad flag --x; exit 2", Restart: "no", Ready: "tcp://127.0.0.1:7001", ReadyTimeout: 30 * time.Second},
 			[]string{"service crash on host slow not ready", "it is inactive", "| bad flag --x", "exited with status 2"}},
-		{Service{Name: "cmdcheck", Command: "sleep 300", Ready: "cmd:test -e /run/never", ReadyTimeout: 2 * time.Second},
+		{Service{Name: "cmdcheck", Command: "sleep 317", Ready: "cmd:test -e /run/never", ReadyTimeout: 2 * time.Second},
 			[]string{"not ready after 2", "cmd:test -e /run/never"}},
 	} {
 		start := time.Now()
@@ -212,7 +212,8 @@ func TestServiceNeverReadyIntegration(t *testing.T) {
 	if after := snapshot(t, look, areas...); after != before {
 		t.Fatalf("left behind:\n%s", diffLines(before, after))
 	}
-	if got := sh(t, look, "ps -eo args | grep -c '[s]leep 300' || true"); strings.TrimSpace(got) != "0" {
+	// 317: no other test sleeps that long, and ps sees the whole machine.
+	if got := sh(t, look, "ps -eo args | grep -c '[s]leep 317' || true"); strings.TrimSpace(got) != "0" {
 		t.Fatal("service process left running")
 	}
 }
