@@ -72,6 +72,7 @@ type options struct {
 	duration time.Duration
 	interval time.Duration
 	links    int
+	vmLinks  string
 	shaper   string
 	model    string
 	seed     int64
@@ -94,6 +95,7 @@ func main() {
 	flag.Int64Var(&o.seed, "seed", 1, "seed of the mobility")
 	flag.DurationVar(&o.lead, "lead", 500*time.Millisecond, "how far ahead of the first change the schedule is handed over")
 	vm := flag.Bool("vm", false, "run the netem variant inside a one-VM lab (made and destroyed with -forgelab)")
+	flag.StringVar(&o.vmLinks, "vm-links", "", "with -vm: comma-separated link counts to run one after another in the same guest (\"\": -links)")
 	flag.StringVar(&o.forgelab, "forgelab", "bin/forgelab", "forgelab binary, for -vm")
 	flag.StringVar(&o.stateDir, "state-dir", "", "forgelab state dir, for -vm (\"\": its default)")
 	flag.StringVar(&o.profile, "cpuprofile", "", "write a CPU profile of the schedule's run to this file (with -vm: made in the guest, copied here)")
@@ -497,15 +499,25 @@ dst = "/opt/bench"
 	info, _ := fl("inspect", "-o", "json", lab)
 	var st struct{ Accel string }
 	json.Unmarshal([]byte(info), &st)
-	cmd := fmt.Sprintf("sudo -n /opt/bench/schedule-bench -shaper netem -duration %v -links %d -interval %v -model %s -seed %d -lead %v",
-		o.duration, o.links, o.interval, o.model, o.seed, o.lead)
-	if o.profile != "" {
-		cmd += " -cpuprofile /tmp/schedule.pprof"
+	counts := []string{strconv.Itoa(o.links)}
+	if o.vmLinks != "" {
+		counts = strings.Split(o.vmLinks, ",")
 	}
-	out, err := fl("exec", lab, "g", "--", cmd)
-	fmt.Printf("inside a guest (debian-12, 2 vCPUs, 1 GiB, accelerator %s) on %s, %d CPUs:\n%s", cmpOr(st.Accel, "?"), cpuModel(), runtime.NumCPU(), out)
-	if err != nil {
-		return fmt.Errorf("the bench in the guest: %w", err)
+	for _, n := range counts {
+		if v, err := strconv.Atoi(strings.TrimSpace(n)); err != nil || v < 1 || v > 99 {
+			return fmt.Errorf("-vm-links %q: %q is not a link count of 1-99", o.vmLinks, n)
+		}
+		cmd := fmt.Sprintf("sudo -n /opt/bench/schedule-bench -shaper netem -duration %v -links %s -interval %v -model %s -seed %d -lead %v",
+			o.duration, strings.TrimSpace(n), o.interval, o.model, o.seed, o.lead)
+		if o.profile != "" {
+			cmd += " -cpuprofile /tmp/schedule.pprof"
+		}
+		out, err := fl("exec", lab, "g", "--", cmd)
+		fmt.Printf("inside a guest (debian-12, 2 vCPUs, 1 GiB, accelerator %s) on %s, %d CPUs, %s links, %s:\n%s",
+			cmpOr(st.Accel, "?"), cpuModel(), runtime.NumCPU(), strings.TrimSpace(n), time.Now().UTC().Format("2006-01-02 15:04 UTC"), out)
+		if err != nil {
+			return fmt.Errorf("the bench in the guest: %w", err)
+		}
 	}
 	if o.profile != "" {
 		b64, err := fl("exec", lab, "g", "--", "sudo -n base64 -w0 /tmp/schedule.pprof")

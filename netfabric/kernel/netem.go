@@ -32,6 +32,18 @@ const (
 // under jitter, which forgelab only does when reordering is asked for.
 const orderKeepingRate = 1 << 40
 
+// netemRate is the rate netem is given for q, in bytes per second (0:
+// none): q's own, or under jitter without one the order-keeping rate.
+func netemRate(q netfabric.Impairment) uint64 {
+	switch {
+	case q.RateBits > 0:
+		return uint64(max(q.RateBits/8, 1))
+	case q.Jitter > 0:
+		return orderKeepingRate
+	}
+	return 0
+}
+
 // needsNetem reports whether q asks for anything only netem can do.
 func needsNetem(q netfabric.Impairment) bool {
 	return q.Delay > 0 || q.Jitter > 0 || q.Loss > 0 || !q.GE.IsZero() ||
@@ -117,11 +129,15 @@ func netemOptions(q netfabric.Impairment, limit uint32, dist []int16, seed uint6
 		}
 		opts.AddRtAttr(nl.TCA_NETEM_DELAY_DIST, d)
 	}
-	if q.Jitter > 0 {
-		rate := make([]byte, 16) // struct tc_netem_rate: rate, overhead, cell size, cell overhead
-		le.PutUint32(rate, math.MaxUint32)
+	if bytes := netemRate(q); bytes > 0 {
+		// struct tc_netem_rate: rate, overhead, cell size, cell overhead;
+		// past 32 bits the rate goes in RATE64, as tc sends it.
+		rate := make([]byte, 16)
+		le.PutUint32(rate, uint32(min(bytes, math.MaxUint32)))
 		opts.AddRtAttr(nl.TCA_NETEM_RATE, rate)
-		opts.AddRtAttr(nl.TCA_NETEM_RATE64, nl.Uint64Attr(orderKeepingRate))
+		if bytes >= math.MaxUint32 {
+			opts.AddRtAttr(nl.TCA_NETEM_RATE64, nl.Uint64Attr(bytes))
+		}
 	}
 	// Exact nanoseconds, past the 32-bit tick fields' four-minute range.
 	opts.AddRtAttr(tcaNetemLatency64, nl.Uint64Attr(uint64(q.Delay)))

@@ -135,3 +135,41 @@ func TestNetemChangeInEffectWhenSetReturns(t *testing.T) {
 		}
 	}
 }
+
+// Rate with delay is netem alone, carrying the rate: TCP gets the rate
+// across the delay, pings the delay, and a change of both in place (one
+// request) takes the new rate.
+func TestNetemRateWithDelay(t *testing.T) {
+	requireNetem(t)
+	k := newLab(t, "kd", netfabric.Impairment{}, "10.94.0.1", "10.94.0.2")
+	ctx := context.Background()
+	stop, err := k.env.Start(0, "iperf3", "-s", "-p", "5201")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	if err := k.env.WaitTCP(ctx, 0, 5201); err != nil {
+		t.Fatal(err)
+	}
+	for _, rate := range []int64{10e6, 5e6} {
+		q := netfabric.Impairment{RateBits: rate, Delay: 5 * time.Millisecond}
+		if err := k.s.Set(ctx, "ab", "", q); err != nil {
+			t.Fatal(err)
+		}
+		bps, err := k.env.IperfTCP(ctx, 1, 0, 5201, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%v: iperf3 TCP %.2f Mbit/s", q, bps/1e6)
+		if bps < 0.85*float64(rate) || bps > 1.05*float64(rate) {
+			t.Errorf("%v gave %.2f Mbit/s, want %.2f-%.2f", q, bps/1e6, 0.85*float64(rate)/1e6, 1.05*float64(rate)/1e6)
+		}
+		rs, err := k.env.Ping(ctx, 0, k.env.Hosts[1].Addr, 20, 10*time.Millisecond)
+		if err != nil || len(rs) < 18 {
+			t.Fatalf("ping: %d of 20, %v", len(rs), err)
+		}
+		if m := median(rs); m < 10*time.Millisecond || m > 14*time.Millisecond {
+			t.Errorf("%v: median RTT %v, want 10-14 ms (5 ms each way)", q, m)
+		}
+	}
+}

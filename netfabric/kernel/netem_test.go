@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/hex"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -104,5 +105,45 @@ func TestLoadDistUnknown(t *testing.T) {
 	}
 	if _, err := loadDist("nosuch"); err == nil || !strings.Contains(err.Error(), "nosuch.dist") {
 		t.Fatalf("missing table: %v", err)
+	}
+}
+
+// netem carries the rate when it shapes anyway: tc's "rate" in bytes per
+// second in tc_netem_rate, and past 32 bits in RATE64 as well.
+func TestNetemOptionsRate(t *testing.T) {
+	for _, tc := range []struct {
+		q            netfabric.Impairment
+		rate32       uint32
+		rate64       uint64 // 0: no RATE64
+		wantRateAttr bool
+	}{
+		{netfabric.Impairment{Delay: time.Millisecond}, 0, 0, false},
+		{netfabric.Impairment{Delay: time.Millisecond, RateBits: 1e6}, 125000, 0, true},
+		{netfabric.Impairment{Loss: 5, RateBits: 54e6}, 6750000, 0, true},
+		{netfabric.Impairment{Loss: 5, RateBits: 40e9}, math.MaxUint32, 5e9, true},
+		{netfabric.Impairment{Jitter: time.Millisecond}, math.MaxUint32, orderKeepingRate, true},
+		{netfabric.Impairment{Jitter: time.Millisecond, RateBits: 8e6}, 1e6, 0, true},
+	} {
+		got := netemOptions(tc.q, 1000, nil, 1, 15.625).Serialize()[4:]
+		attrs, err := nl.ParseRouteAttr(got[24:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		byType := map[uint16][]byte{}
+		for _, a := range attrs {
+			byType[a.Attr.Type] = a.Value
+		}
+		r, ok := byType[nl.TCA_NETEM_RATE]
+		if ok != tc.wantRateAttr {
+			t.Errorf("%v: rate attribute %v, want %v", tc.q, ok, tc.wantRateAttr)
+			continue
+		}
+		if ok && binary.LittleEndian.Uint32(r) != tc.rate32 {
+			t.Errorf("%v: rate %d B/s, want %d", tc.q, binary.LittleEndian.Uint32(r), tc.rate32)
+		}
+		r64, ok := byType[nl.TCA_NETEM_RATE64]
+		if (tc.rate64 != 0) != ok || (ok && binary.LittleEndian.Uint64(r64) != tc.rate64) {
+			t.Errorf("%v: RATE64 %x (present %v), want %d", tc.q, r64, ok, tc.rate64)
+		}
 	}
 }

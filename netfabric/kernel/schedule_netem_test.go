@@ -28,8 +28,9 @@ func TestNetemPlaySchedule(t *testing.T) {
 	}
 	done := make(chan played, 1)
 	go func() {
-		// On the way, a's qdiscs change shape: htb with pfifo, htb with
-		// netem, netem alone (each a rebuild), then netem changed in place.
+		// On the way, a's qdiscs change shape: htb with pfifo, then netem
+		// with the rate (a rebuild), netem without it and netem with
+		// another delay (both in place).
 		st, err := netfabric.PlaySchedule(ctx, k.s, start, []netfabric.TimedChange{
 			{At: 0, Link: "ab", From: "a", Quality: &netfabric.Impairment{RateBits: 50e6}},
 			{At: 100 * time.Millisecond, Link: "ab", From: "a", Quality: &netfabric.Impairment{RateBits: 50e6, Delay: time.Millisecond}},

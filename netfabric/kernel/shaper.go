@@ -1,5 +1,5 @@
 // Package kernel shapes lab links with the Linux kernel: the VMs' taps are
-// ports of a bridge per link, and netem (with htb for rate) shapes each
+// ports of a bridge per link, and netem (htb for rate alone) shapes each
 // direction, all through netlink. It is the fastest fabric and needs
 // sch_netem on the host (see HasNetem); rate alone needs only htb.
 package kernel
@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/vishvananda/netlink"
 
@@ -33,6 +34,12 @@ type Shaper struct {
 	probe sync.Once
 
 	tickUs float64 // scheduler ticks per microsecond, read once
+
+	// conn stays open while changes come one after another (a schedule
+	// plays), and closes after a second of quiet, so a shaper made for
+	// one call leaves no socket behind. Guarded by mu.
+	conn conn
+	idle *time.Timer
 
 	distMu sync.Mutex
 	dists  map[string][]int16 // jitter distribution tables, parsed once
@@ -211,16 +218,18 @@ func (s *Shaper) Setup(ctx context.Context) error {
 func (s *Shaper) apply(c conn, link string, e netfabric.Endpoint) error {
 	q := s.state.Quality[link][e.Host]
 	down := s.state.Down[link] || q.Down
+	if k := s.known[e.Tap]; k != nil && k.down == down {
+		if idx, err := c.ifindex(e.Tap); err == nil && idx == k.tap {
+			if done, err := s.fastApply(c, k, link, e.Host, q); done && err == nil {
+				return nil
+			}
+		}
+	}
+	delete(s.known, e.Tap)
 	tap, err := c.linkByName(e.Tap)
 	if err != nil {
 		return err
 	}
-	if k := s.known[e.Tap]; k != nil && k.tap == tap.Attrs().Index && k.down == down {
-		if done, err := s.fastApply(c, k, link, e.Host, q); done && err == nil {
-			return nil
-		}
-	}
-	delete(s.known, e.Tap)
 	if err := ensureClsact(tap); err != nil {
 		return err
 	}
@@ -272,21 +281,19 @@ func (s *Shaper) fastApply(c conn, k *layout, link, from string, q netfabric.Imp
 	old := k.q
 	k.shaped = false // unknown until the requests below succeed
 	switch {
-	case (q.RateBits > 0) != (old.RateBits > 0) || needsNetem(q) != needsNetem(old):
+	case needsNetem(q) != needsNetem(old):
 		// Another set of qdiscs: shape swaps them.
 		err = shape(c, k.ifb, q, limit, dist, seed, s.tickUs)
-	case q.RateBits == 0: // netem alone, at the root
-		err = setNetem(c, k.ifb, htbRoot, netlink.HANDLE_ROOT, q, limit, dist, seed, s.tickUs)
-	default:
+	case needsNetem(q): // netem alone, at the root, with the rate
+		if q != old || limit != k.limit {
+			err = setNetem(c, k.ifb, htbRoot, netlink.HANDLE_ROOT, q, limit, dist, seed, s.tickUs)
+		}
+	default: // htb and pfifo
 		if q.RateBits != old.RateBits {
 			err = setClass(c, k.ifb, q.RateBits)
 		}
-		if err == nil && (netemPart(q) != netemPart(old) || limit != k.limit) {
-			if needsNetem(q) {
-				err = setNetem(c, k.ifb, leafQdisc, htbClass, q, limit, dist, seed, s.tickUs)
-			} else {
-				err = setPfifo(c, k.ifb, limit)
-			}
+		if err == nil && limit != k.limit {
+			err = setPfifo(c, k.ifb, limit)
 		}
 	}
 	if err != nil {
@@ -294,12 +301,6 @@ func (s *Shaper) fastApply(c conn, k *layout, link, from string, q netfabric.Imp
 	}
 	k.shaped, k.q, k.limit = true, q, limit
 	return true, nil
-}
-
-// netemPart is what of q the leaf qdisc under htb carries: all but rate.
-func netemPart(q netfabric.Impairment) netfabric.Impairment {
-	q.RateBits = 0
-	return q
 }
 
 // netemSeed derives netem's PRNG seed (Linux 6.5+) from the lab seed, the
@@ -324,15 +325,42 @@ func (s *Shaper) Set(ctx context.Context, link, from string, q netfabric.Impairm
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c := dial()
-	defer c.close()
+	c := s.held()
 	for _, e := range froms {
 		s.state.Quality[link][e.Host] = q
 		if err := s.apply(c, link, e); err != nil {
+			s.drop() // a request that failed may leave replies unread
 			return fmt.Errorf("link %s from %s: %w", link, e.Host, err)
 		}
 	}
 	return s.save()
+}
+
+// idleClose is how long the shaper's sockets outlive its last change.
+const idleClose = time.Second
+
+// held returns the shaper's conn, dialling it if needed, and keeps it
+// open for idleClose more. Call with mu held.
+func (s *Shaper) held() conn {
+	if s.conn.h == nil {
+		s.conn = dial()
+	}
+	if s.idle == nil {
+		s.idle = time.AfterFunc(idleClose, func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			s.drop()
+		})
+	} else {
+		s.idle.Reset(idleClose)
+	}
+	return s.conn
+}
+
+// drop closes the held conn. Call with mu held.
+func (s *Shaper) drop() {
+	s.conn.close()
+	s.conn = conn{}
 }
 
 // SetUp implements netfabric.Shaper: a down link drops whatever any of its

@@ -366,3 +366,71 @@ func TestSetSequenceMatchesKernel(t *testing.T) {
 		t.Fatal("ping lost on a shaped link that is up")
 	}
 }
+
+// A tap made anew under the same name (a restarted VM) has none of the
+// old layout: the next Set must notice by its index and rebuild, even
+// though this process's record says the layout is in place (veths play
+// the taps: this host has no dummy devices). The sockets
+// a Set keeps close after a second of quiet and come back on the next.
+func TestSetAfterTapMadeAnew(t *testing.T) {
+	nstest.Require(t)
+	taps := []string{"fltkre0", "fltkre1"}
+	mk := func(name string) {
+		t.Helper()
+		if err := netlink.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: name}, PeerName: name + "p"}); err != nil {
+			t.Fatal(err)
+		}
+		l, err := netlink.LinkByName(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := netlink.LinkSetUp(l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l := netfabric.Link{Name: "ab", Bridge: "fltkrebr"}
+	for i, tap := range taps {
+		mk(tap)
+		t.Cleanup(func() { _ = netfabric.DeleteLink(tap) })
+		l.Endpoints = append(l.Endpoints, netfabric.Endpoint{Host: string(rune('a' + i)), Tap: tap})
+	}
+	s, err := New(netfabric.Links{l}, 1, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	t.Cleanup(func() { _ = s.Teardown(ctx) })
+	if err := s.Setup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Set(ctx, "ab", "a", netfabric.Impairment{RateBits: 10e6}); err != nil {
+		t.Fatal(err)
+	}
+	if rate, redirect := kernelRate(t, taps[0]); !redirect || rate != 10e6/8 {
+		t.Fatalf("before: rate %d B/s, redirect %v; want %d, true", rate, redirect, uint64(10e6/8))
+	}
+	if err := netfabric.DeleteLink(taps[0]); err != nil {
+		t.Fatal(err)
+	}
+	mk(taps[0])
+	if err := s.Set(ctx, "ab", "a", netfabric.Impairment{RateBits: 20e6}); err != nil {
+		t.Fatal(err)
+	}
+	if rate, redirect := kernelRate(t, taps[0]); !redirect || rate != 20e6/8 {
+		t.Errorf("tap made anew: rate %d B/s, redirect %v; want %d, true", rate, redirect, uint64(20e6/8))
+	}
+
+	time.Sleep(idleClose + 300*time.Millisecond)
+	s.mu.Lock()
+	open := s.conn.h != nil
+	s.mu.Unlock()
+	if open {
+		t.Errorf("sockets still open %v after the last change", idleClose+300*time.Millisecond)
+	}
+	if err := s.Set(ctx, "ab", "a", netfabric.Impairment{RateBits: 30e6}); err != nil {
+		t.Fatal(err)
+	}
+	if rate, _ := kernelRate(t, taps[0]); rate != 30e6/8 {
+		t.Errorf("after the sockets closed: rate %d B/s, want %d", rate, uint64(30e6/8))
+	}
+}

@@ -23,13 +23,18 @@ import (
 //	T clsact egress (frames toward the VM):
 //	  prio 3  cls_bpf "drop from MACs"  while a partition separates hosts from it
 //	I root (what the VM sends, shaped, then back into T's ingress):
-//	  rate:    htb 1: -> class 1:1 (rate) -> leaf 10: netem or pfifo
-//	  no rate: netem 1:
+//	  delay, loss and the like (with or without rate): netem 1:, which
+//	                           also carries the rate
+//	  rate alone:              htb 1: -> class 1:1 (rate) -> leaf 10: pfifo
 //
 // Shaping the sending side's ingress makes "traffic leaving host X" one
 // queue, for point-to-point links and segments alike, and leaves each
 // direction independent. Nothing is attached to a direction without
-// impairment, so an unimpaired link is a plain bridge.
+// impairment, so an unimpaired link is a plain bridge. netem's own rate
+// (what Mininet-WiFi's tc mode uses) makes a change of rate and delay one
+// request, where htb with netem under it took two: a schedule's changes
+// cost half the kernel work. htb stays for rate alone, which hosts
+// without sch_netem can do.
 const (
 	prioDown      = 1
 	prioRedirect  = 2
@@ -42,13 +47,14 @@ var (
 	leafQdisc = netlink.MakeHandle(10, 0)
 )
 
-// conn is the netlink sockets one Set sends its requests on: opening a
-// socket per request (what the package-level netlink calls do) cost more
-// than the request itself in a TCG guest. The zero conn opens a socket per
+// conn is the sockets a Shaper sends its requests on: opening a socket
+// per request (what the package-level netlink calls do) cost more than
+// the request itself in a TCG guest. The zero conn opens a socket per
 // request, as the careful paths, which run rarely, still do.
 type conn struct {
 	h   *netlink.Handle  // library requests; nil: a socket per request
 	raw *nl.SocketHandle // requests built here; nil: a socket per request
+	ioc int              // for SIOCGIFINDEX; 0: none (netlink instead)
 }
 
 // dial opens a conn; on failure the zero conn still works.
@@ -62,7 +68,11 @@ func dial() conn {
 		h.Close()
 		return conn{}
 	}
-	return conn{h: h, raw: &nl.SocketHandle{Socket: s}}
+	c := conn{h: h, raw: &nl.SocketHandle{Socket: s}}
+	if fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0); err == nil {
+		c.ioc = fd
+	}
+	return c
 }
 
 func (c conn) close() {
@@ -72,6 +82,31 @@ func (c conn) close() {
 	if c.raw != nil {
 		c.raw.Close()
 	}
+	if c.ioc > 0 {
+		unix.Close(c.ioc)
+	}
+}
+
+// ifindex is the index of device name. An ioctl asks the kernel for the
+// index alone, where a netlink link request has it build the device's
+// whole description with its statistics: under TCG that was a fifth of
+// a change's CPU.
+func (c conn) ifindex(name string) (int, error) {
+	if c.ioc <= 0 {
+		l, err := c.linkByName(name)
+		if err != nil {
+			return 0, err
+		}
+		return l.Attrs().Index, nil
+	}
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return 0, fmt.Errorf("device %s: %w", name, err)
+	}
+	if err := unix.IoctlIfreq(c.ioc, unix.SIOCGIFINDEX, ifr); err != nil {
+		return 0, fmt.Errorf("device %s: %w", name, err)
+	}
+	return int(ifr.Uint32()), nil
 }
 
 func (c conn) handle() *netlink.Handle {
@@ -267,7 +302,9 @@ func ensureIfb(name string) (netlink.Link, error) {
 	return l, nil
 }
 
-// shape builds (or changes in place) the qdiscs on ifb for q.
+// shape builds (or changes in place) the qdiscs on ifb for q: netem alone
+// at the root when q needs netem (it carries the rate too), else htb with
+// a class for the rate and a pfifo under it.
 func shape(c conn, ifb netlink.Link, q netfabric.Impairment, limit uint32, dist []int16, seed uint64, tickUs float64) error {
 	// Most changes find the qdiscs they need already in place and only
 	// change their parameters: try exactly those requests first. Finding
@@ -288,7 +325,7 @@ func shape(c conn, ifb netlink.Link, q netfabric.Impairment, limit uint32, dist 
 	for _, x := range qs {
 		kindAt[x.Attrs().Handle] = x.Type()
 	}
-	if q.RateBits == 0 {
+	if needsNetem(q) {
 		if kindAt[htbRoot] != "" && kindAt[htbRoot] != "netem" {
 			if err := delRoot(ifb); err != nil {
 				return err
@@ -309,17 +346,10 @@ func shape(c conn, ifb netlink.Link, q netfabric.Impairment, limit uint32, dist 
 	if err := setClass(c, ifb, q.RateBits); err != nil {
 		return err
 	}
-	want := "pfifo"
-	if needsNetem(q) {
-		want = "netem"
-	}
-	if k := kindAt[leafQdisc]; k != "" && k != want {
+	if k := kindAt[leafQdisc]; k != "" && k != "pfifo" {
 		if err := netlink.QdiscDel(&netlink.GenericQdisc{QdiscAttrs: netlink.QdiscAttrs{LinkIndex: ifb.Attrs().Index, Handle: leafQdisc, Parent: htbClass}, QdiscType: k}); err != nil && !notFound(err) {
 			return fmt.Errorf("%s: remove %s: %w", name, k, err)
 		}
-	}
-	if want == "netem" {
-		return setNetem(c, ifb, leafQdisc, htbClass, q, limit, dist, seed, tickUs)
 	}
 	return setPfifo(c, ifb, limit)
 }
@@ -327,14 +357,11 @@ func shape(c conn, ifb netlink.Link, q netfabric.Impairment, limit uint32, dist 
 // reshape changes the parameters of the qdiscs q needs, assuming they are
 // in place; the kernel refuses it when they are not.
 func reshape(c conn, ifb netlink.Link, q netfabric.Impairment, limit uint32, dist []int16, seed uint64, tickUs float64) error {
-	if q.RateBits == 0 {
+	if needsNetem(q) {
 		return setNetem(c, ifb, htbRoot, netlink.HANDLE_ROOT, q, limit, dist, seed, tickUs)
 	}
 	if err := setClass(c, ifb, q.RateBits); err != nil {
 		return err
-	}
-	if needsNetem(q) {
-		return setNetem(c, ifb, leafQdisc, htbClass, q, limit, dist, seed, tickUs)
 	}
 	return setPfifo(c, ifb, limit)
 }
