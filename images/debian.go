@@ -59,7 +59,7 @@ var (
 
 // debianRecipeVersion changes whenever the recipe makes a different image,
 // so images built by an older forgelab are rebuilt (Store.Stale).
-const debianRecipeVersion = 8
+const debianRecipeVersion = 9
 
 func debianRecipe(cloudInit bool) recipe {
 	r := recipe{

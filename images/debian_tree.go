@@ -186,8 +186,7 @@ const udevTriggerDropIn = `# forgelab: coldplug only what a lab VM needs at boot
 ExecStart=
 ExecStart=-udevadm trigger --type=subsystems --action=add
 ExecStart=-udevadm trigger --type=devices --action=add --subsystem-match=block --subsystem-match=net --subsystem-match=virtio --subsystem-match=input --subsystem-match=misc
-ExecStart=-udevadm trigger --type=devices --action=add --subsystem-match=tty --sysname-match=ttyS0
-ExecStart=-udevadm trigger --type=devices --action=add --subsystem-match=acpi --sysname-match=LNXPWRBN:*
+ExecStart=-udevadm trigger --type=devices --action=add --subsystem-match=tty --subsystem-match=acpi --sysname-match=ttyS0 --sysname-match=LNXPWRBN:*
 `
 
 // afterSSH are ordered after ssh.service (see configureDebianTree).
@@ -225,7 +224,27 @@ var maskedGenerators = []string{
 	"systemd-cryptsetup-generator", "systemd-integritysetup-generator", "systemd-veritysetup-generator",
 	"systemd-hibernate-resume-generator", "systemd-gpt-auto-generator", "systemd-system-update-generator",
 	"systemd-run-generator", "systemd-rc-local-generator", "systemd-debug-generator", "systemd-getty-generator",
+	// The root is mounted read-write by the kernel and fstab holds nothing
+	// else; babeld, the one System V script without a native unit, gets
+	// one (babeldUnit).
+	"systemd-fstab-generator", "systemd-sysv-generator",
 }
+
+// maskedTmpfiles are tmpfiles.d entries for what a lab VM lacks: X11
+// sockets, a persistent journal, pstore (masked above).
+var maskedTmpfiles = []string{"x11.conf", "journal-nocow.conf", "systemd-pstore.conf", "systemd-nologin.conf"}
+
+// babeldUnit replaces what systemd-sysv-generator made of Debian's
+// /etc/init.d/babeld: same defaults file, not started at boot.
+const babeldUnit = `[Unit]
+Description=Babel routing daemon (forgelab: a native unit for Debian's System V script)
+After=network.target
+
+[Service]
+EnvironmentFile=-/etc/default/babeld
+StateDirectory=babeld
+ExecStart=/usr/sbin/babeld $DAEMON_ARGS $INTERFACES
+`
 
 // blacklistedModules: nested KVM under emulation, legacy devices, and the IDE
 // driver (forgelab attaches disks and the seed on virtio; probing the PIIX
@@ -333,7 +352,9 @@ func configureDebianTree(root string, c debianConfig) error {
 		do(t.symlink("etc/systemd/system-generators/"+g, "/dev/null"))
 	}
 	do(t.symlink("etc/systemd/system/getty.target.wants/serial-getty@ttyS0.service", "/lib/systemd/system/serial-getty@.service"))
-	do(t.symlink("etc/tmpfiles.d/systemd-nologin.conf", "/dev/null"))
+	for _, f := range maskedTmpfiles {
+		do(t.symlink("etc/tmpfiles.d/"+f, "/dev/null"))
+	}
 	do(t.remove("etc/modules-load.d/modules.conf")) // comments only; skips systemd-modules-load
 	do(t.write("etc/systemd/journald.conf.d/forgelab.conf", "[Journal]\nStorage=volatile\nRuntimeMaxUse=32M\n", 0o644))
 	do(t.removeAll("var/log/journal"))
@@ -347,10 +368,12 @@ func configureDebianTree(root string, c debianConfig) error {
 	}
 	do(t.write("etc/modprobe.d/forgelab.conf", bl.String(), 0o644))
 	// Daemons installed as tools, not started at boot (babeld has only a
-	// System V script: drop its start links; `systemctl start babeld` works).
+	// System V script: drop its start links and give it a native unit, so
+	// `systemctl start babeld` works without the SysV generator).
 	for _, l := range t.glob("etc/rc[2-5].d/S[0-9][0-9]babeld") {
 		do(t.remove(l))
 	}
+	do(t.write("etc/systemd/system/babeld.service", babeldUnit, 0o644))
 
 	// initramfs: just the disk drivers.
 	if err := t.edit("etc/initramfs-tools/initramfs.conf", func(s string) string {

@@ -54,12 +54,13 @@ type Shaper struct {
 // path again; any refused request, e.g. after someone else removed a
 // qdisc, takes the careful path too, which rebuilds what is missing.
 type layout struct {
-	tap    int          // ifindex of the tap it was made on
-	ifb    netlink.Link // the direction's ifb
-	down   bool         // the drop-all filter is on
-	shaped bool         // the redirect is on and the ifb's qdiscs shape q
-	q      netfabric.Impairment
-	limit  uint32
+	tap      int          // ifindex of the tap it was made on
+	ifb      netlink.Link // the direction's ifb; nil: not known to exist
+	down     bool         // the drop-all filter is on
+	redirect bool         // the redirect to the ifb is on
+	qdiscs   bool         // the ifb's qdiscs shape q with limit
+	q        netfabric.Impairment
+	limit    uint32
 }
 
 var _ netfabric.Shaper = (*Shaper)(nil)
@@ -220,7 +221,7 @@ func (s *Shaper) apply(c conn, link string, e netfabric.Endpoint) error {
 	down := s.state.Down[link] || q.Down
 	if k := s.known[e.Tap]; k != nil && k.down == down {
 		if idx, err := c.ifindex(e.Tap); err == nil && idx == k.tap {
-			if done, err := s.fastApply(c, k, link, e.Host, q); done && err == nil {
+			if done, err := s.fastApply(c, k, e.Tap, link, e.Host, q); done && err == nil {
 				return nil
 			}
 		}
@@ -242,7 +243,11 @@ func (s *Shaper) apply(c conn, link string, e netfabric.Endpoint) error {
 		if err := setRedirect(tap, nil, false); err != nil {
 			return err
 		}
-		s.known[e.Tap] = &layout{tap: tap.Attrs().Index, down: down}
+		k := &layout{tap: tap.Attrs().Index, down: down}
+		if ifb, err := c.handle().LinkByName(name); err == nil {
+			k.ifb = ifb // made by Setup: shaping can come back in a few requests
+		}
+		s.known[e.Tap] = k
 		return nil
 	}
 	ifb, err := ensureIfb(name)
@@ -260,17 +265,29 @@ func (s *Shaper) apply(c conn, link string, e netfabric.Endpoint) error {
 	if err := setRedirect(tap, ifb, true); err != nil {
 		return err
 	}
-	s.known[e.Tap] = &layout{tap: tap.Attrs().Index, ifb: ifb, down: down, shaped: true, q: q, limit: limit}
+	s.known[e.Tap] = &layout{tap: tap.Attrs().Index, ifb: ifb, down: down, redirect: true, qdiscs: true, q: q, limit: limit}
 	return nil
 }
 
 // fastApply changes a direction whose layout k this process made to q,
-// sending only the qdiscs (or the class) whose parameters change. It
-// reports false when q needs more than that (the redirect turned on or
-// off), and an error when the kernel refused: both mean the careful path.
-func (s *Shaper) fastApply(c conn, k *layout, link, from string, q netfabric.Impairment) (bool, error) {
-	if !shapes(q) || !k.shaped {
-		return !shapes(q) && !k.shaped, nil
+// sending only the qdiscs (or the class) whose parameters change and
+// turning the redirect on or off. It reports false when it cannot (the
+// ifb is not known), and an error when the kernel refused: both mean the
+// careful path.
+func (s *Shaper) fastApply(c conn, k *layout, tap, link, from string, q netfabric.Impairment) (bool, error) {
+	if k.ifb == nil {
+		return !shapes(q) && !k.redirect, nil
+	}
+	tapLink := &netlink.Device{LinkAttrs: netlink.LinkAttrs{Index: k.tap, Name: tap}}
+	if !shapes(q) {
+		// The qdiscs stay, unused, so shaping comes back fast.
+		if k.redirect {
+			if err := delFilters(tapLink, netlink.HANDLE_MIN_INGRESS, prioRedirect); err != nil {
+				return true, err
+			}
+			k.redirect = false
+		}
+		return true, nil
 	}
 	dist, err := s.dist(q.Distribution)
 	if err != nil {
@@ -278,10 +295,10 @@ func (s *Shaper) fastApply(c conn, k *layout, link, from string, q netfabric.Imp
 	}
 	limit := uint32(q.QueueLimit(10e9))
 	seed := s.netemSeed(link, from)
-	old := k.q
-	k.shaped = false // unknown until the requests below succeed
+	old, known := k.q, k.qdiscs
+	k.qdiscs = false // unknown until the requests below succeed
 	switch {
-	case needsNetem(q) != needsNetem(old):
+	case !known || needsNetem(q) != needsNetem(old):
 		// Another set of qdiscs: shape swaps them.
 		err = shape(c, k.ifb, q, limit, dist, seed, s.tickUs)
 	case needsNetem(q): // netem alone, at the root, with the rate
@@ -299,7 +316,16 @@ func (s *Shaper) fastApply(c conn, k *layout, link, from string, q netfabric.Imp
 	if err != nil {
 		return true, err
 	}
-	k.shaped, k.q, k.limit = true, q, limit
+	k.qdiscs, k.q, k.limit = true, q, limit
+	if !k.redirect {
+		// This process took the redirect off, so none is there: add it
+		// without a filter dump (a filter found there fails the add, and
+		// the careful path sorts it out).
+		if err := addRedirect(c, tapLink, k.ifb); err != nil {
+			return true, err
+		}
+		k.redirect = true
+	}
 	return true, nil
 }
 

@@ -264,8 +264,16 @@ func setRedirect(tap netlink.Link, ifb netlink.Link, on bool) error {
 	if err != nil || f != nil {
 		return err
 	}
+	return addRedirect(conn{}, tap, ifb)
+}
+
+// addRedirect adds the redirect from tap's ingress to ifb; the kernel
+// refuses it when one is there.
+func addRedirect(c conn, tap netlink.Link, ifb netlink.Link) error {
 	u := &netlink.U32{
-		FilterAttrs: netlink.FilterAttrs{LinkIndex: tap.Attrs().Index, Parent: netlink.HANDLE_MIN_INGRESS, Priority: prioRedirect, Protocol: unix.ETH_P_ALL},
+		// The handle the kernel gives a first u32 filter (800::800), fixed so
+		// that a second add is refused instead of stacking another.
+		FilterAttrs: netlink.FilterAttrs{LinkIndex: tap.Attrs().Index, Parent: netlink.HANDLE_MIN_INGRESS, Priority: prioRedirect, Protocol: unix.ETH_P_ALL, Handle: 0x80000800},
 		Sel: &netlink.TcU32Sel{
 			Flags: nl.TC_U32_TERMINAL,
 			Nkeys: 1,
@@ -273,7 +281,7 @@ func setRedirect(tap netlink.Link, ifb netlink.Link, on bool) error {
 		},
 		Actions: []netlink.Action{netlink.NewMirredAction(ifb.Attrs().Index)},
 	}
-	if err := netlink.FilterAdd(u); err != nil {
+	if err := c.handle().FilterAdd(u); err != nil {
 		return fmt.Errorf("%s: redirect to %s: %w", tap.Attrs().Name, ifb.Attrs().Name, err)
 	}
 	return nil
