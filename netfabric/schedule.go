@@ -207,6 +207,27 @@ type Expresser interface {
 	CanExpress(q Impairment) error
 }
 
+// Preparer is an optional Shaper capability: get ready for a checked
+// schedule before its start, changing no link's quality, so that the
+// first change of each direction costs what the later ones do (the
+// kernel shaper learns each direction's layout and puts in the qdiscs
+// the schedule will then change in place). PlaySchedule and Player call
+// it before waiting for the first change; time it takes past the start
+// shows as lateness.
+type Preparer interface {
+	Prepare(ctx context.Context, changes []TimedChange) error
+}
+
+// prepare calls s's Prepare, if it has one.
+func prepare(ctx context.Context, s Shaper, changes []TimedChange) error {
+	if p, ok := s.(Preparer); ok {
+		if err := p.Prepare(ctx, changes); err != nil {
+			return fmt.Errorf("schedule: prepare the links: %w", err)
+		}
+	}
+	return nil
+}
+
 // Clock is the time PlaySchedule plays on: the system clock (nil), or a
 // fake one in tests. labs/scenario's clocks fit it.
 type Clock interface {
@@ -237,6 +258,10 @@ func PlaySchedule(ctx context.Context, s Shaper, start time.Time, changes []Time
 	st := ScheduleStatus{State: ScheduleRunning, Start: start, Changes: len(changes)}
 	order, err := checkFor(ctx, s, changes)
 	if err != nil {
+		return st, err
+	}
+	if err := prepare(ctx, s, changes); err != nil {
+		st.State = ScheduleCancelled
 		return st, err
 	}
 	state, err := play(ctx, s, start, changes, order, clock, func(r AppliedChange) { st.Records = append(st.Records, r) })
@@ -345,6 +370,12 @@ func (p *Player) Schedule(ctx context.Context, start time.Time, changes []TimedC
 	p.mu.Unlock()
 	go func() {
 		defer close(done)
+		if err := prepare(run, p.s, changes); err != nil {
+			p.mu.Lock()
+			p.st.State, p.st.Error = ScheduleCancelled, err.Error()
+			p.mu.Unlock()
+			return
+		}
 		state, err := play(run, p.s, start, changes, order, p.clock, func(r AppliedChange) {
 			p.mu.Lock()
 			p.st.Records = append(p.st.Records, r)

@@ -179,6 +179,64 @@ func (pickyShaper) CanExpress(q Impairment) error {
 	return nil
 }
 
+// preparingShaper records Prepare among the calls, and can refuse it.
+type preparingShaper struct {
+	*fakeShaper
+	err error
+}
+
+func (p preparingShaper) Prepare(_ context.Context, changes []TimedChange) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls = append(p.calls, fmt.Sprintf("prepare %d", len(changes)))
+	p.at = append(p.at, p.clock.Now())
+	return p.err
+}
+
+// A shaper that prepares is asked once, with the whole schedule, before
+// the first change; one that fails to prepare gets no change.
+func TestPlaySchedulePrepares(t *testing.T) {
+	start := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	changes := []TimedChange{{At: 0, Link: "ab", Quality: q(time.Millisecond)}, {At: time.Second, Link: "bc", Quality: q(0)}}
+	clock := &fakeClock{now: start.Add(-time.Second)}
+	s := preparingShaper{fakeShaper: &fakeShaper{links: twoLinks(), clock: clock}}
+	if _, err := PlaySchedule(context.Background(), s, start, changes, clock); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"prepare 2", "set ab  delay 1ms", "set bc  none"}
+	if !slices.Equal(s.calls, want) {
+		t.Fatalf("calls %v, want %v", s.calls, want)
+	}
+	if !s.at[0].Before(start) {
+		t.Errorf("prepared at %v, after the start", s.at[0].Sub(start))
+	}
+
+	failing := preparingShaper{fakeShaper: &fakeShaper{links: twoLinks(), clock: clock}, err: errors.New("netlink: busy")}
+	st, err := PlaySchedule(context.Background(), failing, start, changes, clock)
+	if err == nil || st.State != ScheduleCancelled || !slices.Equal(failing.calls, []string{"prepare 2"}) {
+		t.Fatalf("failed prepare: %v, state %s, calls %v", err, st.State, failing.calls)
+	}
+
+	p := NewPlayer(preparingShaper{fakeShaper: &fakeShaper{links: twoLinks(), clock: systemTime()}, err: errors.New("netlink: busy")}, nil)
+	if err := p.Schedule(context.Background(), time.Now(), changes); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ps, _ := p.ScheduleStatus(context.Background(), 0)
+		if ps.State == ScheduleCancelled {
+			if !strings.Contains(ps.Error, "busy") || ps.Applied != 0 {
+				t.Errorf("player after a failed prepare: %+v", ps)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("player still %s after a failed prepare", ps.State)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func TestPlaySchedule(t *testing.T) {
 	start := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 	ms := time.Millisecond

@@ -380,6 +380,13 @@ func runNetem(ctx context.Context, o options, links netfabric.Links, changes []n
 	if err := s.Setup(ctx); err != nil {
 		return nil, err
 	}
+	// What PlaySchedule does first, done here before the start is set, so
+	// the lead covers waiting and not the preparation (printed apart).
+	t0 := time.Now()
+	if err := s.Prepare(ctx, changes); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(os.Stderr, "kernel shaper prepared the schedule's directions in %v\n", time.Since(t0).Round(time.Millisecond))
 	fmt.Fprintf(os.Stderr, "netem schedule applied by the runner: %v ...\n", o.duration)
 	if o.profile != "" {
 		f, err := os.Create(o.profile)

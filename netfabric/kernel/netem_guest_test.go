@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
+
 	"github.com/forgelab/forgelab/netfabric"
 	"github.com/forgelab/forgelab/netfabric/nstest"
 )
@@ -171,5 +173,49 @@ func TestNetemRateWithDelay(t *testing.T) {
 		if m := median(rs); m < 10*time.Millisecond || m > 14*time.Millisecond {
 			t.Errorf("%v: median RTT %v, want 10-14 ms (5 ms each way)", q, m)
 		}
+	}
+}
+
+// Prepare puts the netem root a schedule will need on the ifb of an
+// unshaped direction while its redirect stays off: traffic is untouched
+// until the first change, which then only turns the redirect on.
+func TestNetemPrepare(t *testing.T) {
+	requireNetem(t)
+	k := newLab(t, "kq", netfabric.Impairment{}, "10.95.0.1", "10.95.0.2")
+	ctx := context.Background()
+	q := netfabric.Impairment{Delay: 50 * time.Millisecond, Loss: 0.1}
+	if err := k.s.Prepare(ctx, []netfabric.TimedChange{{At: 0, Link: "ab", From: "a", Quality: &q}}); err != nil {
+		t.Fatal(err)
+	}
+	ifb, err := netlink.LinkByName(k.env.Hosts[0].Dev + "i")
+	if err != nil {
+		t.Fatal(err)
+	}
+	qs, err := netlink.QdiscList(ifb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := ""
+	for _, x := range qs {
+		if x.Attrs().Parent == netlink.HANDLE_ROOT {
+			root = x.Type()
+		}
+	}
+	if root != "netem" {
+		t.Errorf("ifb root qdisc after Prepare: %q, want netem", root)
+	}
+	if _, redirect := kernelRate(t, k.env.Hosts[0].Dev); redirect {
+		t.Error("Prepare turned the redirect on")
+	}
+	rs, err := k.env.Ping(ctx, 0, k.env.Hosts[1].Addr, 10, 10*time.Millisecond)
+	if err != nil || len(rs) < 9 || median(rs) > 40*time.Millisecond {
+		t.Fatalf("before the first change: %d of 10 replies, median %v, %v", len(rs), median(rs), err)
+	}
+	if err := k.s.Set(ctx, "ab", "a", q); err != nil {
+		t.Fatal(err)
+	}
+	rs, err = k.env.Ping(ctx, 0, k.env.Hosts[1].Addr, 10, 10*time.Millisecond)
+	if err != nil || len(rs) < 8 || median(rs) < 50*time.Millisecond {
+		t.Fatalf("after the first change: %d of 10 replies, median %v, %v", len(rs), median(rs), err)
 	}
 }

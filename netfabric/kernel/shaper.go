@@ -66,6 +66,7 @@ type layout struct {
 var _ netfabric.Shaper = (*Shaper)(nil)
 var _ netfabric.Capturer = (*Shaper)(nil)
 var _ netfabric.Expresser = (*Shaper)(nil)
+var _ netfabric.Preparer = (*Shaper)(nil)
 
 // state is what the kernel cannot tell back (netem does not dump its
 // distribution table): the qualities as set, kept in statePath so each
@@ -360,6 +361,68 @@ func (s *Shaper) Set(ctx context.Context, link, from string, q netfabric.Impairm
 		}
 	}
 	return s.save()
+}
+
+// Prepare implements netfabric.Preparer. Each direction the schedule
+// changes gets the careful path once if this process has not seen it, so
+// its first change takes the fast one. An unshaped direction whose first
+// quality needs netem gets its netem root on the ifb now, while the
+// redirect is off and nothing passes through it: putting a root qdisc in
+// place waits for an RCU grace period (tens of milliseconds in a TCG
+// guest), where changing it in place does not.
+func (s *Shaper) Prepare(ctx context.Context, changes []netfabric.TimedChange) error {
+	first := map[string]netfabric.Impairment{} // by tap: the first quality scheduled
+	firstAt := map[string]time.Duration{}
+	for _, ch := range changes {
+		if ch.Quality == nil {
+			continue
+		}
+		_, froms, err := s.links.CheckSet(ch.Link, ch.From, *ch.Quality)
+		if err != nil {
+			return err
+		}
+		for _, e := range froms {
+			if at, ok := firstAt[e.Tap]; !ok || ch.At < at {
+				firstAt[e.Tap], first[e.Tap] = ch.At, *ch.Quality
+			}
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.held()
+	for _, l := range s.links {
+		for _, e := range l.Endpoints {
+			q, ok := first[e.Tap]
+			if !ok {
+				continue
+			}
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if s.known[e.Tap] == nil {
+				if err := s.apply(c, l.Name, e); err != nil {
+					s.drop()
+					return fmt.Errorf("link %s from %s: %w", l.Name, e.Host, err)
+				}
+			}
+			k := s.known[e.Tap]
+			if k == nil || k.ifb == nil || k.redirect || !needsNetem(q) || (k.qdiscs && needsNetem(k.q)) || s.canExpress(q) != nil {
+				continue
+			}
+			dist, err := s.dist(q.Distribution)
+			if err != nil {
+				return err
+			}
+			limit := uint32(q.QueueLimit(10e9))
+			k.qdiscs = false
+			if err := shape(c, k.ifb, q, limit, dist, s.netemSeed(l.Name, e.Host), s.tickUs); err != nil {
+				s.drop()
+				return fmt.Errorf("link %s from %s: %w", l.Name, e.Host, err)
+			}
+			k.qdiscs, k.q, k.limit = true, q, limit
+		}
+	}
+	return nil
 }
 
 // idleClose is how long the shaper's sockets outlive its last change.

@@ -434,3 +434,46 @@ func TestSetAfterTapMadeAnew(t *testing.T) {
 		t.Errorf("after the sockets closed: rate %d B/s, want %d", rate, uint64(30e6/8))
 	}
 }
+
+// Prepare, in a process that has not seen the lab (a new Shaper on the
+// same taps), learns every scheduled direction's layout without changing
+// any quality, so the schedule's first changes take the fast path.
+func TestPrepareLearnsLayoutAndChangesNothing(t *testing.T) {
+	k := newLab(t, "kp", netfabric.Impairment{RateBits: 10e6}, "10.85.0.1", "10.85.0.2")
+	ctx := context.Background()
+	links := k.s.links
+	fresh, err := New(links, 42, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	changes := []netfabric.TimedChange{
+		{At: time.Second, Link: "ab", From: "a", Quality: &netfabric.Impairment{RateBits: 20e6}},
+		{At: 0, Link: "ab", From: "a", Quality: &netfabric.Impairment{RateBits: 30e6}},
+	}
+	if err := fresh.Prepare(ctx, changes); err != nil {
+		t.Fatal(err)
+	}
+	tapA, tapB := links[0].Endpoints[0].Tap, links[0].Endpoints[1].Tap
+	if rate, redirect := kernelRate(t, tapA); rate != 10e6/8 || !redirect {
+		t.Errorf("Prepare changed a's direction: rate %d B/s, redirect %v", rate, redirect)
+	}
+	fresh.mu.Lock()
+	ka, kb := fresh.known[tapA], fresh.known[tapB]
+	fresh.mu.Unlock()
+	if ka == nil || !ka.redirect || !ka.qdiscs || ka.q.RateBits != 10e6 {
+		t.Errorf("a's layout not learnt: %+v", ka)
+	}
+	if kb != nil {
+		t.Errorf("b's direction is not in the schedule but was prepared: %+v", kb)
+	}
+	if err := fresh.Set(ctx, "ab", "a", *changes[1].Quality); err != nil {
+		t.Fatal(err)
+	}
+	if rate, _ := kernelRate(t, tapA); rate != 30e6/8 {
+		t.Errorf("after the first change: rate %d B/s, want %d", rate, uint64(30e6/8))
+	}
+	bad := []netfabric.TimedChange{{At: 0, Link: "nope", Quality: &netfabric.Impairment{}}}
+	if err := fresh.Prepare(ctx, bad); err == nil {
+		t.Error("Prepare took a schedule with an unknown link")
+	}
+}
