@@ -185,7 +185,27 @@ func run(ctx context.Context, o options) error {
 		fmt.Printf("%-52s %8d %10v %10v %10v %10.2f %10s %8d\n", r.name, r.st.Applied, r.st.Lateness.P50, r.st.Lateness.P99, r.st.Lateness.Max, r.runnerCPU, engine, r.messages)
 	}
 	fmt.Printf("load after %s\n", loadavg())
+	for _, r := range results {
+		printBySecond(r)
+	}
 	return nil
+}
+
+// printBySecond shows where in the schedule the late changes were: the
+// lateness of the changes due in each second.
+func printBySecond(r result) {
+	by := map[int][]netfabric.AppliedChange{}
+	last := 0
+	for _, c := range r.st.Records {
+		sec := int(c.At / time.Second)
+		by[sec] = append(by[sec], c)
+		last = max(last, sec)
+	}
+	fmt.Printf("%s, by the second the changes were due in:\n%8s %8s %10s %10s %10s\n", r.name, "second", "changes", "p50", "p99", "max")
+	for sec := 0; sec <= last; sec++ {
+		l := netfabric.LatenessOf(by[sec])
+		fmt.Printf("%8d %8d %10v %10v %10v\n", sec, l.N, l.P50.Round(time.Microsecond), l.P99.Round(time.Microsecond), l.Max.Round(time.Microsecond))
+	}
 }
 
 // build makes n links l00.. between namespace pairs: link i joins hosts
