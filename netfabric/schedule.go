@@ -218,6 +218,24 @@ type Preparer interface {
 	Prepare(ctx context.Context, changes []TimedChange) error
 }
 
+// Flusher is an optional Shaper capability: write out what the shaper
+// deferred while changes came fast (the kernel shaper saves its state
+// file at most ten times a second). PlaySchedule and Player call it when
+// a schedule ends, however it ends.
+type Flusher interface {
+	Flush(ctx context.Context) error
+}
+
+// flush calls s's Flush, if it has one.
+func flush(ctx context.Context, s Shaper) error {
+	if f, ok := s.(Flusher); ok {
+		if err := f.Flush(context.WithoutCancel(ctx)); err != nil {
+			return fmt.Errorf("schedule: save the links' state: %w", err)
+		}
+	}
+	return nil
+}
+
 // prepare calls s's Prepare, if it has one.
 func prepare(ctx context.Context, s Shaper, changes []TimedChange) error {
 	if p, ok := s.(Preparer); ok {
@@ -265,6 +283,9 @@ func PlaySchedule(ctx context.Context, s Shaper, start time.Time, changes []Time
 		return st, err
 	}
 	state, err := play(ctx, s, start, changes, order, clock, func(r AppliedChange) { st.Records = append(st.Records, r) })
+	if ferr := flush(ctx, s); ferr != nil && err == nil {
+		err = ferr
+	}
 	st.State, st.Applied, st.Lateness = state, len(st.Records), LatenessOf(st.Records)
 	return st, err
 }
@@ -381,6 +402,9 @@ func (p *Player) Schedule(ctx context.Context, start time.Time, changes []TimedC
 			p.st.Records = append(p.st.Records, r)
 			p.mu.Unlock()
 		})
+		if ferr := flush(run, p.s); ferr != nil && err == nil {
+			err = ferr
+		}
 		p.mu.Lock()
 		p.st.State = state
 		if err != nil {

@@ -193,8 +193,17 @@ func (p preparingShaper) Prepare(_ context.Context, changes []TimedChange) error
 	return p.err
 }
 
+func (p preparingShaper) Flush(context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls = append(p.calls, "flush")
+	p.at = append(p.at, p.clock.Now())
+	return nil
+}
+
 // A shaper that prepares is asked once, with the whole schedule, before
-// the first change; one that fails to prepare gets no change.
+// the first change, and to flush after the last; one that fails to
+// prepare gets no change.
 func TestPlaySchedulePrepares(t *testing.T) {
 	start := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
 	changes := []TimedChange{{At: 0, Link: "ab", Quality: q(time.Millisecond)}, {At: time.Second, Link: "bc", Quality: q(0)}}
@@ -203,7 +212,7 @@ func TestPlaySchedulePrepares(t *testing.T) {
 	if _, err := PlaySchedule(context.Background(), s, start, changes, clock); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"prepare 2", "set ab  delay 1ms", "set bc  none"}
+	want := []string{"prepare 2", "set ab  delay 1ms", "set bc  none", "flush"}
 	if !slices.Equal(s.calls, want) {
 		t.Fatalf("calls %v, want %v", s.calls, want)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -475,5 +476,52 @@ func TestPrepareLearnsLayoutAndChangesNothing(t *testing.T) {
 	bad := []netfabric.TimedChange{{At: 0, Link: "nope", Quality: &netfabric.Impairment{}}}
 	if err := fresh.Prepare(ctx, bad); err == nil {
 		t.Error("Prepare took a schedule with an unknown link")
+	}
+}
+
+// Set saves the state file at once when it has not saved for a while (a
+// one-shot CLI call), and at most every saveEvery while changes come
+// fast; Flush writes what is pending.
+func TestSetSavesStateAtMostEverySaveEvery(t *testing.T) {
+	k := newLab(t, "kw", netfabric.Impairment{}, "10.83.0.1", "10.83.0.2")
+	ctx := context.Background()
+	saved := func() int64 {
+		t.Helper()
+		b, err := os.ReadFile(k.s.statePath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var st state
+		if err := json.Unmarshal(b, &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Quality["ab"]["a"].RateBits
+	}
+	set := func(rate int64) {
+		t.Helper()
+		if err := k.s.Set(ctx, "ab", "a", netfabric.Impairment{RateBits: rate}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(saveEvery) // Setup saved just now
+	set(1e6)
+	if got := saved(); got != 1e6 {
+		t.Fatalf("first Set: state file has %d, want it saved at once", got)
+	}
+	set(2e6)
+	if got := saved(); got != 1e6 {
+		t.Logf("second Set right after the first was saved at once (slow machine?): %d", got)
+	}
+	time.Sleep(saveEvery + 100*time.Millisecond)
+	if got := saved(); got != 2e6 {
+		t.Fatalf("%v after a deferred save: state file has %d, want 2000000", saveEvery+100*time.Millisecond, got)
+	}
+	set(3e6)
+	set(4e6)
+	if err := k.s.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := saved(); got != 4e6 {
+		t.Fatalf("after Flush: state file has %d, want 4000000", got)
 	}
 }
