@@ -145,14 +145,7 @@ func TestNetemRateWithDelay(t *testing.T) {
 	requireNetem(t)
 	k := newLab(t, "kd", netfabric.Impairment{}, "10.94.0.1", "10.94.0.2")
 	ctx := context.Background()
-	stop, err := k.env.Start(0, "iperf3", "-s", "-p", "5201")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stop()
-	if err := k.env.WaitTCP(ctx, 0, 5201); err != nil {
-		t.Fatal(err)
-	}
+	k.iperfServer(t, 0)
 	for _, rate := range []int64{10e6, 5e6} {
 		q := netfabric.Impairment{RateBits: rate, Delay: 5 * time.Millisecond}
 		if err := k.s.Set(ctx, "ab", "", q); err != nil {
@@ -187,16 +180,8 @@ func TestNetemPrepare(t *testing.T) {
 	if err := k.s.Prepare(ctx, []netfabric.TimedChange{{At: 0, Link: "ab", From: "a", Quality: &q}}); err != nil {
 		t.Fatal(err)
 	}
-	ifb, err := netlink.LinkByName(k.env.Hosts[0].Dev + "i")
-	if err != nil {
-		t.Fatal(err)
-	}
-	qs, err := netlink.QdiscList(ifb)
-	if err != nil {
-		t.Fatal(err)
-	}
 	root := ""
-	for _, x := range qs {
+	for _, x := range k.ifbQdiscs(t, 0) {
 		if x.Attrs().Parent == netlink.HANDLE_ROOT {
 			root = x.Type()
 		}

@@ -53,14 +53,7 @@ func TestNetemOptionsMatchTc(t *testing.T) {
 	}
 	// After the table, forgelab's additions: the order-keeping rate, exact
 	// 64-bit delay and jitter, the PRNG seed.
-	attrs, err := nl.ParseRouteAttr(rest[8192:])
-	if err != nil {
-		t.Fatal(err)
-	}
-	byType := map[uint16][]byte{}
-	for _, a := range attrs {
-		byType[a.Attr.Type] = a.Value
-	}
+	byType := attrsByType(t, rest[8192:])
 	u64 := func(typ uint16) uint64 { return binary.LittleEndian.Uint64(byType[typ]) }
 	if u64(nl.TCA_NETEM_RATE64) != orderKeepingRate || len(byType[nl.TCA_NETEM_RATE]) != 16 {
 		t.Error("jitter without reorder: no order-keeping rate")
@@ -125,14 +118,7 @@ func TestNetemOptionsRate(t *testing.T) {
 		{netfabric.Impairment{Jitter: time.Millisecond, RateBits: 8e6}, 1e6, 0, true},
 	} {
 		got := netemOptions(tc.q, 1000, nil, 1, 15.625).Serialize()[4:]
-		attrs, err := nl.ParseRouteAttr(got[24:])
-		if err != nil {
-			t.Fatal(err)
-		}
-		byType := map[uint16][]byte{}
-		for _, a := range attrs {
-			byType[a.Attr.Type] = a.Value
-		}
+		byType := attrsByType(t, got[24:])
 		r, ok := byType[nl.TCA_NETEM_RATE]
 		if ok != tc.wantRateAttr {
 			t.Errorf("%v: rate attribute %v, want %v", tc.q, ok, tc.wantRateAttr)
@@ -146,4 +132,18 @@ func TestNetemOptionsRate(t *testing.T) {
 			t.Errorf("%v: RATE64 %x (present %v), want %d", tc.q, r64, ok, tc.rate64)
 		}
 	}
+}
+
+// attrsByType parses netlink attributes into their values by type.
+func attrsByType(t *testing.T, b []byte) map[uint16][]byte {
+	t.Helper()
+	attrs, err := nl.ParseRouteAttr(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byType := map[uint16][]byte{}
+	for _, a := range attrs {
+		byType[a.Attr.Type] = a.Value
+	}
+	return byType
 }

@@ -73,16 +73,8 @@ func TestNetemPlaySchedule(t *testing.T) {
 		t.Fatal("the scheduled change never showed in the traffic")
 	}
 	t.Logf("change due %v after start, applied %v late; first slow ping sent %v after the due time", at, last.Late, firstSlow.Sub(due))
-	ifb, err := netlink.LinkByName(k.env.Hosts[0].Dev + "i")
-	if err != nil {
-		t.Fatal(err)
-	}
-	qs, err := netlink.QdiscList(ifb)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var kinds []string
-	for _, q := range qs {
+	for _, q := range k.ifbQdiscs(t, 0) {
 		kinds = append(kinds, q.Type()+" "+netlink.HandleStr(q.Attrs().Handle))
 	}
 	if len(kinds) != 1 || kinds[0] != "netem 1:0" {

@@ -74,17 +74,38 @@ func (k *klab) reach(t *testing.T, from, to int) bool {
 	return len(rs) > 0
 }
 
-func TestRateTCP(t *testing.T) {
-	k := newLab(t, "kr", netfabric.Impairment{RateBits: 10e6}, "10.81.0.1", "10.81.0.2")
-	ctx := context.Background()
-	stop, err := k.env.Start(0, "iperf3", "-s", "-p", "5201")
+// iperfServer runs an iperf3 server on port 5201 of host i until the
+// test ends.
+func (k *klab) iperfServer(t *testing.T, i int) {
+	t.Helper()
+	stop, err := k.env.Start(i, "iperf3", "-s", "-p", "5201")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer stop()
-	if err := k.env.WaitTCP(ctx, 0, 5201); err != nil {
+	t.Cleanup(stop)
+	if err := k.env.WaitTCP(context.Background(), i, 5201); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// ifbQdiscs lists the qdiscs on the ifb of host i's direction.
+func (k *klab) ifbQdiscs(t *testing.T, i int) []netlink.Qdisc {
+	t.Helper()
+	ifb, err := netlink.LinkByName(k.env.Hosts[i].Dev + "i")
+	if err != nil {
+		t.Fatal(err)
+	}
+	qs, err := netlink.QdiscList(ifb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return qs
+}
+
+func TestRateTCP(t *testing.T) {
+	k := newLab(t, "kr", netfabric.Impairment{RateBits: 10e6}, "10.81.0.1", "10.81.0.2")
+	ctx := context.Background()
+	k.iperfServer(t, 0)
 	bps, err := k.env.IperfTCP(ctx, 1, 0, 5201, 4)
 	if err != nil {
 		t.Fatal(err)
