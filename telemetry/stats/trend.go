@@ -217,6 +217,12 @@ func Trend(ys []float64, opt TrendOptions) (TrendResult, error) {
 	}
 	if ref != 0 {
 		r.Change = r.TheilSen.Slope * float64(len(ys)-1) / ref
+		if r.Change < -1 && slices.Min(ys) >= 0 {
+			// A series that never goes below zero (goodput falling to
+			// nothing) cannot lose more than all of it, though its fitted
+			// line can run below zero.
+			r.Change = -1
+		}
 	}
 	switch {
 	case r.MannKendall.P >= opt.Alpha:

@@ -127,6 +127,9 @@ func TestTrend(t *testing.T) {
 		{"no leak", soak(2, 600, 200e6, 0.02, 0), NoTrend, false, 0, "no significant trend"},
 		{"throughput degrades 20 %", soak(3, 300, 940, 0.03, -0.20), Decreasing, true, -0.20, "decreasing by -"},
 		{"tiny drift is not a leak", soak(4, 2000, 100, 0.002, 0.02), Increasing, false, 0.02, "under the 5 % minimum"},
+		// The fitted line runs below zero (-157 % of its start); a series
+		// that never does cannot lose more than all of it.
+		{"goodput falls to nothing", fallsToZero(), Decreasing, true, -1, "decreasing by -100.0 %"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -164,4 +167,13 @@ func TestTrendLongSeriesIsFast(t *testing.T) {
 	if !r.Significant || r.Direction != Increasing || math.Abs(r.Change-0.1) > 0.02 {
 		t.Errorf("Trend = %+v, want +10 %% increasing", r)
 	}
+}
+
+// fallsToZero is 100 falling evenly to 0 over 60 samples, then 40 zeros.
+func fallsToZero() []float64 {
+	var ys []float64
+	for i := 0; i < 60; i++ {
+		ys = append(ys, 100-float64(i)*100/59)
+	}
+	return append(ys, make([]float64, 40)...)
 }
