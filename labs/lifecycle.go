@@ -472,6 +472,16 @@ func contains(list []string, s string) bool {
 // Destroy removes a lab from its saved state. It is idempotent and works
 // on a lab whose create was killed at any point.
 func (m *Manager) Destroy(ctx context.Context, name string) error {
+	// A run playing on the lab ends first, as with Ctrl-C: it puts its
+	// links back under the lab's lock, which destroy is about to hold.
+	if st, err := m.Store.Load(name); err == nil {
+		if mk, ok := readRunMarker(m.Store.LayoutOf(st)); ok && mk.Recorder.Alive() {
+			sctx, cancel := context.WithTimeout(ctx, time.Minute)
+			err := stopRunner(sctx, mk.Recorder)
+			cancel()
+			m.note(name, SourceForgelab, ActionRunStop, map[string]any{"run": mk.Dir, "pid": mk.Recorder.PID, "why": "destroy"}, err)
+		}
+	}
 	unlock, err := m.Store.Lock(ctx, name, "destroy")
 	if err != nil {
 		return err

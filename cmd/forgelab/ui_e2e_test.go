@@ -80,6 +80,8 @@ func checkServeUI(t *testing.T, stateDir, lab, runID string) {
 
 		t.Run("the recorded run replays", func(t *testing.T) { checkReplay(t, b, dir, stateDir, lab, runID) })
 
+		t.Run("a scenario starts and stops through the API", func(t *testing.T) { checkServeScenario(t, api, lab) })
+
 		t.Run("/metrics passes promtool", func(t *testing.T) {
 			resp, err := http.Get(api + "/metrics")
 			if err != nil {
@@ -268,4 +270,103 @@ func getJSON(url string, v any) error {
 		return fmt.Errorf("GET %s: %s %s", url, resp.Status, body)
 	}
 	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// checkServeScenario starts a scenario file next to the lab file through
+// serve's API, sees it play (and a second start refused), stops it, and
+// finds its run folder closed and both calls in the lab's event log.
+func checkServeScenario(t *testing.T, api, lab string) {
+	var info struct {
+		File string `json:"file"`
+	}
+	if r := forgelab(t, "inspect", "-o", "json", lab); r.code != 0 || json.Unmarshal([]byte(r.stdout), &info) != nil || info.File == "" {
+		t.Fatalf("forgelab inspect: %s %s", r.stdout, r.stderr)
+	}
+	scen := filepath.Join(filepath.Dir(info.File), "from-serve.toml")
+	if err := os.WriteFile(scen, []byte("duration = \"5m\"\n\n[[event]]\nat = \"1s\"\ndo = \"marker\"\nlabel = \"started by serve\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	post := func(path, body string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest("POST", api+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer ui-e2e-0123456789abcdef")
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	base := "/api/v1/labs/" + lab + "/scenario/"
+	if code, body := post(base+"start", `{"scenario": "../from-serve.toml"}`); code != http.StatusBadRequest {
+		t.Errorf("start of a path: %d %s, want 400", code, body)
+	}
+	code, body := post(base+"start", `{"scenario": "from-serve"}`)
+	if code != http.StatusOK {
+		t.Fatalf("start: %d %s", code, body)
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			post(base+"stop", `{}`)
+		}
+	}()
+	var sc backend.ScenarioStatus
+	if err := json.Unmarshal([]byte(body), &sc); err != nil || !sc.Running || sc.Name != "from-serve" {
+		t.Errorf("start answered %s, want the scenario from-serve running", body)
+	}
+	if code, body := post(base+"start", `{"scenario": "from-serve"}`); code != http.StatusConflict {
+		t.Errorf("a second start while it plays: %d %s, want 409", code, body)
+	}
+	var snap struct {
+		Scenario backend.ScenarioStatus `json:"scenario"`
+	}
+	if err := getJSON(api+"/api/v1/labs/"+lab+"/snapshot", &snap); err != nil || !snap.Scenario.Running || snap.Scenario.Clock <= 0 {
+		t.Errorf("snapshot while it plays: %+v, %v", snap.Scenario, err)
+	}
+	if code, body := post(base+"stop", `{}`); code != http.StatusOK {
+		t.Fatalf("stop: %d %s", code, body)
+	}
+	stopped = true
+	if err := getJSON(api+"/api/v1/labs/"+lab+"/snapshot", &snap); err != nil || snap.Scenario.Running {
+		t.Errorf("snapshot after stop: %+v, %v", snap.Scenario, err)
+	}
+	if code, body := post(base+"stop", `{}`); code != http.StatusConflict {
+		t.Errorf("stop with nothing playing: %d %s, want 409", code, body)
+	}
+	var rs []backend.RunSummary
+	if err := getJSON(api+"/api/v1/runs", &rs); err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(rs, func(r backend.RunSummary) bool { return r.Lab == lab && r.Scenario == "from-serve" })
+	if i < 0 || rs[i].End.IsZero() || rs[i].Status == "running" {
+		t.Errorf("runs after stop: %+v; want from-serve's run on %s closed", rs, lab)
+	}
+	var evs []backend.Event
+	for after := int64(0); ; {
+		var page struct {
+			Events []backend.Event `json:"events"`
+			Next   int64           `json:"next"`
+		}
+		if err := getJSON(fmt.Sprintf("%s/api/v1/labs/%s/events?after=%d&limit=5000", api, lab, after), &page); err != nil {
+			t.Fatal(err)
+		}
+		if len(page.Events) == 0 {
+			break
+		}
+		evs, after = append(evs, page.Events...), page.Next
+	}
+	// From serve's start on: the run putting the links back, then the stop
+	// (logged once the runner has ended, with how it went).
+	var seen []string
+	for _, e := range evs {
+		if e.Action == "run.start" || e.Action == "run.stop" || e.Action == "run.reset" {
+			seen = append(seen, e.Source+" "+e.Action+" "+e.Result)
+		}
+	}
+	if i := slices.Index(seen, "api run.start ok"); i < 0 || !slices.Equal(seen[i:], []string{"api run.start ok", "forgelab run.reset ok", "api run.stop ok"}) {
+		t.Errorf("event log's runs: %v; want serve's start, the run's reset and serve's stop, in that order", seen)
+	}
 }

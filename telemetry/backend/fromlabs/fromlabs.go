@@ -12,7 +12,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"sync"
+	"time"
 
 	"github.com/forgelab/forgelab/hypervisor"
 	"github.com/forgelab/forgelab/labs"
@@ -33,6 +35,9 @@ type Backend struct {
 	// LibvirtURI, opened on first use and kept (the UI asks several times
 	// a second).
 	Stats func(domains []string) ([]hypervisor.DomainStats, error)
+	// Forgelab is the forgelab binary a scenario started from serve runs
+	// in (`forgelab run`, a process of its own); "" is this program.
+	Forgelab string
 
 	statsMu   sync.Mutex
 	statsConn *hypervisor.Conn
@@ -232,9 +237,22 @@ func (b *Backend) Processes(ctx context.Context, lab string) ([]backend.ProcessS
 	return out, nil
 }
 
+// Scenario is the run playing on the lab, whoever started it: its
+// scenario's name and clock from the run folder's run.json.
 func (b *Backend) Scenario(ctx context.Context, lab string) (backend.ScenarioStatus, error) {
-	_, err := b.load(lab)
-	return backend.ScenarioStatus{}, err
+	st, err := b.load(lab)
+	if err != nil {
+		return backend.ScenarioStatus{}, err
+	}
+	dir, ok := labs.CurrentRun(b.Store, st)
+	if !ok {
+		return backend.ScenarioStatus{}, nil
+	}
+	r, err := runs.Open(dir)
+	if err != nil {
+		return backend.ScenarioStatus{}, nil // the run ended meanwhile
+	}
+	return backend.ScenarioStatus{Running: true, Name: r.Meta.Scenario, Clock: time.Since(r.Meta.Start)}, nil
 }
 
 // Events reads the lab's event log (events.jsonl); the cursor is the
@@ -293,11 +311,51 @@ func (b *Backend) HostAction(ctx context.Context, source, lab, host, action stri
 	return notFound(m.HostAction(ctx, labs.Source(source), lab, host, hypervisor.HostAction(action)))
 }
 
-var errNoScenarios = fmt.Errorf("%w: scenarios are not played from serve yet; use the forgelab CLI meanwhile", backend.ErrUnsupported)
-
+// StartScenario plays a scenario in a `forgelab run` of its own: the run
+// outlives the request and records its folder as one started at a
+// terminal.
 func (b *Backend) StartScenario(ctx context.Context, source, lab, scenario string) error {
-	return errNoScenarios
+	if _, err := b.load(lab); err != nil {
+		return err
+	}
+	exe := b.Forgelab
+	if exe == "" {
+		var err error
+		if exe, err = os.Executable(); err != nil {
+			return fmt.Errorf("find the forgelab binary to run the scenario in: %w", err)
+		}
+	}
+	m, conn, err := labs.Open(b.Store.Dir, b.LibvirtURI, io.Discard)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_, err = m.StartRun(ctx, labs.Source(source), exe, lab, scenario)
+	return runError(err)
 }
-func (b *Backend) StopScenario(ctx context.Context, source, lab string) error { return errNoScenarios }
+
+// StopScenario ends the lab's run, whoever started it.
+func (b *Backend) StopScenario(ctx context.Context, source, lab string) error {
+	if _, err := b.load(lab); err != nil {
+		return err
+	}
+	m, conn, err := labs.Open(b.Store.Dir, b.LibvirtURI, io.Discard)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return runError(m.StopRun(ctx, labs.Source(source), lab))
+}
+
+// runError marks a run's refusals as the client's mistake.
+func runError(err error) error {
+	switch {
+	case errors.Is(err, labs.ErrBadScenario):
+		return fmt.Errorf("%w: %w", backend.ErrBadInput, err)
+	case errors.Is(err, labs.ErrRunActive), errors.Is(err, labs.ErrNoRun):
+		return fmt.Errorf("%w: %w", backend.ErrConflict, err)
+	}
+	return notFound(err)
+}
 
 var _ backend.Backend = (*Backend)(nil)

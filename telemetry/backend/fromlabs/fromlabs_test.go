@@ -80,8 +80,23 @@ func TestReadsState(t *testing.T) {
 	if evs, _, _ := b.Events(ctx, "l1", 2, 10); len(evs) != 1 || evs[0].Source != "api" || evs[0].Action != "heal" || evs[0].Result != "error" {
 		t.Errorf("event of the refused heal: %+v", evs)
 	}
-	if err := b.StartScenario(ctx, "api", "l1", ""); !errors.Is(err, backend.ErrUnsupported) {
-		t.Errorf("StartScenario: %v, want ErrUnsupported", err)
+	// Scenarios: nothing plays; a lab without its lab file, a scenario
+	// named by a path and stopping what does not play are the client's
+	// mistakes.
+	if sc, err := b.Scenario(ctx, "l1"); err != nil || sc.Running {
+		t.Errorf("Scenario with no run: %+v, %v", sc, err)
+	}
+	if err := b.StartScenario(ctx, "api", "l1", ""); !errors.Is(err, backend.ErrBadInput) {
+		t.Errorf("StartScenario without a lab file: %v, want ErrBadInput", err)
+	}
+	if err := b.StartScenario(ctx, "api", "l1", "../etc/passwd"); !errors.Is(err, backend.ErrBadInput) {
+		t.Errorf("StartScenario of a path: %v, want ErrBadInput", err)
+	}
+	if err := b.StopScenario(ctx, "api", "l1"); !errors.Is(err, backend.ErrConflict) {
+		t.Errorf("StopScenario with no run: %v, want ErrConflict", err)
+	}
+	if err := b.StartScenario(ctx, "api", "nope", ""); !errors.Is(err, backend.ErrNotFound) {
+		t.Errorf("StartScenario of a missing lab: %v, want ErrNotFound", err)
 	}
 }
 
