@@ -46,7 +46,8 @@ type Backend struct {
 // New reads the labs under stateDir.
 func New(stateDir string) *Backend { return &Backend{Store: &store.Store{Dir: stateDir}} }
 
-// control is the labs control path for link changes (no libvirt needed).
+// control is the labs control path for link changes and runs (no libvirt
+// needed).
 func (b *Backend) control() *labs.Manager { return &labs.Manager{Store: b.Store} }
 
 func (b *Backend) load(lab string) (*store.State, error) {
@@ -325,12 +326,7 @@ func (b *Backend) StartScenario(ctx context.Context, source, lab, scenario strin
 			return fmt.Errorf("find the forgelab binary to run the scenario in: %w", err)
 		}
 	}
-	m, conn, err := labs.Open(b.Store.Dir, b.LibvirtURI, io.Discard)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	_, err = m.StartRun(ctx, labs.Source(source), exe, lab, scenario)
+	_, err := b.control().StartRun(ctx, labs.Source(source), exe, lab, scenario)
 	return runError(err)
 }
 
@@ -339,12 +335,7 @@ func (b *Backend) StopScenario(ctx context.Context, source, lab string) error {
 	if _, err := b.load(lab); err != nil {
 		return err
 	}
-	m, conn, err := labs.Open(b.Store.Dir, b.LibvirtURI, io.Discard)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	return runError(m.StopRun(ctx, labs.Source(source), lab))
+	return runError(b.control().StopRun(ctx, labs.Source(source), lab))
 }
 
 // runError marks a run's refusals as the client's mistake.
