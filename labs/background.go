@@ -22,6 +22,7 @@ var (
 	ErrRunActive   = errors.New("a run is playing")
 	ErrNoRun       = errors.New("no run is playing")
 	ErrBadScenario = errors.New("bad scenario")
+	ErrNotReady    = errors.New("lab not ready")
 )
 
 // Actions of runs started and stopped for serve (the run itself logs the
@@ -70,7 +71,7 @@ func (m *Manager) StartRun(ctx context.Context, src Source, exe, lab, scenarioNa
 		return "", err
 	}
 	if st.Phase != store.PhaseReady || st.Plan == nil {
-		return "", fmt.Errorf("%w: lab %s is %s, not ready", ErrRunActive, lab, st.Phase)
+		return "", fmt.Errorf("%w: lab %s is %s (forgelab inspect %s says more)", ErrNotReady, lab, st.Phase, lab)
 	}
 	l := m.Store.LayoutOf(st)
 	if mk, ok := readRunMarker(l); ok && mk.Recorder.Alive() {

@@ -343,7 +343,7 @@ func runError(err error) error {
 	switch {
 	case errors.Is(err, labs.ErrBadScenario):
 		return fmt.Errorf("%w: %w", backend.ErrBadInput, err)
-	case errors.Is(err, labs.ErrRunActive), errors.Is(err, labs.ErrNoRun):
+	case errors.Is(err, labs.ErrRunActive), errors.Is(err, labs.ErrNoRun), errors.Is(err, labs.ErrNotReady):
 		return fmt.Errorf("%w: %w", backend.ErrConflict, err)
 	}
 	return notFound(err)
