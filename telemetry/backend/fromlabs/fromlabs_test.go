@@ -26,24 +26,13 @@ import (
 // through the labs control path and are logged with their source.
 func TestReadsState(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	s := &store.Store{Dir: dir}
-	l, _ := s.Lab("l1")
-	if err := os.MkdirAll(l.Dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	st := &store.State{Lab: "l1", Phase: store.PhaseReady, Plan: &labs.Plan{
-		Lab:  "l1",
-		Mgmt: labs.MgmtPlan{Network: "fl-x-mgmt", Prefix: netip.MustParsePrefix("10.1.2.0/24")},
+	dir, s := savedLab(t, &store.State{Plan: &labs.Plan{
 		Hosts: []labs.HostPlan{
 			{Name: "a", Position: [3]float64{1, 2, 3}},
 			{Name: "b", Kind: spec.KindPhysical},
 		},
 		Links: []labs.LinkPlan{{Name: "ab", Endpoints: []string{"a", "b"}}},
-	}, Hosts: map[string]*store.HostState{"a": {Ready: true}}}
-	if err := s.Recorder(st).Update(func(*store.State) {}); err != nil {
-		t.Fatal(err)
-	}
+	}, Hosts: map[string]*store.HostState{"a": {Ready: true}}})
 	for _, e := range []store.Event{{Source: "cli", Action: "link.set", Result: "ok"}, {Source: "cli", Action: "heal", Result: "ok"}} {
 		if err := s.AppendEvent("l1", e); err != nil {
 			t.Fatal(err)
@@ -234,4 +223,23 @@ func TestRunPaths(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("paths:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
+}
+
+// savedLab saves st as the ready lab l1 (management 10.1.2.0/24) in a
+// new state dir.
+func savedLab(t *testing.T, st *store.State) (string, *store.Store) {
+	t.Helper()
+	dir := t.TempDir()
+	s := &store.Store{Dir: dir}
+	l, _ := s.Lab("l1")
+	if err := os.MkdirAll(l.Dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	st.Lab, st.Phase = "l1", store.PhaseReady
+	st.Plan.Lab = "l1"
+	st.Plan.Mgmt = labs.MgmtPlan{Network: "fl-x-mgmt", Prefix: netip.MustParsePrefix("10.1.2.0/24")}
+	if err := s.Recorder(st).Update(func(*store.State) {}); err != nil {
+		t.Fatal(err)
+	}
+	return dir, s
 }

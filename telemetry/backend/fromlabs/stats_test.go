@@ -2,8 +2,6 @@ package fromlabs_test
 
 import (
 	"context"
-	"net/netip"
-	"os"
 	"reflect"
 	"testing"
 
@@ -18,23 +16,12 @@ import (
 // DomainStats asks libvirt for the lab's VMs only (not its physical
 // hosts) and names each by its host.
 func TestDomainStats(t *testing.T) {
-	dir := t.TempDir()
-	s := &store.Store{Dir: dir}
-	l, _ := s.Lab("l1")
-	if err := os.MkdirAll(l.Dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	st := &store.State{Lab: "l1", Phase: store.PhaseReady, Plan: &labs.Plan{
-		Lab:  "l1",
-		Mgmt: labs.MgmtPlan{Network: "fl-x-mgmt", Prefix: netip.MustParsePrefix("10.1.2.0/24")},
+	dir, _ := savedLab(t, &store.State{Plan: &labs.Plan{
 		Hosts: []labs.HostPlan{
 			{Name: "a", Domain: "fl-x-a"},
 			{Name: "p", Kind: spec.KindPhysical},
 		},
-	}}
-	if err := s.Recorder(st).Update(func(*store.State) {}); err != nil {
-		t.Fatal(err)
-	}
+	}})
 	var asked []string
 	b := fromlabs.New(dir)
 	b.Stats = func(names []string) ([]hypervisor.DomainStats, error) {
